@@ -1,0 +1,72 @@
+"""Torch dataset over a FaceTable: uint8 CHW tensors (normalised later, on the device), failures reported not fatal."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from facemac.data.decode import decode_image
+from facemac.data.preprocess import Preprocessor
+from facemac.data.table import FaceTable
+from facemac.errors import DataError
+
+
+class FaceDataset(Dataset):
+    """Decode → geometry → optional augmentation (albumentations on uint8) → CHW uint8 tensor."""
+
+    def __init__(self, table: FaceTable, preprocess: Preprocessor, augment: Callable[..., Any] | None = None):
+        self.table = table
+        self.preprocess = preprocess
+        self.augment = augment
+        n, a = len(table), len(table.attributes)
+        self.labels = torch.from_numpy(table.labels.astype(np.float32)) if table.labels is not None else torch.zeros(n, a)
+        self.mask = torch.from_numpy(table.mask) if table.mask is not None else torch.zeros(n, a, dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        key = self.table.keys[i]
+        try:
+            img = decode_image(self.table.source.read(key), key)
+        except (OSError, DataError) as e:
+            return {"index": i, "ok": False, "reason": getattr(e, "reason", None) or f"{type(e).__name__}: {e}"}
+        lm = self.table.landmarks[i] if self.table.landmarks is not None else None
+        img = self.preprocess(img, lm)
+        if self.augment is not None:
+            img = self.augment(image=img)["image"]
+        return {
+            "index": i, "ok": True, "image": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),
+            "labels": self.labels[i], "mask": self.mask[i],
+        }
+
+
+def collate_faces(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the readable samples; list the unreadable ones as (index, reason) so callers can report them."""
+    good = [s for s in samples if s["ok"]]
+    failures = [(s["index"], s["reason"]) for s in samples if not s["ok"]]
+    if not good:
+        return {"image": torch.empty(0, 3, 1, 1, dtype=torch.uint8), "labels": torch.empty(0), "mask": torch.empty(0),
+                "index": torch.empty(0, dtype=torch.long), "failures": failures}
+    return {
+        "image": torch.stack([s["image"] for s in good]),
+        "labels": torch.stack([s["labels"] for s in good]),
+        "mask": torch.stack([s["mask"] for s in good]),
+        "index": torch.tensor([s["index"] for s in good], dtype=torch.long),
+        "failures": failures,
+    }
+
+
+def normalize_on_device(images: torch.Tensor, mean: list[float], std: list[float], device: torch.device,
+                        channels_last: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 NCHW batch → normalised float on the device (the copy travels as uint8: 4x less traffic)."""
+    x = images.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.to(dtype).div_(255.0)
+    m = torch.tensor(mean, device=device, dtype=dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1)
+    return x.sub_(m).div_(s)

@@ -1,0 +1,75 @@
+"""Decode encoded image bytes to uint8 RGB with OpenCV (libjpeg-turbo / libpng), refusing what cannot be a face."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facemac.errors import DataError
+
+MAX_PIXELS = 64_000_000  # larger than any face crop by orders of magnitude; beyond this is a decompression bomb
+
+cv2.setNumThreads(1)  # DataLoader workers parallelise across images; OpenCV's own threads would oversubscribe
+
+
+class ImageDecodeError(DataError):
+    """One image could not be turned into pixels; ``reason`` is short and goes into failure lists."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+def decode_image(data: bytes, key: str = "<bytes>") -> np.ndarray:
+    """Bytes of a JPEG/PNG/BMP/WebP → HxWx3 uint8 RGB. Grayscale, RGBA and 16-bit inputs are converted."""
+    if not data:
+        raise ImageDecodeError(key, "empty file")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    _check_size(buf, key)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageDecodeError(key, "not a decodable image (corrupt, truncated or not an image)")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ImageDecodeError(key, f"unsupported pixel type {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    channels = img.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    raise ImageDecodeError(key, f"unsupported channel count {channels}")
+
+
+def _check_size(buf: np.ndarray, key: str) -> None:
+    """Refuse decompression bombs from the header alone, before any pixel is allocated."""
+    shape = _header_shape(buf)
+    if shape is not None and shape[0] * shape[1] > MAX_PIXELS:
+        raise ImageDecodeError(key, f"image too large ({shape[1]}x{shape[0]} pixels, limit {MAX_PIXELS})")
+
+
+def _header_shape(buf: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) read from a PNG IHDR or JPEG SOF header; None for other formats."""
+    b = buf.tobytes()[:65536]
+    if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24:
+        return int.from_bytes(b[20:24], "big"), int.from_bytes(b[16:20], "big")
+    if b[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(b):
+            if b[i] != 0xFF:
+                i += 1
+                continue
+            marker = b[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            length = int.from_bytes(b[i + 2:i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return int.from_bytes(b[i + 5:i + 7], "big"), int.from_bytes(b[i + 7:i + 9], "big")
+            i += 2 + length
+    return None

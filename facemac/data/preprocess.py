@@ -1,0 +1,70 @@
+"""Bring a stored image to the model's input geometry in one OpenCV warp or resize.
+
+Alignment matters more than the backbone: a MAC trained on one crop and applied to another measures the crop. The
+policy (``align``) and the input size are recorded in every checkpoint, and annotation rebuilds this same
+Preprocessor from it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facemac.errors import ConfigError, DataError
+
+# insightface's 5-point ArcFace template for 112x112 crops: left eye, right eye, nose tip, left and right mouth corner.
+ARCFACE_TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+ALIGN_POLICIES = ("arcface", "resize")
+# Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo).
+GEOMETRIES = ("arcface_112", "loose", "unknown")
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, shift) mapping src→dst points (Umeyama 1991); 2x3 matrix."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    cov = d_c.T @ s_c / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    var_s = (s_c ** 2).sum() / len(src)
+    scale = (sig * d).sum() / var_s
+    shift = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, shift[:, None]]).astype(np.float32)
+
+
+class Preprocessor:
+    """Stored image (HxWx3 uint8) → input_size x input_size x 3 uint8 in the policy's geometry."""
+
+    def __init__(self, align: str, input_size: int):
+        if align not in ALIGN_POLICIES:
+            raise ConfigError(f"data align={align!r} is unknown; choose one of {', '.join(ALIGN_POLICIES)}")
+        self.align = align
+        self.size = int(input_size)
+        self.template = ARCFACE_TEMPLATE_112 * (self.size / 112.0)
+
+    def check_geometry(self, geometry: str, has_landmarks: bool, name: str) -> None:
+        """Refuse a dataset whose stored crop cannot be brought to this policy's geometry."""
+        if self.align == "arcface" and geometry != "arcface_112" and not has_landmarks:
+            raise DataError(f"dataset {name!r} stores {geometry!r} crops without landmarks, but the model expects "
+                            "ArcFace-aligned faces; provide 5-point landmarks or aligned 112x112 crops")
+        if self.align == "resize" and geometry == "arcface_112":
+            raise DataError(f"dataset {name!r} stores ArcFace-aligned crops but the model was trained on whole "
+                            "loose images (align=resize); its rates would measure the crop, not the faces")
+
+    def __call__(self, img: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        s = self.size
+        if self.align == "arcface" and landmarks is not None:
+            m = similarity_transform(landmarks, self.template)
+            return cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if img.shape[0] == s and img.shape[1] == s:
+            return img
+        interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
+        return cv2.resize(img, (s, s), interpolation=interp)

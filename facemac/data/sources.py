@@ -1,0 +1,21 @@
+"""Where encoded image bytes come from: plain files under a root (packed formats add their own sources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FileSource:
+    """Images stored as files; keys are paths relative to ``root`` with forward slashes."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def describe(self) -> str:
+        return f"files under {self.root}"
+
+    def __reduce__(self):  # picklable for DataLoader workers
+        return (FileSource, (str(self.root),))

@@ -1,0 +1,69 @@
+"""MAC: a timm backbone and one linear head with one logit per attribute (dropout before it)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from facemac.errors import ConfigError
+
+# Backbones whose constructor takes the input size (ViTs and friends need it for their position embeddings).
+_TAKES_IMG_SIZE = ("vit", "deit", "beit", "eva", "swin", "test_vit")
+
+
+class MAC(nn.Module):
+    """Massive Attribute Classifier: features from any timm backbone, independent sigmoid per attribute."""
+
+    def __init__(self, backbone: nn.Module, num_attributes: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(drop_rate)
+        self.head = nn.Linear(backbone.num_features, num_attributes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.backbone(x)))
+
+
+def create_mac(model_cfg: dict[str, Any], num_attributes: int) -> MAC:
+    """Build a MAC from a plain model config (the one stored in checkpoints).
+
+    Keys: ``timm_name``; ``pretrained`` (hub weights, off by default: nothing is downloaded unless asked);
+    ``weights`` (a local file: .pth/.bin/.safetensors, loaded without network); ``img_size``; ``drop_rate`` (head
+    dropout); ``drop_path_rate``; ``kwargs`` (passed to timm).
+    """
+    name = model_cfg["timm_name"]
+    if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        raise ConfigError(f"model.timm_name={name!r} is not a timm model; close names: {', '.join(close) or 'none'}")
+    kwargs: dict[str, Any] = dict(model_cfg.get("kwargs") or {})
+    if model_cfg.get("drop_path_rate"):
+        kwargs["drop_path_rate"] = float(model_cfg["drop_path_rate"])
+    if model_cfg.get("img_size") and name.startswith(_TAKES_IMG_SIZE):
+        kwargs["img_size"] = int(model_cfg["img_size"])
+    weights = model_cfg.get("weights")
+    pretrained = bool(model_cfg.get("pretrained", False))
+    if weights:
+        path = Path(str(weights)).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"model.weights={str(weights)!r}: no such file")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    backbone = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+    return MAC(backbone, num_attributes, drop_rate=float(model_cfg.get("drop_rate", 0.0)))
+
+
+def model_data_config(model: MAC, input_size: int | None = None) -> dict[str, Any]:
+    """Mean/std/interpolation from timm's data config for the backbone, at the run's input size."""
+    cfg = timm.data.resolve_model_data_config(model.backbone)
+    size = int(input_size or cfg["input_size"][-1])
+    return {
+        "input_size": [3, size, size],
+        "mean": [float(v) for v in cfg["mean"]],
+        "std": [float(v) for v in cfg["std"]],
+        "interpolation": str(cfg.get("interpolation", "bilinear")),
+    }

@@ -1,0 +1,139 @@
+"""Experiment tracking. The only module that imports wandb; every stage talks to a Tracker.
+
+``logger=wandb`` runs online when credentials exist and offline otherwise (with the ``wandb sync`` hint);
+``logger=none`` gives a NullTracker. Everything a tracker logs is also written to the run directory by the stage
+itself, so a run without W&B loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class NullTracker:
+    """Tracking switched off: every call is accepted and dropped."""
+
+    enabled = False
+    run_dir: Path | None = None
+
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None: ...
+
+    def summary(self, values: dict[str, Any]) -> None: ...
+
+    def log_table(self, name: str, frame: pd.DataFrame) -> None: ...
+
+    def log_image(self, name: str, path: str | Path) -> None: ...
+
+    def log_artifact(self, name: str, type: str, paths: list[str | Path], aliases: list[str] | None = None,
+                     metadata: dict[str, Any] | None = None) -> None: ...
+
+    def use_artifact(self, ref: str, type: str | None = None) -> Path:
+        from facemac.errors import ConfigError
+        raise ConfigError(f"W&B artifact reference {ref!r} needs logger=wandb with credentials (wandb login)")
+
+    def finish(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finish()
+
+
+def has_wandb_credentials() -> bool:
+    """True when an API key is reachable without asking anyone (env var or ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+class WandbTracker(NullTracker):
+    """One W&B run per job; ``finish`` always runs (context manager), so multirun jobs never log into each other."""
+
+    enabled = True
+
+    def __init__(self, cfg: DictConfig, job_type: str, output_dir: str | Path):
+        import wandb
+
+        self._wandb = wandb
+        lcfg = cfg.logger
+        mode = lcfg.get("mode", "auto")
+        if mode == "auto":
+            mode = "online" if has_wandb_credentials() else "offline"
+        self.mode = mode
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=lcfg.get("project", "facemac"), entity=lcfg.get("entity"), group=lcfg.get("group"),
+            name=lcfg.get("name"), tags=list(lcfg.get("tags") or []), job_type=job_type, config=resolved,
+            dir=str(output_dir), mode=mode, reinit="create_new", settings=wandb.Settings(silent=True),
+        )
+        self.run_dir = Path(self.run.dir).parent
+        if mode == "offline":
+            log.info("W&B is offline (no credentials); upload later with: wandb sync %s", self.run_dir)
+
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        self.run.log(metrics, step=step)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self.run.summary.update(values)
+
+    def log_table(self, name: str, frame: pd.DataFrame) -> None:
+        self.run.log({name: self._wandb.Table(dataframe=frame.reset_index(drop=True))})
+
+    def log_image(self, name: str, path: str | Path) -> None:
+        self.run.log({name: self._wandb.Image(str(path))})
+
+    def log_artifact(self, name: str, type: str, paths: list[str | Path], aliases: list[str] | None = None,
+                     metadata: dict[str, Any] | None = None) -> None:
+        art = self._wandb.Artifact(name=_artifact_name(name), type=type, metadata=metadata or {})
+        for p in map(Path, paths):
+            if p.is_dir():
+                art.add_dir(str(p), name=p.name)
+            else:
+                art.add_file(str(p), name=p.name)
+        self.run.log_artifact(art, aliases=aliases or ["latest"])
+
+    def use_artifact(self, ref: str, type: str | None = None) -> Path:
+        """Download an artifact (verified against its manifest digests by wandb) and return its folder."""
+        from facemac.errors import ConfigError
+        if self.mode != "online":
+            raise ConfigError(f"W&B artifact reference {ref!r} needs credentials (wandb login); "
+                              "pass a local path instead")
+        art = self.run.use_artifact(ref, type=type)
+        return Path(art.download())
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+def _artifact_name(name: str) -> str:
+    """W&B artifact names allow letters, digits, '-', '_' and '.' only."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+def create_tracker(cfg: DictConfig, job_type: str, output_dir: str | Path, rank: int = 0) -> NullTracker:
+    """The tracker the config asks for; non-zero ranks never track."""
+    backend = cfg.get("logger", {}).get("backend", "none") if cfg.get("logger") else "none"
+    if rank != 0 or backend == "none":
+        return NullTracker()
+    if backend == "wandb":
+        return WandbTracker(cfg, job_type, output_dir)
+    from facemac.errors import ConfigError
+    raise ConfigError(f"logger.backend={backend!r} is unknown; use logger=wandb or logger=none")
