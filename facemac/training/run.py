@@ -193,8 +193,10 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
         if cfg.get("logger") is not None and cfg.logger.get("name") is None and "name" in cfg.logger:
             cfg.logger.name = run_name(cfg)
     patience = tcfg.early_stopping.get("patience")
+    stop_after = tcfg.get("stop_after_epochs")
+    first_epoch = state["epoch"]
     with create_tracker(cfg, "train", out, dist.rank) as tracker:
-        for epoch in range(state["epoch"], epochs):
+        for epoch in range(first_epoch, epochs):
             if state["stopped"] or trainer.done:
                 break
             loaders["train"].sampler.set_epoch(epoch)
@@ -231,6 +233,12 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
                              "train/images_per_s": stats["images_per_s"], "lr": optimizer.param_groups[0]["lr"],
                              **flat_history(val, "val")}, step=trainer.step)
             D.barrier()
+            if stop_after is not None and epoch + 1 - first_epoch >= int(stop_after) and epoch + 1 < epochs:
+                log.info("train.stop_after_epochs=%s reached: stopping with %s; continue with "
+                         "hydra.run.dir=%s train.resume=auto", stop_after, ckpt_dir / "last.pt", out)
+                return {"val_mA": float(state["best_metrics"]["mA"]), "val": state["best_metrics"], "test": None,
+                        "run_dir": str(out), "best": str(ckpt_dir / "best.pt"), "last": str(ckpt_dir / "last.pt"),
+                        "finished": False}
             if state["stopped"]:
                 log.info("early stopping: no %s gain for %d epochs (best epoch %d)", select, patience,
                          state["best_epoch"])
@@ -259,7 +267,7 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
             mark_done(out)
         D.barrier()
     return {"val_mA": float(val_best["mA"]), "val": val_best, "test": test, "run_dir": str(out),
-            "best": str(best_path), "last": str(ckpt_dir / "last.pt")}
+            "best": str(best_path), "last": str(ckpt_dir / "last.pt"), "finished": True}
 
 
 def _train_state(trainer: Trainer, state: dict[str, Any]) -> dict[str, Any]:
