@@ -85,3 +85,22 @@ def test_demo_hook_reads_the_requested_target(tmp_path, monkeypatch):
     cfg.demo_profile = "demo_nope"
     with pytest.raises(ConfigError, match=r"dataset\.demo_profile='demo_nope'.*demo_real_a, demo_synth_a"):
         build_table(cfg, cache_dir=tmp_path / "cache")
+
+
+def test_celeba_config_and_demo_celeba(tmp_path, monkeypatch):
+    from tests.readers_fixtures import write_celeba_tree
+
+    write_celeba_tree(tmp_path / "data/celeba")
+    cfg = OmegaConf.create({"name": "celeba", "format": "celeba", "root": str(tmp_path / "data"),
+                            "attributes": ["Male"], "geometry": "loose", "align": "arcface"})
+    t = build_table(cfg)
+    assert t.attributes == ["Male"] and len(t) == 9 and t.landmarks is not None and t.geometry == "loose"
+
+    fake = types.SimpleNamespace(ensure_demo=lambda cache_dir, seed=0, **kw: types.SimpleNamespace(
+        celeba_root=tmp_path / "data/celeba", targets={}))
+    monkeypatch.setitem(sys.modules, "facemac.data.demo", fake)
+    demo = build_table({"name": "demo", "format": "celeba", "root": None, "demo": True, "attributes": None,
+                        "geometry": "arcface_112"}, cache_dir=tmp_path)
+    assert demo.name == "demo" and demo.geometry == "arcface_112" and len(demo.attributes) == 5
+    with pytest.raises(ConfigError, match=r"dataset\.root is not set"):  # demo: false does not generate anything
+        build_table({"format": "celeba", "root": None, "demo": False})
