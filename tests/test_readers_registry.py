@@ -104,3 +104,21 @@ def test_celeba_config_and_demo_celeba(tmp_path, monkeypatch):
     assert demo.name == "demo" and demo.geometry == "arcface_112" and len(demo.attributes) == 5
     with pytest.raises(ConfigError, match=r"dataset\.root is not set"):  # demo: false does not generate anything
         build_table({"format": "celeba", "root": None, "demo": False})
+
+
+def test_maadface_config_composes_and_reads(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "MAAD_Face.csv").write_text("Filename,Identity,Male,Young\nn1/1.jpg,1,1,0\nn2/1.jpg,2,-1,1\n")
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
+        cfg = compose(config_name="maadface", overrides=[f"root={tmp_path}"])
+    t = build_table(cfg)
+    assert t.name == "maadface" and t.attributes == ["Male", "Young"] and t.source.root == tmp_path / "images"
+    np.testing.assert_array_equal(t.mask, [[True, False], [True, True]])
+    for name in ("celeba", "demo"):
+        with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
+            c = compose(config_name=name)
+        assert c.format == "celeba" and c.align == "arcface"

@@ -25,21 +25,23 @@ RESERVED = ("path", "identity", "split")
 _SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2, "0": 0, "1": 1, "2": 2}
 
 
-def check_field_counts(path: Path, delimiter: str = ",") -> None:
-    """Every non-blank row must have as many fields as the header (pandas silently pads short rows)."""
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
-    if '"' in text:  # quoted fields may hold the delimiter: count with the csv module
-        counts = ((i, len(row)) for i, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1) if row)
-    else:
-        counts = ((i, line.count(delimiter) + 1) for i, line in enumerate(lines, start=1) if line.strip())
+def check_field_counts(path: Path, delimiter: str = ",", layout: str = LABEL_CSV_LAYOUT) -> None:
+    """Every non-blank row must have as many fields as the header (pandas silently pads short rows, and shifts
+    every column when all rows have one field too many). Streams the file: fine for millions of rows."""
     expected = None
-    for lineno, n in counts:
-        if expected is None:
-            expected = n
-        elif n != expected:
-            raise DataError(f"{path}, line {lineno}: {n} fields, but the header has {expected}; "
-                            f"expected {LABEL_CSV_LAYOUT}")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if '"' in line:  # quoted fields may hold the delimiter
+                n = len(next(csv.reader([line], delimiter=delimiter)))
+            else:
+                n = line.count(delimiter) + 1
+            if expected is None:
+                expected = n
+            elif n != expected:
+                raise DataError(f"{path}, line {lineno}: {n} fields, but the header has {expected}; "
+                                f"expected {layout}")
 
 
 def parse_binary_cells(raw: np.ndarray, columns: Sequence[str], path: Path,
