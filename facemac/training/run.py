@@ -42,16 +42,23 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
     return mcfg
 
 
+def base_name(cfg: DictConfig) -> str:
+    """`<model>-<dataset>`: the W&B artifact name (versions accumulate under it)."""
+    return f"{cfg.model.get('name') or cfg.model.timm_name}-{(cfg.get('dataset') or {}).get('name') or 'data'}"
+
+
 def run_name(cfg: DictConfig) -> str:
     """`<model>-<dataset>` plus the swept values of a multirun job, so sweep runs are told apart in W&B."""
-    name = f"{cfg.model.get('name', cfg.model.timm_name)}-{(cfg.get('dataset') or {}).get('name', 'data')}"
+    name = base_name(cfg)
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         hc = HydraConfig.get()
         if hc.mode == RunMode.MULTIRUN:
-            name += "-" + ",".join(o for o in hc.overrides.task if not o.startswith(("hydra.", "logger.")))
+            swept = ",".join(o for o in hc.overrides.task if not o.startswith(("hydra.", "logger.")))
+            name = f"{name}#{hc.job.num}" + (f" {swept}" if swept else "")
+            name = name if len(name) <= 120 else name[:117] + "..."
     except (ValueError, ImportError, AttributeError):
         pass
     return name
@@ -261,7 +268,7 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
             tracker.summary({"val/mA": val_best["mA"], "val/mean_accuracy": val_best["mean_accuracy"],
                              "test/mA": test["mA"], "test/mean_accuracy": test["mean_accuracy"],
                              "best_epoch": best["epoch"]})
-            tracker.log_artifact(f"mac-{run_name(cfg)}", "model", [best_path], aliases=["best", "latest"],
+            tracker.log_artifact(f"mac-{base_name(cfg)}", "model", [best_path], aliases=["best", "latest"],
                                  metadata={"val_mA": val_best["mA"], "test_mA": test["mA"],
                                            "attributes": len(attributes), "timm_name": mcfg["timm_name"]})
             mark_done(out)
