@@ -1,6 +1,6 @@
 import os, cv2, numpy as np, json
 from mxnet import recordio
-out = "/work/wt/readers/tests/data/recordio_mxnet"
+out = os.path.dirname(os.path.abspath(__file__))  # run with MXNet 1.9.1 installed: python make_fixture.py
 magic = (0xced7230a).to_bytes(4, "little")
 img = np.zeros((8, 8, 3), np.uint8); img[:, :4] = 200
 jpg = cv2.imencode(".jpg", img)[1].tobytes()
