@@ -115,3 +115,22 @@ def test_reads_a_pair_written_by_mxnet(tmp_path):
     rec, idx = write_recordio(tmp_path, images, expected["labels"])
     assert rec.read_bytes() == (data / "train.rec").read_bytes()
     assert idx.read_text() == (data / "train.idx").read_text()
+
+
+def test_dataloader_workers_read_records(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from facemac.data.dataset import FaceDataset, collate_faces
+    from facemac.data.preprocess import Preprocessor
+
+    images = [tiny_jpeg(i) for i in range(6)]
+    write_recordio(tmp_path, images, [0, 0, 1, 1, 2, 2])
+    table = read_recordio(tmp_path)
+    ds = FaceDataset(table, Preprocessor("resize", 16))
+    seen = []
+    for batch in DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_faces):
+        assert not batch["failures"]
+        seen.extend(batch["index"].tolist())
+        assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (3, 16, 16)
+    assert sorted(seen) == list(range(6))
