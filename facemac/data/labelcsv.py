@@ -16,7 +16,7 @@ import pandas as pd
 from facemac.data.layout import require_file, select_attributes
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
-from facemac.data.table import SPLITS, FaceTable
+from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 
 LABEL_CSV_LAYOUT = ("a CSV with a header row: path, [identity], [split], then one column per attribute holding "
