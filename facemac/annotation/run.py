@@ -75,6 +75,8 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
 
 def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
     acfg = cfg.annotate
+    if acfg.get("num_threads"):
+        torch.set_num_threads(int(acfg.num_threads))
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     ckpt_path, how = _on_main(d, lambda: _resolve_ckpt(cfg, tracker))
