@@ -1,0 +1,95 @@
+"""MAAD-Face (`MAAD_Face.csv` over VGGFace2 images): 47 attributes coded 1 / -1 / 0, where 0 means *undefined*.
+
+Undefined cells get mask False (and label 0, which the mask hides): they are never negatives. MAAD-Face has no
+official split, so identities are assigned to train/val/test by a seeded hash of the identity string: deterministic
+across machines and runs, and no person appears in two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facemac.data.labelcsv import check_field_counts
+from facemac.data.layout import require_dir, require_file, select_attributes
+from facemac.data.preprocess import GEOMETRIES
+from facemac.data.sources import FileSource
+from facemac.data.table import FaceTable
+from facemac.errors import ConfigError, DataError
+
+MAADFACE_LAYOUT = ("a CSV with a header 'Filename,Identity,<47 attributes>' and cells 1 / -1 / 0 (0 = undefined), "
+                   "Filename relative to the VGGFace2 images folder (n000002/0001_01.jpg)")
+IMAGE_DIR_GUESSES = ("images", "train", "data/train", "vggface2/train")
+
+
+def identity_splits(identities: Sequence[str] | np.ndarray, val_fraction: float, test_fraction: float,
+                    seed: int = 0) -> np.ndarray:
+    """int8 split per row (0/1/2) from a seeded hash of each identity: every identity lands in exactly one split."""
+    for key, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= float(v) < 1.0:
+            raise ConfigError(f"dataset.{key}={v!r} must be in [0, 1)")
+    if val_fraction + test_fraction >= 1.0:
+        raise ConfigError(f"dataset.val_fraction + dataset.test_fraction = {val_fraction + test_fraction} leaves no "
+                          "identities for training; keep the sum below 1")
+    codes, uniques = pd.factorize(pd.Series(identities, dtype=object), sort=False)
+    u = np.array([int.from_bytes(hashlib.blake2b(f"{seed}\0{ident}".encode(), digest_size=8).digest(), "little")
+                  for ident in uniques], dtype=np.float64) / 2.0 ** 64
+    per_identity = np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0)).astype(np.int8)
+    return per_identity[codes]
+
+
+def _find_images_dir(root: Path, images_dir: str | Path | None) -> Path:
+    if images_dir is not None:
+        return require_dir(root / images_dir, f"the VGGFace2 images folder ({MAADFACE_LAYOUT}); set dataset.images_dir")
+    for guess in IMAGE_DIR_GUESSES:
+        if (root / guess).is_dir():
+            return root / guess
+    return root
+
+
+def _column(df: pd.DataFrame, name: str, path: Path) -> str:
+    for c in df.columns:
+        if c.strip().lower() == name.lower():
+            return c
+    raise DataError(f"{path}: no {name!r} column (header starts {', '.join(map(str, df.columns[:4]))}); "
+                    f"expected {MAADFACE_LAYOUT}")
+
+
+def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_dir: str | Path | None = None,
+                  val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                  attributes: Sequence[str] | None = None, geometry: str = "loose",
+                  name: str = "maadface") -> FaceTable:
+    """FaceTable of MAAD-Face: labels 0/1 with undefined cells masked, identity-disjoint seeded splits."""
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
+    root = require_dir(root, f"a folder holding the MAAD-Face CSV and the VGGFace2 images ({MAADFACE_LAYOUT})")
+    path = require_file(root / csv, MAADFACE_LAYOUT)
+    images = _find_images_dir(root, images_dir)
+    check_field_counts(path, layout=MAADFACE_LAYOUT)
+    try:
+        df = pd.read_csv(path, skipinitialspace=True, dtype=str, keep_default_na=False, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"{path}: cannot be parsed ({e}); expected {MAADFACE_LAYOUT}") from None
+    fcol, icol = _column(df, "Filename", path), _column(df, "Identity", path)
+    attr_cols = [c for c in df.columns if c not in (fcol, icol)]
+    if not attr_cols:
+        raise DataError(f"{path}: no attribute columns after Filename and Identity; expected {MAADFACE_LAYOUT}")
+    cols = [attr_cols[i] for i in select_attributes([c.strip() for c in attr_cols], attributes, str(path))]
+    raw = df[cols]
+    num = raw.apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+    bad = ~((num == 1) | (num == -1) | (num == 0))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        value = raw.iat[r, c]
+        what = "missing (too few columns?)" if value == "" else f"{value!r} is not 1, -1 or 0"
+        raise DataError(f"{path}, line {r + 2}, column {cols[c].strip()!r}: {what}; expected {MAADFACE_LAYOUT}")
+    identities = df[icol].str.strip().tolist()
+    return FaceTable(
+        name=name, source=FileSource(images), keys=df[fcol].str.strip().str.replace("\\", "/").tolist(),
+        attributes=[c.strip() for c in cols], identities=identities, labels=(num == 1).astype(np.float32),
+        mask=num != 0, splits=identity_splits(identities, val_fraction, test_fraction, seed), geometry=geometry,
+    )

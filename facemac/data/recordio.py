@@ -1,0 +1,275 @@
+"""insightface's packed `train.rec` + `train.idx` (MXNet RecordIO), read and written without MXNet.
+
+Record framing (dmlc-core): uint32 magic 0xced7230a, uint32 lrecord (upper 3 bits = continuation flag, lower 29 =
+length), payload, zero padding to 4 bytes. A payload that contains the magic word at a 4-byte boundary is split into
+parts (flag 1 = first, 2 = middle, 3 = last) and the reader re-inserts the magic between them. Each payload starts
+with an IRHeader '<IfQQ' (flag, label, id, id2); when flag > 0, `flag` float32 labels follow; then the encoded image.
+
+insightface layout: record 0 is a header without an image whose labels are (first identity record, end); records
+1 .. first-1 are images; records first .. end-1 are one per identity, labels (first image, end image) of its range.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facemac.data.layout import require_file
+from facemac.data.preprocess import GEOMETRIES
+from facemac.data.table import FaceTable
+from facemac.errors import ConfigError, DataError
+
+MAGIC = 0xCED7230A
+_MAGIC_BYTES = struct.pack("<I", MAGIC)
+IR_FORMAT = "<IfQQ"
+IR_SIZE = struct.calcsize(IR_FORMAT)  # 24
+RECORDIO_LAYOUT = "insightface's packed pair train.rec + train.idx (idx lines 'index<TAB>offset')"
+
+
+def resolve_pair(root: str | Path) -> tuple[Path, Path]:
+    """(rec, idx) from a folder holding train.rec/train.idx (or a single *.rec pair), or from the .rec path."""
+    root = Path(root).expanduser()
+    if root.is_dir():
+        rec = root / "train.rec"
+        if not rec.exists():
+            recs = sorted(root.glob("*.rec"))
+            if len(recs) == 1:
+                rec = recs[0]
+    else:
+        rec = root
+    rec = require_file(rec, RECORDIO_LAYOUT)
+    idx = require_file(rec.with_suffix(".idx"), f"the index beside {rec.name} ({RECORDIO_LAYOUT})")
+    return rec, idx
+
+
+def read_idx(idx_path: str | Path) -> dict[int, int]:
+    """Record index -> byte offset, from MXNet's .idx text file."""
+    idx_path = Path(idx_path)
+    out: dict[int, int] = {}
+    with open(idx_path, encoding="ascii") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            try:
+                if len(parts) != 2:
+                    raise ValueError
+                out[int(parts[0])] = int(parts[1])
+            except ValueError:
+                raise DataError(f"{idx_path}, line {lineno}: {line.strip()[:60]!r} is not 'index<TAB>offset'") \
+                    from None
+    if not out:
+        raise DataError(f"{idx_path} lists no records; expected {RECORDIO_LAYOUT}")
+    return out
+
+
+def _read_payload(fd: int, offset: int, path: Path) -> bytes:
+    """The whole (re-joined) payload of the record starting at ``offset``."""
+    parts: list[bytes] = []
+    while True:
+        head = os.pread(fd, 8, offset)
+        if len(head) != 8:
+            raise DataError(f"{path}: truncated record header at byte {offset}")
+        magic, lrec = struct.unpack("<II", head)
+        if magic != MAGIC:
+            raise DataError(f"{path}: no RecordIO magic at byte {offset} (index points into the middle of a record "
+                            "or the file is not MXNet RecordIO)")
+        cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+        data = os.pread(fd, length, offset + 8)
+        if len(data) != length:
+            raise DataError(f"{path}: record at byte {offset} is truncated ({len(data)} of {length} bytes)")
+        parts.append(data)
+        if cflag in (0, 3):
+            return _MAGIC_BYTES.join(parts)
+        offset += 8 + ((length + 3) & ~3)
+
+
+def unpack_header(payload: bytes) -> tuple[int, np.ndarray, int, int, bytes]:
+    """(flag, labels float32 [max(flag, 1)], id, id2, image bytes) of one payload."""
+    if len(payload) < IR_SIZE:
+        raise ValueError(f"payload of {len(payload)} bytes is shorter than an IRHeader")
+    flag, label, id1, id2 = struct.unpack_from(IR_FORMAT, payload)
+    if flag > 0:
+        end = IR_SIZE + 4 * flag
+        labels = np.frombuffer(payload[IR_SIZE:end], dtype="<f4").copy()
+        return flag, labels, id1, id2, payload[end:]
+    return flag, np.array([label], dtype=np.float32), id1, id2, payload[IR_SIZE:]
+
+
+class RecordIOSource:
+    """ImageSource over a .rec/.idx pair; keys are record indices as strings. Opens the file lazily in each
+    process (DataLoader workers fork or spawn with a pickled copy) and reads with pread, so threads can share it."""
+
+    def __init__(self, rec_path: str | Path, idx_path: str | Path):
+        self.rec_path = Path(rec_path)
+        self.idx_path = Path(idx_path)
+        self._offsets: dict[int, int] | None = None
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    @property
+    def offsets(self) -> dict[int, int]:
+        if self._offsets is None:
+            self._offsets = read_idx(self.idx_path)
+        return self._offsets
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.rec_path, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def payload(self, index: int) -> bytes:
+        """The raw payload (IRHeader + image) of record ``index``."""
+        try:
+            offset = self.offsets[index]
+        except KeyError:
+            raise DataError(f"{self.idx_path} has no record {index}") from None
+        return _read_payload(self._file(), offset, self.rec_path)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return unpack_header(self.payload(int(key)))[4]
+        except ValueError as e:
+            raise DataError(f"{self.rec_path}, record {key}: {e}") from None
+
+    def describe(self) -> str:
+        return f"RecordIO {self.rec_path}"
+
+    def __getstate__(self) -> dict:
+        return {"rec_path": str(self.rec_path), "idx_path": str(self.idx_path), "offsets": self._offsets}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["rec_path"], state["idx_path"])
+        self._offsets = state["offsets"]
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+
+def _header_labels(source: RecordIOSource, indices: Sequence[int]) -> list[tuple[int, float, int]]:
+    """(index, first label, image byte count) of each record, reading only its framing and IRHeader."""
+    fd, out = source._file(), []
+    for i in tqdm(indices, desc=f"index {source.rec_path.name}", unit="rec", leave=False,
+                  disable=len(indices) < 100_000):
+        off = source.offsets[i]
+        head = os.pread(fd, 8 + IR_SIZE, off)
+        if len(head) < 8 + IR_SIZE or struct.unpack_from("<I", head)[0] != MAGIC:
+            raise DataError(f"{source.rec_path}: no valid record {i} at byte {off} (truncated or not RecordIO)")
+        lrec = struct.unpack_from("<I", head, 4)[0]
+        flag, label, _, _ = struct.unpack_from(IR_FORMAT, head, 8)
+        if flag > 0:
+            label = struct.unpack("<f", os.pread(fd, 4, off + 8 + IR_SIZE))[0]
+        cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+        image_bytes = 1 if cflag == 1 else length - IR_SIZE - 4 * flag
+        out.append((i, label, image_bytes))
+    return out
+
+
+def read_recordio(root: str | Path, geometry: str = "arcface_112", name: str | None = None) -> FaceTable:
+    """FaceTable of the image records of an insightface pair; identity = the IRHeader label (as an int string)."""
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
+    rec, idx = resolve_pair(root)
+    source = RecordIOSource(rec, idx)
+    offsets = source.offsets
+    images: list[int] | None = None
+    id_records: list[int] = []
+    if 0 in offsets:
+        try:
+            flag, lab, *_ , img = unpack_header(source.payload(0))
+        except ValueError as e:
+            raise DataError(f"{rec}, record 0: {e}") from None
+        if flag > 0 and not img and len(lab) >= 2:  # insightface's header record
+            first, end = int(lab[0]), int(lab[1])
+            images = [i for i in range(1, first) if i in offsets]
+            id_records = [i for i in range(first, end) if i in offsets]
+    labels: dict[int, float] = {}
+    if images is not None and id_records:
+        # one identity record per person: read the first image of each range, not millions of image headers
+        starts = []
+        for r in id_records:
+            flag, lab, *_ = unpack_header(source.payload(r))
+            a, b = int(lab[0]), int(lab[1])
+            starts.append((a, b))
+        heads = {i: lab for i, lab, _ in _header_labels(source, [a for a, _ in starts if a in offsets])}
+        for a, b in starts:
+            if a in heads:
+                labels.update(dict.fromkeys(range(a, b), heads[a]))
+        if any(i not in labels for i in images):  # ranges do not cover every image: fall back to the headers
+            labels = {}
+    if not labels:
+        candidates = images if images is not None else sorted(offsets)
+        heads = _header_labels(source, candidates)
+        images = [i for i, _, n in heads if n > 0]
+        labels = {i: lab for i, lab, _ in heads}
+    if not images:
+        raise DataError(f"{rec} holds no image records; expected {RECORDIO_LAYOUT}")
+    identities = [str(int(labels[i])) for i in images]
+    return FaceTable(name=name or rec.parent.name, source=source, keys=[str(i) for i in images],
+                     identities=identities, geometry=geometry)
+
+
+def _frame(payload: bytes) -> bytes:
+    """dmlc-core's RecordIOWriter framing, splitting at 4-byte-aligned magic words like the C++ writer does."""
+    out, start, n = [], 0, len(payload)
+    for i in range(0, n - n % 4, 4):
+        if payload[i:i + 4] == _MAGIC_BYTES:
+            out.append(struct.pack("<II", MAGIC, ((1 if start == 0 else 2) << 29) | (i - start)))
+            out.append(payload[start:i])
+            out.append(b"\0" * (-(i - start) % 4))
+            start = i + 4
+    out.append(struct.pack("<II", MAGIC, ((3 if start else 0) << 29) | (n - start)))
+    out.append(payload[start:])
+    out.append(b"\0" * (-(n - start) % 4))
+    return b"".join(out)
+
+
+def pack_header(flag_labels: float | Sequence[float], id1: int = 0, id2: int = 0) -> bytes:
+    """IRHeader bytes: a scalar label (flag 0) or a float32 label vector (flag = its length)."""
+    if isinstance(flag_labels, (int, float, np.integer, np.floating)):
+        return struct.pack(IR_FORMAT, 0, float(flag_labels), id1, id2)
+    arr = np.asarray(flag_labels, dtype="<f4")
+    return struct.pack(IR_FORMAT, len(arr), 0.0, id1, id2) + arr.tobytes()
+
+
+def write_recordio(root: str | Path, images: Sequence[bytes], labels: Sequence[int], prefix: str = "train",
+                   insightface_header: bool = True) -> tuple[Path, Path]:
+    """Write ``<prefix>.rec``/``.idx`` in insightface's layout (header record 0, images 1..N, one record per identity
+    when each label's images are contiguous). Returns (rec, idx)."""
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rec, idx = root / f"{prefix}.rec", root / f"{prefix}.idx"
+    n = len(images)
+    runs: list[tuple[int, int, int]] = []  # (label, first index, end index)
+    for i, lab in enumerate(labels, start=1):
+        if runs and runs[-1][0] == lab:
+            runs[-1] = (lab, runs[-1][1], i + 1)
+        else:
+            runs.append((int(lab), i, i + 1))
+    grouped = len({r[0] for r in runs}) == len(runs)
+    records: list[tuple[int, bytes]] = []
+    if insightface_header:
+        first = n + 1
+        records.append((0, pack_header([first, first + (len(runs) if grouped else 0)])))
+    for i, (img, lab) in enumerate(zip(images, labels), start=1):
+        records.append((i if insightface_header else i - 1, pack_header(float(lab), i) + bytes(img)))
+    if insightface_header and grouped:
+        for k, (lab, a, b) in enumerate(runs):
+            records.append((n + 1 + k, pack_header([a, b], lab)))
+    with open(rec, "wb") as f, open(idx, "w", encoding="ascii") as fi:
+        for i, payload in records:
+            fi.write(f"{i}\t{f.tell()}\n")
+            f.write(_frame(payload))
+    return rec, idx
