@@ -128,10 +128,10 @@ def test_nested_identity_folders_and_reliability(make_cfg, tmp_path):
     root = tmp_path / "data"
     keys = make_folders(root, identities=4, per_identity=2, nested=True)
     ck = make_checkpoint(tmp_path / "m.pt", drop_rate=0.5)
-    annotate(_cfg(make_cfg, ck, root, tmp_path / "run", "annotate.mc_samples=4"))
+    annotate(_cfg(make_cfg, ck, root, tmp_path / "run", "annotate.mc_samples=4", "targets.dcface.depth=2"))
     rows = _rows(tmp_path / "run" / "annotations" / "dcface")
     assert sorted(rows["path"]) == sorted(keys)
-    assert set(rows["identity"]) == {"id000", "id001", "id002", "id003"}  # the leaf folder, not the group folder
+    assert set(rows["identity"]) == {"g0/id000", "g1/id001", "g0/id002", "g1/id003"}  # group/identity, as read
     rel = rows[[f"reliability:{a}" for a in ATTRS]].to_numpy()
     assert rel.dtype == np.float32 and (rel >= 0).all() and (rel <= 1).all() and (rel < 1).any()
 
@@ -147,3 +147,26 @@ def test_evaluate_against_labels_csv(make_cfg, tmp_path):
     truth.reset_index().assign(identity="x").to_csv(root / "labels.csv", index=False)
     acc = evaluate_dataset(tmp_path / "run" / "annotations" / "dcface").set_index("attribute")["accuracy"]
     assert acc["Male"] == pytest.approx(5 / 6) and acc["Smiling"] == 1.0 and acc["Eyeglasses"] == 1.0
+
+
+def test_packed_recordio_target(make_cfg, tmp_path):
+    """insightface train.rec/train.idx: paths are record keys, identities the header labels."""
+    from facemac.data.recordio import write_recordio
+
+    rng = np.random.default_rng(0)
+    imgs = [cv2.imencode(".jpg", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))[1].tobytes() for _ in range(7)]
+    imgs[3] = b"garbage bytes, not a jpeg"
+    write_recordio(tmp_path / "rec", imgs, [0, 0, 0, 1, 1, 2, 2])
+    ck = make_checkpoint(tmp_path / "m.pt")
+    run = tmp_path / "run"
+    cfg = make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=casia", f"targets.casia_webface.root={tmp_path / 'rec'}",
+                                "annotate.shard_size=4", "annotate.num_workers=0", "annotate.num_threads=1",
+                                "annotate.max_failure_fraction=0.2"], output_dir=run)
+    annotate(cfg)
+    ann = run / "annotations" / "casia_webface"
+    rows = _rows(ann)
+    assert list(rows["path"]) == ["1", "2", "3", "5", "6", "7"]  # record 4 is unreadable
+    assert list(rows["identity"]) == ["0", "0", "0", "1", "2", "2"]
+    assert list(pd.read_csv(ann / "failures.csv", dtype=str)["path"]) == ["4"]
+    m = json.loads((ann / "manifest.json").read_text())
+    assert (m["source_format"], m["num_images"], m["num_failures"]) == ("recordio", 6, 1)

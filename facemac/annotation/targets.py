@@ -26,13 +26,13 @@ class TargetSpec:
     group: str
     format: str
     root: str | None
-    geometry: str = "unknown"
+    geometry: str | None = None  # None: the reader's default for the format
     options: dict[str, Any] = field(default_factory=dict)  # every other key, passed on to the reader
 
     def reader_cfg(self) -> dict[str, Any]:
         """The plain dict the registry's ``build_table`` receives."""
-        return {"name": self.name, "format": self.format, "root": self.root, "geometry": self.geometry,
-                **self.options}
+        cfg = {"name": self.name, "format": self.format, "root": self.root, **self.options}
+        return cfg if self.geometry is None else {**cfg, "geometry": self.geometry}
 
 
 def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
@@ -72,7 +72,7 @@ def _spec(name: str, entry: DictConfig) -> TargetSpec:
     root = plain.pop("root", None)
     return TargetSpec(name=name, group=plain.pop("group"), format=plain.pop("format"),
                       root=None if root is None else str(Path(str(root)).expanduser()),
-                      geometry=plain.pop("geometry", None) or "unknown",
+                      geometry=plain.pop("geometry", None),
                       options={k: v for k, v in plain.items() if k != "name"})
 
 
@@ -95,32 +95,11 @@ def fill_demo_roots(specs: list[TargetSpec], cfg: DictConfig) -> None:
 
 def load_target_table(spec: TargetSpec, cache_dir: str | Path) -> FaceTable:
     """The target's image index (keys in a deterministic order). The only place annotation touches a reader."""
+    from facemac.data.registry import build_table
+
     if spec.root is None or not Path(spec.root).exists():
-        raise DataError(f"targets.{spec.name}.root={spec.root!r} does not exist")
-    try:
-        from facemac.data.registry import build_table
-    except ImportError:  # readers not merged yet: a minimal identity-folder walk
-        table = _walk_folders(spec)
-    else:
-        table = build_table(spec.reader_cfg(), Path(cache_dir).expanduser(), key_prefix=None)
-    if spec.geometry != "unknown":
-        table.geometry = spec.geometry
+        raise ConfigError(f"targets.{spec.name}.root={spec.root!r} does not exist")
+    table = build_table(spec.reader_cfg(), Path(str(cache_dir)).expanduser(), prefix=f"targets.{spec.name}")
     if len(table) == 0:
         raise DataError(f"targets.{spec.name}: no images found under {spec.root}")
     return table
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def _walk_folders(spec: TargetSpec) -> FaceTable:
-    """Fallback reader: every image under root, sorted; identity = its parent folder (null directly under root)."""
-    from facemac.data.sources import FileSource
-
-    if spec.format != "folders":
-        raise ConfigError(f"targets.{spec.name}.format={spec.format!r} needs facemac.data.registry")
-    root = Path(spec.root)
-    keys = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    ids = [k.rsplit("/", 2)[-2] if "/" in k else None for k in keys]
-    return FaceTable(name=spec.name, source=FileSource(root), keys=keys, identities=ids, geometry=spec.geometry)
