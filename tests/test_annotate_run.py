@@ -170,3 +170,66 @@ def test_packed_recordio_target(make_cfg, tmp_path):
     assert list(pd.read_csv(ann / "failures.csv", dtype=str)["path"]) == ["4"]
     m = json.loads((ann / "manifest.json").read_text())
     assert (m["source_format"], m["num_images"], m["num_failures"]) == ("recordio", 6, 1)
+
+
+class _RecordingTracker:
+    """Stands in for W&B: records what the stage logs."""
+
+    def __init__(self):
+        self.tables, self.artifacts, self.summaries = {}, [], {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.finished = True
+
+    def log_table(self, name, frame):
+        self.tables[name] = frame
+
+    def log_artifact(self, name, type, paths, aliases=None, metadata=None):
+        self.artifacts.append((name, type, [Path(p) for p in paths], metadata))
+
+    def summary(self, values):
+        self.summaries.update(values)
+
+    def use_artifact(self, ref, type=None):
+        raise AssertionError("not expected")
+
+
+def test_tracking_table_and_one_artifact_per_dataset(make_cfg, tmp_path, monkeypatch):
+    import facemac.annotation.run as run_mod
+
+    rec = _RecordingTracker()
+    seen = {}
+    monkeypatch.setattr(run_mod, "create_tracker", lambda cfg, job_type, out, rank: seen.update(jt=job_type) or rec)
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=3)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    cfg = _cfg(make_cfg, ck, root, tmp_path / "run", "+targets/dataset@targets.copy=dcface",
+               f"targets.copy.root={root}")
+    res = annotate(cfg)
+    assert seen["jt"] == "annotate" and rec.finished
+    frame = rec.tables["annotation_summary"]
+    assert list(frame["dataset"]) == ["dcface", "copy"] and list(frame["images"]) == [6, 6]
+    assert [f"rate:{a}" for a in ATTRS] == [c for c in frame.columns if c.startswith("rate:")]
+    assert frame.loc[0, "rate:Smiling"] == pytest.approx(res["dcface"].positive_rate["Smiling"])
+    assert [(n, t) for n, t, _, _ in rec.artifacts] == [("annotations-dcface", "annotations"),
+                                                         ("annotations-copy", "annotations")]
+    files = {p.name for p in rec.artifacts[0][2]}
+    assert files == {"part-00000.parquet", "part-00001.parquet", "manifest.json", "failures.csv"}
+    assert rec.summaries["dcface/images"] == 6
+
+
+def test_wandb_offline_run(make_cfg, tmp_path):
+    """logger=wandb without credentials: an offline job_type=annotate run, nothing uploaded, the stage completes."""
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=2)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    run = tmp_path / "run"
+    cfg = make_cfg("annotate", ["logger=wandb", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
+                                "annotate.num_workers=0", "annotate.num_threads=1"], output_dir=run)
+    annotate(cfg)
+    assert (run / "DONE").exists()
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))

@@ -87,3 +87,4 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
     assert [p["rows"] for p in ma["parts"]] == [p["rows"] for p in mb["parts"]]
     assert (ma["num_failures"], mb["num_failures"]) == (1, 1) and mb["complete"]
     assert (two / "DONE").exists()
+
