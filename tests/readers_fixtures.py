@@ -45,7 +45,8 @@ def write_celeba_tree(base: Path, n: int = 9, attrs: list[str] | None = None, se
     (base / "list_eval_partition.txt").write_text("".join(f"{f} {s}\n" for f, s in zip(files, splits)))
     (base / "identity_CelebA.txt").write_text("".join(f"{f} {d}\n" for f, d in zip(files, ids)))
     if landmarks:
-        head = "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
+        head = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
+                "leftmouth_x leftmouth_y rightmouth_x rightmouth_y")
         (base / "list_landmarks_align_celeba.txt").write_text(
             f"{n}\n{head}\n" + "".join(f"{f}" + "".join(f"{x:>5d}" for x in v) + "\n" for f, v in zip(files, lms)))
     if bbox:

@@ -54,7 +54,10 @@ def test_wrong_column_count_names_file_and_line(tmp_path):
 def test_bad_value_missing_file_unknown_attribute(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("path,A,B\na.jpg,1,0\nb.jpg,1,yes\n")
-    with pytest.raises(DataError, match=r"line 3, column 'B': value 'yes'"):
+    with pytest.raises(DataError, match=r"line 3, column 'B': 'yes' is not a number"):
+        read_label_csv(csv)
+    csv.write_text("path,A,B\na.jpg,1,0\nb.jpg,0.5,1\n")
+    with pytest.raises(DataError, match=r"line 3, column 'A': value 0.5 is not a label"):
         read_label_csv(csv)
     with pytest.raises(DataError, match=r"missing\.csv does not exist"):
         read_label_csv(tmp_path / "missing.csv")
@@ -64,3 +67,27 @@ def test_bad_value_missing_file_unknown_attribute(tmp_path):
     csv.write_text("path,A\na.jpg,1\n")
     with pytest.raises(ConfigError, match=r"Nope.*valid names: A"):
         read_label_csv(csv, attributes=["Nope"])
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 64, 1 << 22])
+def test_field_count_check_across_chunk_boundaries(tmp_path, chunk):
+    from facemac.data.labelcsv import check_field_counts
+
+    rng = np.random.default_rng(chunk)
+    for trial in range(20):
+        n_rows, bad_row = int(rng.integers(2, 30)), None
+        lines = ["path,a,b"]
+        for r in range(n_rows):
+            fields = 3
+            if bad_row is None and rng.random() < 0.05:
+                fields, bad_row = int(rng.choice([2, 4])), len(lines) + 1
+            lines.append(",".join(["x" * int(rng.integers(1, 5))] * fields))
+            if rng.random() < 0.1:
+                lines.append("   ")  # blank lines are skipped but counted
+        f = tmp_path / f"t{trial}.csv"
+        f.write_text("\r\n".join(lines) + ("\n" if rng.random() < 0.5 else ""))
+        if bad_row is None:
+            check_field_counts(f, chunk_bytes=chunk)
+        else:
+            with pytest.raises(DataError, match=rf"line {bad_row}: \d fields, but the header has 3"):
+                check_field_counts(f, chunk_bytes=chunk)

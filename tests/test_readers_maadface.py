@@ -74,7 +74,7 @@ def test_bad_cells_and_files(tmp_path):
     with pytest.raises(DataError, match=r"MAAD_Face\.csv, line 3: 3 fields, but the header has 4"):
         read_maadface(tmp_path)
     (tmp_path / "MAAD_Face.csv").write_text("Filename,Identity,Male,Young\na/1.jpg,1,1,0\na/2.jpg,1,1,2\n")
-    with pytest.raises(DataError, match=r"line 3, column 'Young': '2' is not 1, -1 or 0"):
+    with pytest.raises(DataError, match=r"line 3, column 'Young': 2 is not 1, -1 or 0"):
         read_maadface(tmp_path)
     (tmp_path / "MAAD_Face.csv").write_text("Filename,Identity,Male,Young\na/1.jpg,1,1,0,1\n")
     with pytest.raises(DataError, match=r"MAAD_Face\.csv, line 2: 5 fields, but the header has 4"):

@@ -96,3 +96,41 @@ def test_errors(tmp_path):
         read_recordio(tmp_path)
     with pytest.raises(ConfigError, match=r"dataset\.root=.*missing does not exist.*train\.rec and train\.idx"):
         build_table({"format": "recordio", "root": str(tmp_path / "missing")})
+
+
+def test_reads_a_pair_written_by_mxnet(tmp_path):
+    """tests/data/recordio_mxnet was written by MXNet 1.9.1 itself (an independent oracle, incl. a split record)."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "recordio_mxnet"
+    expected = json.loads((data / "expected.json").read_text())
+    t = read_recordio(data)
+    assert t.keys == ["1", "2", "3", "4"]
+    assert t.identities == [str(v) for v in expected["labels"]]
+    assert [t.source.read(k).hex() for k in t.keys] == expected["images_hex"]
+    assert decode_image(t.source.read("1"), "1").shape == (8, 8, 3)
+    # and facemac's writer produces the very same bytes from the same content
+    images = [bytes.fromhex(h) for h in expected["images_hex"]]
+    rec, idx = write_recordio(tmp_path, images, expected["labels"])
+    assert rec.read_bytes() == (data / "train.rec").read_bytes()
+    assert idx.read_text() == (data / "train.idx").read_text()
+
+
+def test_dataloader_workers_read_records(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from facemac.data.dataset import FaceDataset, collate_faces
+    from facemac.data.preprocess import Preprocessor
+
+    images = [tiny_jpeg(i) for i in range(6)]
+    write_recordio(tmp_path, images, [0, 0, 1, 1, 2, 2])
+    table = read_recordio(tmp_path)
+    ds = FaceDataset(table, Preprocessor("resize", 16))
+    seen = []
+    for batch in DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_faces):
+        assert not batch["failures"]
+        seen.extend(batch["index"].tolist())
+        assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (3, 16, 16)
+    assert sorted(seen) == list(range(6))

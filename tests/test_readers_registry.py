@@ -122,3 +122,22 @@ def test_maadface_config_composes_and_reads(tmp_path):
         with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
             c = compose(config_name=name)
         assert c.format == "celeba" and c.align == "arcface"
+
+
+def test_labels_csv_config(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,identity,split,Smiling\na.jpg,1,train,1\nb.jpg,2,test,-1\n")
+    with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
+        cfg = compose(config_name="labels_csv", overrides=[f"file={csv}"])
+    t = build_table(cfg)
+    assert t.keys == ["a.jpg", "b.jpg"] and t.geometry == "arcface_112" and t.source.root == tmp_path
+    np.testing.assert_array_equal(t.splits, [0, 2])
+    np.testing.assert_array_equal(t.mask, [[True], [False]])
+    with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
+        unset = compose(config_name="labels_csv")
+    with pytest.raises(ConfigError, match=r"dataset\.file is not set; set dataset\.file=<path> to a CSV 'path, "):
+        build_table(unset)

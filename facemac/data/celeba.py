@@ -120,5 +120,5 @@ def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geome
         landmarks = lm.astype(np.float32).reshape(-1, 5, 2)
 
     return FaceTable(name=name, source=FileSource(base / IMAGES_DIR), keys=keys.tolist(),
-                     attributes=[names[c] for c in cols], identities=identities, labels=labels, mask=np.ones(labels.shape, dtype=bool),
-                     splits=splits.astype(np.int8), landmarks=landmarks, geometry=geometry)
+                     attributes=[names[c] for c in cols], identities=identities, labels=labels,
+                     mask=np.ones(labels.shape, dtype=bool), splits=splits.astype(np.int8), landmarks=landmarks, geometry=geometry)

@@ -16,7 +16,7 @@ import pandas as pd
 from facemac.data.layout import require_file, select_attributes
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
-from facemac.data.table import SPLITS, FaceTable
+from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 
 LABEL_CSV_LAYOUT = ("a CSV with a header row: path, [identity], [split], then one column per attribute holding "
@@ -25,49 +25,98 @@ RESERVED = ("path", "identity", "split")
 _SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2, "0": 0, "1": 1, "2": 2}
 
 
-def check_field_counts(path: Path, delimiter: str = ",", layout: str = LABEL_CSV_LAYOUT) -> None:
+def _mismatch(path: Path, lineno: int, n: int, expected: int, layout: str) -> DataError:
+    return DataError(f"{path}, line {lineno}: {n} fields, but the header has {expected}; expected {layout}")
+
+
+def check_field_counts(path: Path, delimiter: str = ",", layout: str = LABEL_CSV_LAYOUT,
+                       chunk_bytes: int = 1 << 22) -> None:
     """Every non-blank row must have as many fields as the header (pandas silently pads short rows, and shifts
-    every column when all rows have one field too many). Streams the file: fine for millions of rows."""
+    every column when all rows have one field too many). Counts delimiters per line with numpy, chunk by chunk,
+    so millions of rows take about a second; files with quotes go through the csv module instead."""
+    delim, expected, lineno, tail = ord(delimiter), None, 0, b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk_bytes)
+            if b'"' in block:  # quoted fields may hold the delimiter or newlines
+                return _check_field_counts_quoted(path, delimiter, layout)
+            data = tail + block
+            if not block:
+                if not data.strip():
+                    break
+                data += b"\n"
+            cut = data.rfind(b"\n") + 1
+            data, tail = data[:cut], data[cut:]
+            if not data:
+                continue
+            arr = np.frombuffer(data, dtype=np.uint8)
+            ends = np.flatnonzero(arr == 10)
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            commas = np.concatenate(([0], np.cumsum(arr == delim)))
+            counts = commas[ends] - commas[starts] + 1
+            nonblank = np.concatenate(([0], np.cumsum(arr > 32)))
+            filled = (nonblank[ends] - nonblank[starts]) > 0
+            rows = np.flatnonzero(filled)
+            if expected is None and len(rows):
+                expected = int(counts[rows[0]])
+            if expected is not None:
+                wrong = rows[counts[rows] != expected]
+                if len(wrong):
+                    i = int(wrong[0])
+                    raise _mismatch(path, lineno + i + 1, int(counts[i]), expected, layout)
+            lineno += len(ends)
+            if not block:
+                break
+
+
+def _check_field_counts_quoted(path: Path, delimiter: str, layout: str) -> None:
     expected = None
     with open(path, encoding="utf-8-sig", newline="") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            if '"' in line:  # quoted fields may hold the delimiter
-                n = len(next(csv.reader([line], delimiter=delimiter)))
-            else:
-                n = line.count(delimiter) + 1
+            n = len(next(csv.reader([line], delimiter=delimiter)))
             if expected is None:
                 expected = n
             elif n != expected:
-                raise DataError(f"{path}, line {lineno}: {n} fields, but the header has {expected}; "
+                raise _mismatch(path, lineno, n, expected, layout)
+
+
+def numeric_columns(df: pd.DataFrame, cols: Sequence[str], path: Path, layout: str) -> np.ndarray:
+    """float32 [N, len(cols)] of columns pandas parsed as numbers (empty cells = NaN); a column holding text fails
+    with the line and column of its first non-number."""
+    out = np.empty((len(df), len(cols)), dtype=np.float32)
+    for j, c in enumerate(cols):
+        col = df[c]
+        if not pd.api.types.is_numeric_dtype(col.dtype):
+            text = col.astype(str).str.strip()
+            num = pd.to_numeric(text.replace("", np.nan), errors="coerce")
+            bad = (num.isna() & (text != "") & (text.str.lower() != "nan")).to_numpy()
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{path}, line {r + 2}, column {c.strip()!r}: {text.iat[r]!r} is not a number; "
                                 f"expected {layout}")
+            col = num
+        out[:, j] = col.to_numpy(np.float32, na_value=np.nan)
+    return out
 
 
-def parse_binary_cells(raw: np.ndarray, columns: Sequence[str], path: Path,
-                       negative: Sequence[str] = ("0",), unknown: Sequence[str] = ("", "-1")
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """String cells → (labels float32 0/1, mask bool); any other value is a DataError naming line and column."""
-    raw = np.char.strip(raw.astype(str))
-    num = pd.DataFrame(raw).apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    pos = num == 1
-    neg = np.isin(raw, list(negative)) | np.isin(num, [float(v) for v in negative if _isnum(v)])
-    unk = np.isin(raw, list(unknown)) | np.isin(num, [float(v) for v in unknown if _isnum(v)])
+def parse_binary_cells(values: np.ndarray, columns: Sequence[str], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers (NaN = empty) → (labels float32 0/1, mask bool): 1 / 0 known, -1 or empty unknown, else a DataError."""
+    pos, neg = values == 1, values == 0
+    unk = np.isnan(values) | (values == -1)
     bad = ~(pos | neg | unk)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}, line {r + 2}, column {columns[c]!r}: value {str(raw[r, c])!r} is not a label; "
-                        f"expected 1, {' or '.join(map(repr, negative))} (or {' / '.join(map(repr, unknown))} "
-                        "for unknown)")
+        raise DataError(f"{path}, line {r + 2}, column {columns[c]!r}: value {values[r, c]:g} is not a label; "
+                        "expected 1 or 0 (empty or -1 for unknown)")
     return pos.astype(np.float32), ~unk
 
 
-def _isnum(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
+def header_columns(path: Path) -> list[str]:
+    """The header row's column names (stripped), read before pandas so text columns can be typed as text."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return [c.strip() for c in next(csv.reader([f.readline()]), [])]
 
 
 def read_label_csv(path: str | Path, root: str | Path | None = None, geometry: str = "unknown",
@@ -78,7 +127,9 @@ def read_label_csv(path: str | Path, root: str | Path | None = None, geometry: s
     path = require_file(path, LABEL_CSV_LAYOUT)
     check_field_counts(path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+        text_cols = {c: str for c in header_columns(path) if c.lower() in RESERVED}
+        df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""], skipinitialspace=True,
+                         encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot be parsed ({e}); expected {LABEL_CSV_LAYOUT}") from None
     df.columns = [str(c).strip() for c in df.columns]
@@ -88,19 +139,19 @@ def read_label_csv(path: str | Path, root: str | Path | None = None, geometry: s
         raise DataError(f"{path}: header only, no rows; expected {LABEL_CSV_LAYOUT}")
     attr_cols = [c for c in df.columns if c not in RESERVED]
     cols = [attr_cols[i] for i in select_attributes(attr_cols, attributes, str(path))]
-    labels, mask = parse_binary_cells(df[cols].to_numpy(), cols, path)
-    keys = [p.strip().replace("\\", "/") for p in df["path"].tolist()]
+    labels, mask = parse_binary_cells(numeric_columns(df, cols, path, LABEL_CSV_LAYOUT), cols, path)
+    keys = [p.strip().replace("\\", "/") for p in df["path"].fillna("").tolist()]
     if any(not k for k in keys):
         raise DataError(f"{path}, line {keys.index('') + 2}: empty path")
     splits = None
     if "split" in df.columns:
-        values = df["split"].str.strip().str.lower()
+        values = df["split"].fillna("").str.strip().str.lower()
         unknown = ~values.isin(list(_SPLIT_NAMES))
         if unknown.any():
             i = int(np.flatnonzero(unknown.to_numpy())[0])
             raise DataError(f"{path}, line {i + 2}: split {df['split'].iloc[i]!r} is not one of train/val/test")
         splits = values.map(_SPLIT_NAMES).to_numpy(np.int8)
-    identities = [s.strip() for s in df["identity"].tolist()] if "identity" in df.columns else None
+    identities = [s.strip() for s in df["identity"].fillna("").tolist()] if "identity" in df.columns else None
     root = Path(root).expanduser() if root is not None else path.parent
     return FaceTable(name=name or path.parent.name, source=FileSource(root), keys=keys, attributes=cols,
                      identities=identities, labels=labels, mask=mask, splits=splits, geometry=geometry)

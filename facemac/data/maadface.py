@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemac.data.labelcsv import check_field_counts
+from facemac.data.labelcsv import check_field_counts, header_columns, numeric_columns
 from facemac.data.layout import require_dir, require_file, select_attributes
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
@@ -51,11 +51,11 @@ def _find_images_dir(root: Path, images_dir: str | Path | None) -> Path:
     return root
 
 
-def _column(df: pd.DataFrame, name: str, path: Path) -> str:
-    for c in df.columns:
-        if c.strip().lower() == name.lower():
+def _column(header: list[str], name: str, path: Path) -> str:
+    for c in header:
+        if c.lower() == name.lower():
             return c
-    raise DataError(f"{path}: no {name!r} column (header starts {', '.join(map(str, df.columns[:4]))}); "
+    raise DataError(f"{path}: no {name!r} column (header starts {', '.join(header[:4])}); "
                     f"expected {MAADFACE_LAYOUT}")
 
 
@@ -70,26 +70,27 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
     path = require_file(root / csv, MAADFACE_LAYOUT)
     images = _find_images_dir(root, images_dir)
     check_field_counts(path, layout=MAADFACE_LAYOUT)
+    header = header_columns(path)
+    fcol, icol = _column(header, "Filename", path), _column(header, "Identity", path)
     try:
-        df = pd.read_csv(path, skipinitialspace=True, dtype=str, keep_default_na=False, engine="c")
+        df = pd.read_csv(path, skipinitialspace=True, dtype={fcol: str, icol: str}, keep_default_na=False,
+                         na_values=[""], engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: cannot be parsed ({e}); expected {MAADFACE_LAYOUT}") from None
-    fcol, icol = _column(df, "Filename", path), _column(df, "Identity", path)
-    attr_cols = [c for c in df.columns if c not in (fcol, icol)]
+    df.columns = header
+    attr_cols = [c for c in header if c not in (fcol, icol)]
     if not attr_cols:
         raise DataError(f"{path}: no attribute columns after Filename and Identity; expected {MAADFACE_LAYOUT}")
-    cols = [attr_cols[i] for i in select_attributes([c.strip() for c in attr_cols], attributes, str(path))]
-    raw = df[cols]
-    num = raw.apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+    cols = [attr_cols[i] for i in select_attributes(attr_cols, attributes, str(path))]
+    num = numeric_columns(df, cols, path, MAADFACE_LAYOUT)
     bad = ~((num == 1) | (num == -1) | (num == 0))
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        value = raw.iat[r, c]
-        what = "missing (too few columns?)" if value == "" else f"{value!r} is not 1, -1 or 0"
-        raise DataError(f"{path}, line {r + 2}, column {cols[c].strip()!r}: {what}; expected {MAADFACE_LAYOUT}")
-    identities = df[icol].str.strip().tolist()
+        what = "missing" if np.isnan(num[r, c]) else f"{num[r, c]:g} is not 1, -1 or 0"
+        raise DataError(f"{path}, line {r + 2}, column {cols[c]!r}: {what}; expected {MAADFACE_LAYOUT}")
+    identities = df[icol].fillna("").str.strip().tolist()
     return FaceTable(
-        name=name, source=FileSource(images), keys=df[fcol].str.strip().str.replace("\\", "/").tolist(),
-        attributes=[c.strip() for c in cols], identities=identities, labels=(num == 1).astype(np.float32),
+        name=name, source=FileSource(images), keys=df[fcol].fillna("").str.strip().str.replace("\\", "/").tolist(),
+        attributes=list(cols), identities=identities, labels=(num == 1).astype(np.float32),
         mask=num != 0, splits=identity_splits(identities, val_fraction, test_fraction, seed), geometry=geometry,
     )

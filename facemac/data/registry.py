@@ -64,6 +64,8 @@ def _require_root(cfg: dict[str, Any], fmt: str, prefix: str, must_be_dir: bool 
 def _file_and_root(cfg: dict[str, Any], fmt: str, prefix: str) -> tuple[Path, Path | None]:
     """(list/CSV file, images root or None) for the two formats a single file describes."""
     file = _path_value(cfg, "file")
+    if file is None and _path_value(cfg, "root") is None:
+        raise ConfigError(f"{prefix}.file is not set; set {prefix}.file=<path> to {LAYOUTS[fmt]}")
     if file is None:
         root = _require_root(cfg, fmt, prefix)
         if root.is_dir():

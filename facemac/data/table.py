@@ -36,7 +36,7 @@ class FaceTable:
     mask: np.ndarray | None = None  # bool [N, A]
     splits: np.ndarray | None = None  # int8 [N], values of SPLITS
     landmarks: np.ndarray | None = None  # float32 [N, 5, 2]
-    geometry: str = "unknown"  # how stored images are cropped: "celeba_loose", "arcface_112", ...
+    geometry: str = "unknown"  # how stored images are cropped: "loose", "arcface_112", ...
 
     def __len__(self) -> int:
         return len(self.keys)
