@@ -88,3 +88,28 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
     assert (ma["num_failures"], mb["num_failures"]) == (1, 1) and mb["complete"]
     assert (two / "DONE").exists()
 
+
+
+def test_demo_targets_default_set(make_cfg, tmp_path):
+    """targets=demo: the four generated targets, each a complete table whose paths are exactly its labels.csv rows."""
+    pytest.importorskip("facemac.data.demo")
+    from facemac.annotation.evaluate import evaluate_run
+    from facemac.annotation.run import annotate
+
+    ck = make_checkpoint(tmp_path / "m.pt", attributes=["Male", "Smiling"])
+    run = tmp_path / "run"
+    cfg = make_cfg("annotate", ["logger=none", f"ckpt={ck}", "annotate.num_workers=0", "annotate.num_threads=1",
+                                "demo.celeba_identities=4", "demo.celeba_images_per_identity=2",
+                                "demo.target_identities=3", "demo.target_images_per_identity=2"], output_dir=run)
+    annotate(cfg)
+    groups = {}
+    for name in ("demo_real_a", "demo_real_b", "demo_synth_a", "demo_synth_b"):
+        ann = run / "annotations" / name
+        m = json.loads((ann / "manifest.json").read_text())
+        groups[name] = m["group"]
+        truth = pd.read_csv(Path(m["root"]) / "labels.csv")
+        assert sorted(_rows(ann)["path"]) == sorted(truth["path"]) and m["complete"]
+    assert groups == {"demo_real_a": "real", "demo_real_b": "real", "demo_synth_a": "synthetic",
+                      "demo_synth_b": "synthetic"}
+    acc = evaluate_run(run)  # a random model: only that the join and the scoring run on real demo labels
+    assert set(acc["dataset"]) == set(groups) and set(acc["attribute"]) == {"Male", "Smiling"}
