@@ -227,7 +227,7 @@ def _commit(store: ShardStore, table: FaceTable, annotator: Annotator, shard: in
     store.commit(shard, range(*bounds), part, failures)
 
 
-def _finalize(spec: TargetResult | TargetSpec, table: FaceTable, annotator: Annotator, store: ShardStore,
+def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: ShardStore,
               shards: list[tuple[int, int]], acfg: DictConfig, ckpt_info: dict[str, str],
               result: TargetResult) -> None:
     """All parts exist → failures.csv, then the manifest (last). Positive rates are streamed from the parts."""
