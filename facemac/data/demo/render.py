@@ -152,18 +152,21 @@ def _brows(img, ident: Identity, eyes: np.ndarray) -> None:
 
 
 def _nose(img, ident: Identity, tip: np.ndarray) -> None:
+    """Normal: two small nostrils under a short tip line. Big: a long, broad, shaded and outlined nose with a bulb."""
     nx, ny = tip
-    shade = ident.skin * 0.82
     line = ident.skin * 0.5
-    if ident.attrs["Big_Nose"]:  # broad, long, heavily outlined
-        half, top, bot, width, nost = 12.5, 54.0, ny + 7.5, 3.6, (4.2, 2.6)
+    if ident.attrs["Big_Nose"]:
+        bulb = ny + 1.0
+        body = np.concatenate([[[nx - 3.5, 55.0], [nx + 3.5, 55.0]], _arc(nx, bulb, 13.0, 6.5, 0, 180, 16)])
+        img.fill(body, ident.skin * 0.76)
+        img.line(body, line * 0.9, 3.0, closed=True)
+        for s in (-1, 1):
+            img.ellipse((nx + s * 6.5, bulb + 2.5), (4.4, 2.8), (45, 28, 26))
     else:
-        half, top, bot, width, nost = 6.5, 61.0, ny + 4.0, 2.0, (2.4, 1.5)
-    body = np.concatenate([[[nx - 2.5, top], [nx + 2.5, top]], _arc(nx, bot - half * 0.55, half, half * 0.55, 0, 180, 14)])
-    img.fill(body, shade)
-    img.line(_arc(nx, bot - half * 0.55, half, half * 0.55, 10, 170, 14), line, width)
-    for s in (-1, 1):
-        img.ellipse((nx + s * half * 0.5, bot - 2.2), nost, (50, 30, 28))
+        img.line(_curve(nx - 5.5, nx + 5.5, ny + 1.0, ny + 3.0, 8), line, 1.8)
+        img.line([[nx - 1.5, 62.0], [nx - 2.0, ny - 2.0]], ident.skin * 0.75, 1.5)
+        for s in (-1, 1):
+            img.ellipse((nx + s * 3.6, ny + 1.2), (2.2, 1.4), (55, 32, 30))
 
 
 def _wrinkles(img, ident: Identity, eyes: np.ndarray, tip: np.ndarray, mouth: np.ndarray) -> None:
@@ -208,7 +211,7 @@ def _facial_hair(img, ident: Identity, tip: np.ndarray, mouth: np.ndarray, lip_b
     yc = (y0 + y1) / 2
     mx = (x0 + x1) / 2
     if ident.attrs["Mustache"]:  # 8 px band between nose and upper lip, down past the mouth corners
-        top = _curve(mx - 15, mx + 15, tip[1] + 10.5, tip[1] + 6.5)
+        top = _curve(mx - 15, mx + 15, tip[1] + 11.0, tip[1] + 8.0)
         bottom = _curve(mx + 17, mx - 17, yc + 1.5, yc - 2.0)
         img.fill(np.concatenate([top, bottom]), col)
     if ident.attrs["Goatee"]:  # chin patch from under the lower lip to the bottom of the chin
@@ -276,6 +279,8 @@ def paint(ident: Identity, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
     outline = _head_outline(ident)
     img.fill(outline, skin)
     img.line(outline, skin * 0.7, 1.2, closed=True)
+    if a["Chubby"]:  # double chin
+        img.line(_curve(CX - 15, CX + 15, 104.0, 109.0, 12), skin * 0.72, 3.0)
     if a["Bald"]:  # shiny scalp
         img.ellipse((CX - 9, 12), (11, 5), np.minimum(skin * 1.15 + 20, 255), angle=-15)
     if shot.attrs["Rosy_Cheeks"]:

@@ -103,7 +103,7 @@ def sample_identity(profile: Profile, rng: np.random.Generator) -> Identity:
     brow = np.array((48, 34, 26), float) if hair is None else hair * 0.4
     return Identity(
         attrs=attrs, skin=skin, hair=hair, brow=brow, iris=IRIS_RGB[int(rng.integers(len(IRIS_RGB)))],
-        width=36.0 + rng.uniform(-2, 2) + (8.0 if attrs["Chubby"] else 0.0),
+        width=35.0 + rng.uniform(-1.5, 1.5) + (11.0 if attrs["Chubby"] else 0.0),
         eye_dy=rng.uniform(-1, 1), eye_dx=rng.uniform(-1, 1), mouth_dy=rng.uniform(-1.5, 1.5),
         jaw=rng.uniform(-0.04, 0.04),
     )
