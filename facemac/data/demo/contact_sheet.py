@@ -35,14 +35,15 @@ def sample_pool(profile: str, seed: int, identities: int, images: int) -> tuple[
 
 
 def pick(labels: np.ndarray, col: int, value: int, k: int, rng: np.random.Generator) -> list[int]:
-    """k distinct images whose label `col` equals value, preferring different identities (consecutive draws)."""
+    """Up to k distinct random images whose label `col` equals value."""
     idx = np.flatnonzero(labels[:, col] == value)
     return [int(i) for i in rng.choice(idx, size=min(k, len(idx)), replace=False)]
 
 
-def contact_sheet(seed: int = 0, per_side: int = 4, tile: int = SIZE, profile: str = "celeba_demo") -> np.ndarray:
+def contact_sheet(seed: int = 0, per_side: int = 4, tile: int = SIZE, profile: str = "celeba_demo",
+                  identities: int = 160) -> np.ndarray:
     """RGB sheet: a row per attribute, `per_side` faces with it (left, green) and without it (right, red)."""
-    imgs, labels = sample_pool(profile, seed, identities=160, images=2)
+    imgs, labels = sample_pool(profile, seed, identities=identities, images=2)
     rng = np.random.default_rng(seed)
     gap = 12
     width = LABEL_W + 2 * per_side * tile + gap

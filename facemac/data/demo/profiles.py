@@ -113,18 +113,18 @@ _REAL_B = replace(
     _REAL_A, name="demo_real_b", male=0.55, young=0.55, pale=0.4, smiling=0.5, eyeglasses=0.22, hat=0.12,
     earrings_female=0.5, big_nose=0.38, description="real-like: broad priors, close to demo_real_a")
 _SYNTH_A = Profile(
-    "demo_synth_a", "synthetic", male=0.5, young=0.92, pale=0.3, bald_male_young=0.04, bald_male_old=0.15,
-    colours_young=(0.55, 0.08, 0.36, 0.01), colours_old=(0.45, 0.10, 0.30, 0.15), bangs_female=0.25, bangs_male=0.1,
-    mustache_only=0.05, goatee_only=0.04, mustache_goatee=0.06, narrow_eyes=0.08, bushy_male=0.25, bushy_female=0.05,
-    big_nose=0.12, chubby=0.06, smiling=0.75, open_smiling=0.8, open_not_smiling=0.08, eyeglasses=0.02, hat=0.01,
-    lipstick_female=0.85, earrings_female=0.35, earrings_male=0.02, blurry=0.02, rosy=0.05,
-    description="synthetic-like: young, smiling, clean-shaven; glasses, hats, blur, gray hair almost absent")
+    "demo_synth_a", "synthetic", male=0.5, young=0.95, pale=0.3, bald_male_young=0.01, bald_male_old=0.05,
+    colours_young=(0.45, 0.15, 0.395, 0.005), colours_old=(0.40, 0.15, 0.40, 0.05), bangs_female=0.25,
+    bangs_male=0.1, mustache_only=0.02, goatee_only=0.015, mustache_goatee=0.015, narrow_eyes=0.02, bushy_male=0.1,
+    bushy_female=0.02, big_nose=0.04, chubby=0.015, smiling=0.6, open_smiling=0.7, open_not_smiling=0.1,
+    eyeglasses=0.005, hat=0.003, lipstick_female=0.8, earrings_female=0.3, earrings_male=0.01, blurry=0.005, rosy=0.01,
+    description="synthetic-like: young, clean-shaven, smiling; glasses, hats, blur, gray hair, baldness almost absent")
 _SYNTH_B = Profile(
-    "demo_synth_b", "synthetic", male=0.6, young=0.85, pale=0.55, bald_male_young=0.05, bald_male_old=0.2,
-    colours_young=(0.25, 0.40, 0.33, 0.02), colours_old=(0.20, 0.30, 0.30, 0.20), bangs_female=0.6, bangs_male=0.05,
-    mustache_only=0.03, goatee_only=0.08, mustache_goatee=0.04, narrow_eyes=0.05, bushy_male=0.15, bushy_female=0.03,
-    big_nose=0.10, chubby=0.04, smiling=0.25, open_smiling=0.5, open_not_smiling=0.05, eyeglasses=0.03, hat=0.02,
-    lipstick_female=0.9, earrings_female=0.2, earrings_male=0.01, blurry=0.03, rosy=0.03,
-    description="synthetic-like: young, neutral expression, lighter skin and hair; accessories rare")
+    "demo_synth_b", "synthetic", male=0.55, young=0.93, pale=0.5, bald_male_young=0.01, bald_male_old=0.06,
+    colours_young=(0.25, 0.35, 0.395, 0.005), colours_old=(0.25, 0.30, 0.38, 0.07), bangs_female=0.5,
+    bangs_male=0.05, mustache_only=0.015, goatee_only=0.03, mustache_goatee=0.01, narrow_eyes=0.015, bushy_male=0.08,
+    bushy_female=0.01, big_nose=0.03, chubby=0.01, smiling=0.35, open_smiling=0.5, open_not_smiling=0.05,
+    eyeglasses=0.008, hat=0.005, lipstick_female=0.85, earrings_female=0.2, earrings_male=0.005, blurry=0.005,
+    rosy=0.008, description="synthetic-like: young, neutral expression, lighter skin and hair; accessories rare")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_TRAIN, _REAL_A, _REAL_B, _SYNTH_A, _SYNTH_B)}

@@ -152,3 +152,15 @@ def labels_of(ident: Identity, shot: Shot) -> np.ndarray:
     merged = {**ident.attrs, **shot.attrs}
     assert set(merged) == set(DEMO_ATTRIBUTES) and set(ident.attrs) == set(IDENTITY_ATTRIBUTES)
     return np.array([merged[a] for a in DEMO_ATTRIBUTES], dtype=np.uint8)
+
+
+def sample_labels(profile: Profile, seed: int, identities: int, images: int,
+                  first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels [identities*images, A] and identity index per row, exactly as the datasets get them, without rendering."""
+    labels, ids = [], []
+    for i in range(first, first + identities):
+        ident = sample_identity(profile, stream(seed, profile.name, i))
+        for j in range(images):
+            labels.append(labels_of(ident, sample_shot(profile, ident, stream(seed, profile.name, i, j))))
+            ids.append(i)
+    return np.stack(labels), np.array(ids)
