@@ -131,8 +131,8 @@ def train(args) -> None:
            "steps": step, "images_seen": seen, "epochs": round(seen / len(tr), 2),
            "test_mean_accuracy@0.5": round(float(acc5.mean()), 4), "test_mA@0.5": round(float(ba5.mean()), 4),
            "test_mean_accuracy": round(float(acc.mean()), 4), "test_mA": round(float(ba.mean()), 4),
-           "per_attribute": {n: {"acc": round(float(a), 4), "bal_acc": round(float(b), 4), "acc@0.5": round(float(c), 4)}
-                             for n, a, b, c in zip(names, acc, ba, acc5)}}
+           "per_attribute": {n: {"acc": round(float(a), 4), "bal_acc": round(float(b), 4),
+                                 "acc@0.5": round(float(c), 4)} for n, a, b, c in zip(names, acc, ba, acc5)}}
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))

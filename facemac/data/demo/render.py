@@ -1,8 +1,9 @@
 """Paint one demo face at 112x112 in ArcFace-aligned geometry, with every attribute drawn large enough to survive 64 px.
 
-Faces are painted at 2x on a 224 canvas with anti-aliased OpenCV primitives, moved by the image's small similarity
-transform, shrunk to 112, then lit, blurred, noised. All sizes below are in 112-pixel units; each attribute's cue is
-at least ~5 px wide there (so ~3 px at 64 px): thick lines, filled shapes, distinct colours.
+Shapes are given in 112-pixel face coordinates and drawn with anti-aliased, sub-pixel OpenCV primitives straight
+through the image's small pose transform (no resampling), then the image is lit, blurred and noised. Each attribute's
+cue is at least ~5 px wide at 112 px (~3 px at 64 px): thick lines, filled shapes, distinct colours.
+Bump RENDERER_VERSION whenever the pixels change: it is part of the cache digest.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def _head_outline(ident: Identity) -> np.ndarray:
     return np.concatenate([top, right, left])
 
 
-def _hair(img, ident: Identity, shot: Shot) -> None:
-    """Short hair cap with side strips (men) or the same cap plus long hair behind the face down to the frame (women)."""
+def _hair(img: Pen, ident: Identity) -> None:
+    """Hair cap over the dome, cut by the hairline, with side strips down to the ears (long hair is drawn apart)."""
     w, hair = ident.width, ident.hair
     # Cap: the dome grown by 5 px, cut by the hairline; the sides come down to the ears as 10 px strips.
     outer = _arc(CX, 50, w + 5, 58, 180, 360, 28)
@@ -118,40 +119,41 @@ def _hair(img, ident: Identity, shot: Shot) -> None:
         img.line([[CX + dx, 4], [CX + dx * 1.3, 18]], dark, 1.5)
 
 
-def _long_hair(img, ident: Identity) -> None:
+def _long_hair(img: Pen, ident: Identity) -> None:
+    """Women's hair behind the head, falling past the bottom of the frame on both sides."""
     w = ident.width
     pts = np.concatenate([_arc(CX, 50, w + 9, 60, 180, 360, 24), [[CX + w + 14, 120], [CX - w - 14, 120]]])
     img.fill(pts, ident.hair)
 
 
-def _eyes(img, ident: Identity, eyes: np.ndarray) -> None:
+def _eyes(img: Pen, ident: Identity, eyes: np.ndarray) -> None:
+    """Open eyes (11 px of white around a round iris) or narrow ones (a 5-px slit under a heavy lid)."""
     skin = ident.skin
-    for k, (ex, ey) in enumerate(eyes):
-        if ident.attrs["Narrow_Eyes"]:  # a slit: 3 px of dark between heavy lids
+    for ex, ey in eyes:
+        if ident.attrs["Narrow_Eyes"]:
             img.ellipse((ex, ey), (9, 2.6), (235, 235, 235))
             img.ellipse((ex, ey), (4, 1.6), (30, 22, 20))
             img.line(_curve(ex - 10, ex + 10, ey - 1, ey - 3.2), skin * 0.45, 2.2)
-        else:  # open: 10 px tall white with a round dark iris
+        else:
             img.ellipse((ex, ey), (9, 5.5), (245, 245, 245))
             img.ellipse((ex, ey), (4.6, 4.6), ident.iris)
             img.ellipse((ex, ey), (2.0, 2.0), (15, 12, 12))
             img.line(_curve(ex - 10, ex + 10, ey - 1, ey - 6.5), skin * 0.45, 2.0)
 
 
-def _brows(img, ident: Identity, eyes: np.ndarray) -> None:
+def _brows(img: Pen, ident: Identity, eyes: np.ndarray) -> None:
+    """Eyebrows in the facial-hair colour: 7.5 px thick when bushy, 2.6 px otherwise."""
     bushy = ident.attrs["Bushy_Eyebrows"]
     for k, (ex, ey) in enumerate(eyes):
-        outer = -1 if k == 0 else 1
         x0, x1 = ex - 11 * (1 if k == 0 else 0.9), ex + 11 * (0.9 if k == 0 else 1)
         pts = _curve(x0, x1, ey - 12.5, ey - 15.5)
         if bushy:
             img.line(pts, ident.brow * 0.8, 7.5)
         else:
             img.line(pts, ident.brow, 2.6)
-        del outer
 
 
-def _nose(img, ident: Identity, tip: np.ndarray) -> None:
+def _nose(img: Pen, ident: Identity, tip: np.ndarray) -> None:
     """Normal: two small nostrils under a short tip line. Big: a long, broad, shaded and outlined nose with a bulb."""
     nx, ny = tip
     line = ident.skin * 0.5
@@ -169,7 +171,7 @@ def _nose(img, ident: Identity, tip: np.ndarray) -> None:
             img.ellipse((nx + s * 3.6, ny + 1.2), (2.2, 1.4), (55, 32, 30))
 
 
-def _wrinkles(img, ident: Identity, eyes: np.ndarray, tip: np.ndarray, mouth: np.ndarray) -> None:
+def _wrinkles(img: Pen, ident: Identity, eyes: np.ndarray, tip: np.ndarray, mouth: np.ndarray) -> None:
     """Age: thick nasolabial folds, eye bags, crow's feet and forehead lines (the last may hide under bangs/hat)."""
     col = ident.skin * 0.55
     nx, ny = tip
@@ -184,7 +186,7 @@ def _wrinkles(img, ident: Identity, eyes: np.ndarray, tip: np.ndarray, mouth: np
         img.line(_curve(CX - 20, CX + 20, y + 1.5, y), col, 2.4)
 
 
-def _mouth(img, ident: Identity, shot: Shot, mouth: np.ndarray) -> float:
+def _mouth(img: Pen, ident: Identity, shot: Shot, mouth: np.ndarray) -> float:
     """Lips (thicker and saturated red with lipstick), smile curvature, dark opening; returns the lowest lip y."""
     (x0, y0), (x1, y1) = mouth
     smiling, open_ = shot.attrs["Smiling"], shot.attrs["Mouth_Slightly_Open"]
@@ -205,7 +207,9 @@ def _mouth(img, ident: Identity, shot: Shot, mouth: np.ndarray) -> float:
     return float(lo_mid + (thick + 1) / 2)
 
 
-def _facial_hair(img, ident: Identity, tip: np.ndarray, mouth: np.ndarray, lip_bottom: float, chin: float) -> None:
+def _facial_hair(img: Pen, ident: Identity, tip: np.ndarray, mouth: np.ndarray, lip_bottom: float,
+                 chin: float) -> None:
+    """Mustache band between nose and upper lip; goatee patch from under the lower lip to the chin."""
     col = ident.brow * 0.9
     (x0, y0), (x1, y1) = mouth
     yc = (y0 + y1) / 2
@@ -220,7 +224,7 @@ def _facial_hair(img, ident: Identity, tip: np.ndarray, mouth: np.ndarray, lip_b
         img.fill(pts, col)
 
 
-def _glasses(img, shot: Shot, eyes: np.ndarray, w: float) -> None:
+def _glasses(img: Pen, shot: Shot, eyes: np.ndarray, w: float) -> None:
     col = shot.frame
     for k, (ex, ey) in enumerate(eyes):
         box = np.array([[ex - 13, ey - 8], [ex + 13, ey - 8], [ex + 13, ey + 8.5], [ex - 13, ey + 8.5]])
@@ -230,7 +234,7 @@ def _glasses(img, shot: Shot, eyes: np.ndarray, w: float) -> None:
     img.line(_curve(eyes[0][0] + 13, eyes[1][0] - 13, eyes[0][1] - 3, eyes[0][1] - 5), col, 3.0)
 
 
-def _hat(img, shot: Shot, w: float) -> None:
+def _hat(img: Pen, shot: Shot, w: float) -> None:
     """A crown over the top of the head down to y=20, a dark band, and a wide outlined brim."""
     col = np.array(shot.hat, float)
     dome = _arc(CX, 50, w + 6, 60, 180, 360, 32)
@@ -241,7 +245,7 @@ def _hat(img, shot: Shot, w: float) -> None:
     img.ellipse((CX, 20), (w + 15, 5), col * 0.3, 1.6)
 
 
-def _earrings(img, shot: Shot, w: float) -> None:
+def _earrings(img: Pen, shot: Shot, w: float) -> None:
     for s in (-1, 1):
         c = (CX + s * (w + 2.5), 77)
         img.line([[c[0], 70], [c[0], c[1] - 5]], (40, 40, 40), 1.5)
@@ -291,7 +295,7 @@ def paint(ident: Identity, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
     if not a["Young"]:
         _wrinkles(img, ident, eyes, tip, mouth)
     if ident.hair is not None:
-        _hair(img, ident, shot)
+        _hair(img, ident)
     _brows(img, ident, eyes)
     _eyes(img, ident, eyes)
     _nose(img, ident, tip)
