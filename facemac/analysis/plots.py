@@ -56,7 +56,7 @@ def plot_kl_heatmap(kl_attributes: pd.DataFrame, focus: list[tuple[str, str]], p
 
 def plot_asymmetry(kl_attributes: pd.DataFrame, focus: list[tuple[str, str]], path: Path) -> Path:
     """For each focus pair (P, Q), KL(P||Q) against KL(Q||P) per attribute; points off the diagonal are asymmetric."""
-    fwd = kl_attributes.set_index(["p", "q", "attribute"])["kl"]
+    fwd = kl_attributes.set_index(["p", "q", "attribute"])["kl"].sort_index()
     fig, ax = plt.subplots(figsize=(6.5, 6))
     top = 0.0
     for p, q in focus:

@@ -88,18 +88,21 @@ def iter_parquet_batches(files: list[Path], attributes: list[str], batch_size: i
 def _frame_batch(frame: pd.DataFrame, attributes: list[str], identity_col: str | None,
                  positive: float, negative: float, file: Path) -> Batch:
     """Label-file chunk -> Batch: ``positive`` -> 1, ``negative`` -> 0, anything else (0 in MAAD, blanks) masked."""
-    raw = frame[attributes].to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        raw = frame[attributes].apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{file}: non-numeric attribute value ({exc})") from exc
     is_pos, is_neg = raw == positive, raw == negative
     other = ~(is_pos | is_neg) & ~np.isnan(raw)
     if negative != 0 and positive != 0 and other.any():  # MAAD/CelebA: the only other legal code is 0 (undefined)
         bad = other & (raw != 0)
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise DataError(f"{file}: attribute {attributes[c]!r} has value {raw[r, c]!r}; expected "
+            raise DataError(f"{file}: attribute {attributes[c]!r} has value {raw[r, c]:g}; expected "
                             f"{int(positive)}, {int(negative)} or 0")
     elif other.any():
         r, c = np.argwhere(other)[0]
-        raise DataError(f"{file}: attribute {attributes[c]!r} has value {raw[r, c]!r}; expected 0 or 1 (or empty)")
+        raise DataError(f"{file}: attribute {attributes[c]!r} has value {raw[r, c]:g}; expected 0 or 1 (or empty)")
     values = is_pos.astype(np.float32)
     valid = is_pos | is_neg
     if identity_col is not None:
