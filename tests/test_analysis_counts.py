@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facemac.analysis.bootstrap import bootstrap
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from facemac.analysis.bootstrap import bootstrap, fast_joint_kl
 from facemac.analysis.counts import CountAccumulator, pack_bits
+from facemac.analysis.divergence import joint_kl
 from facemac.analysis.readers import Batch
-from facemac.analysis.tables import combine
 
 
 def _batches(values, valid, identities, size):
@@ -74,8 +77,7 @@ def test_units_add_up_to_the_totals(table):
 
 def _one_dataset_replicates(values, valid, ids, n_boot, seed=0):
     c = _count(values, valid, ids, 64)
-    _, _, _, keys, joint = combine([c, c], [])
-    return bootstrap([c, c], [], keys, joint, 0.5, n_boot, seed)
+    return bootstrap([c, c], [], 0.5, n_boot, seed)
 
 
 def test_bootstrap_resamples_images_when_identities_are_unknown():
@@ -107,8 +109,32 @@ def test_bootstrap_joint_replicates_are_consistent_with_point_estimate():
     ids = [f"id{i // 3}" for i in range(300)]
     c1 = _count(values[:150], np.ones((150, 3), bool), ids[:150], 32)
     c2 = _count(values[150:], np.ones((150, 3), bool), ids[150:], 32)
-    _, _, _, keys, joint = combine([c1, c2], [[0, 1]])
-    reps = bootstrap([c1, c2], [[0, 1]], keys, joint, 0.5, 50, 0)
+    reps = bootstrap([c1, c2], [[0, 1]], 0.5, 50, 0)
     assert np.isfinite(reps.joint_kl[:, 0, 1]).all() and (reps.joint_kl[:, 0, 1] >= 0).all()
     assert np.allclose(reps.n[:, 2], reps.n[:, 0] + reps.n[:, 1])  # pooled = sum of members
     assert np.isnan(reps.joint_kl[:, 0, 0]).all()
+    # a pooled group of one dataset and that dataset: identical replicate, zero divergence
+    reps1 = bootstrap([c1, c2], [[0]], 0.5, 10, 0)
+    assert np.allclose(reps1.joint_kl[:, 0, 2], 0.0, atol=1e-12) and np.allclose(reps1.coverage[:, 0, 2], 1.0)
+
+
+def _support(vec, alpha):
+    from facemac.analysis.bootstrap import _Support
+    return _Support(vec, alpha)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 40), alpha=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+       density=st.floats(0.05, 1.0))
+def test_fast_joint_kl_equals_direct_formula(seed, k, alpha, density):
+    """The bootstrap's O(shared) joint KL equals divergence.joint_kl on the aligned vectors (alpha = 0 included)."""
+    rng = np.random.default_rng(seed)
+    cp = np.where(rng.random(k) < density, rng.integers(0, 30, k), 0).astype(float)
+    cq = np.where(rng.random(k) < density, rng.integers(0, 30, k), 0).astype(float)
+    sp_idx, sq_idx = np.flatnonzero(cp > 0), np.flatnonzero(cq > 0)
+    shared = np.intersect1d(sp_idx, sq_idx)
+    got = fast_joint_kl(_support(cp[sp_idx], alpha), _support(cq[sq_idx], alpha), cp[shared], cq[shared], alpha)
+    want_pq = joint_kl(cp, cq, alpha)
+    want_qp = joint_kl(cq, cp, alpha)
+    for g, w in zip(got, (*want_pq, *want_qp)):
+        assert (np.isnan(g) and np.isnan(w)) or g == pytest.approx(w, rel=1e-9, abs=1e-9)

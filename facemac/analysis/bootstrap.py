@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import xlogy
 from tqdm.auto import tqdm
 
 from facemac.analysis.counts import DatasetCounts
-from facemac.analysis.divergence import joint_kl
 
-_JOINT_CHUNK_BYTES = 256 * 1024 * 1024  # replicate chunk size is chosen so the joint counts stay under this
 
 
 @dataclass
@@ -28,60 +27,124 @@ class Replicates:
     coverage: np.ndarray
 
 
-def _unit_tables(counts: DatasetCounts, combo_keys: np.ndarray):
-    """Per dataset: (draws M, probabilities, n, s, joint combo index, joint unit, joint count per member)."""
-    u = counts.units
-    total = float(u.m.sum())
-    prob = u.m / total if total > 0 else u.m
-    jidx = np.searchsorted(combo_keys, u.joint_key) if len(combo_keys) else np.zeros(0, np.int64)
-    jper = u.joint_count / u.m[u.joint_unit] if len(u.joint_unit) else u.joint_count
-    return int(round(total)), prob, u.m.astype(np.float32), u.n, u.s, jidx, u.joint_unit, jper
+class _Support:
+    """Joint counts of one (pseudo-)dataset on its own observed combinations, with the sums the KL needs."""
+
+    def __init__(self, counts: np.ndarray, alpha: float):
+        pos = counts > 0
+        c = counts[pos]
+        self.counts = counts
+        self.total = float(counts.sum())
+        self.k = int(pos.sum())
+        self.a = float(xlogy(c + alpha, c + alpha).sum())  # sum (c + alpha) log(c + alpha) over observed
+        self.l = float(np.log(c + alpha).sum())  # sum log(c + alpha) over observed
 
 
-def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], combo_keys: np.ndarray,
-              joint_counts: np.ndarray, alpha: float, n_boot: int, seed: int) -> Replicates:
-    """Run ``n_boot`` replicates; ``joint_counts`` [D_all, K] are the point-estimate counts (they fix each pair's
-    union of observed combinations, outside which every replicate is zero)."""
+def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarray,
+                  alpha: float) -> tuple[float, float, float, float]:
+    """Joint KL both ways and both coverages from per-dataset sums plus the counts on the shared combinations.
+
+    Equal to ``divergence.joint_kl`` on aligned vectors (tested), but costs O(shared combinations) per pair instead of
+    O(union): with U = observed-in-P-or-Q, k = |U|, Z_P = N_P + alpha k,
+    sum_U p log p = [sum_P (c+a) log(c+a) + (k - k_P) a log a] / Z_P - log Z_P and
+    sum_U p log q = [sum_U c_P log(c_Q+a) + a sum_U log(c_Q+a)] / Z_P - log Z_Q, where c_P log(c_Q+a) is nonzero
+    off the shared set only as c_P log a, and sum_U log(c_Q+a) = sum_Q log(c+a) + (k - k_Q) log a.
+    """
+    both = (p_both > 0) & (q_both > 0)
+    cp, cq = p_both[both], q_both[both]
+    k = p.k + q.k - int(both.sum())
+    if k == 0:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    sp, sq = float(cp.sum()), float(cq.sum())
+    x_pq = float((cp * np.log(cq + alpha)).sum())
+    x_qp = float((cq * np.log(cp + alpha)).sum())
+
+    def one_way(a: _Support, b: _Support, sa: float, x_ab: float) -> float:
+        za, zb = a.total + alpha * k, b.total + alpha * k
+        if za <= 0 or zb <= 0:
+            return float("nan")
+        self_term = (a.a + (k - a.k) * xlogy(alpha, alpha)) / za - np.log(za)
+        cross = (xlogy(a.total - sa, alpha) + x_ab + alpha * b.l + (k - b.k) * xlogy(alpha, alpha)) / za - np.log(zb)
+        return float(self_term - cross)
+
+    cov_pq = sp / p.total if p.total > 0 else float("nan")
+    cov_qp = sq / q.total if q.total > 0 else float("nan")
+    return one_way(p, q, sp, x_pq), cov_pq, one_way(q, p, sq, x_qp), cov_qp
+
+
+def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float, n_boot: int, seed: int,
+              joint: bool = True) -> Replicates:
+    """Run ``n_boot`` replicates over ``counts`` (base datasets) and the ``pooled`` groups (lists of member indices).
+
+    Each dataset's joint counts live on its own observed combinations (a replicate can only lose combinations), so
+    memory follows the observed combinations, never 2^k, and each pair only touches the combinations both share.
+    """
     base = len(counts)
     d_all = base + len(pooled)
     a = len(counts[0].n)
-    k = len(combo_keys)
-    tables = [_unit_tables(c, combo_keys) for c in counts]
-    rngs = [np.random.default_rng([seed, i]) for i in range(base)]
+    supports = [c.joint_keys for c in counts]
+    maps: list[list[np.ndarray]] = []
+    for members in pooled:
+        keys = np.unique(np.concatenate([supports[m] for m in members]))
+        maps.append([np.searchsorted(keys, supports[m]) for m in members])
+        supports.append(keys)
     pairs = [(i, j) for i in range(d_all) for j in range(i + 1, d_all)]
-    supports = {(i, j): np.flatnonzero((joint_counts[i] > 0) | (joint_counts[j] > 0)) for i, j in pairs} if k else {}
+    shared = {}
+    if joint:
+        for i, j in pairs:
+            _, ii, jj = np.intersect1d(supports[i], supports[j], assume_unique=True, return_indices=True)
+            shared[(i, j)] = (ii, jj)
+    tables = []
+    for c in counts:
+        u = c.units
+        total = float(u.m.sum())
+        local = np.searchsorted(c.joint_keys, u.joint_key)
+        per_member = u.joint_count / u.m[u.joint_unit] if len(u.joint_unit) else u.joint_count
+        tables.append((int(round(total)), u.m / total if total > 0 else u.m, u.m.astype(np.float32), u.n, u.s,
+                       local, u.joint_unit, per_member))
+    rngs = [np.random.default_rng([seed, i]) for i in range(base)]
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
                      joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan))
-    chunk = int(max(1, min(32, _JOINT_CHUNK_BYTES // max(1, d_all * k * 8))))
+    chunk = 16
     with tqdm(total=n_boot, desc="bootstrap", unit="rep", leave=False) as bar:
         for start in range(0, n_boot, chunk):
             stop = min(n_boot, start + chunk)
-            reps = stop - start
-            jc = np.zeros((reps, d_all, k)) if k else None
-            for d, (total, prob, m, un, us, jidx, junit, jper) in enumerate(tables):
-                if total == 0:
-                    continue
-                draws = rngs[d].multinomial(total, prob, size=reps).astype(np.float32)
-                weight = draws / m  # each unit's sums are over its m members; a draw takes one member's share
-                out.n[start:stop, d] = weight @ un
-                out.positives[start:stop, d] = weight @ us
-                if k:
-                    for r in range(reps):
-                        jc[r, d] = np.bincount(jidx, weights=draws[r, junit] * jper, minlength=k)
+            draws = []
+            for d, (total, prob, m, un, us, _, _, _) in enumerate(tables):
+                w = rngs[d].multinomial(total, prob, size=stop - start).astype(np.float32) if total else None
+                draws.append(w)
+                if w is not None:
+                    weight = w / m  # each unit's sums are over its m members; a draw takes one member's share
+                    out.n[start:stop, d] = weight @ un
+                    out.positives[start:stop, d] = weight @ us
             for p, members in enumerate(pooled):
                 out.n[start:stop, base + p] = out.n[start:stop, members].sum(1)
                 out.positives[start:stop, base + p] = out.positives[start:stop, members].sum(1)
-                if k:
-                    jc[:, base + p] = jc[:, members].sum(1)
-            if k:
-                for r in range(reps):
-                    for i, j in pairs:
-                        idx = supports[(i, j)]
-                        cp, cq = jc[r, i, idx], jc[r, j, idx]
-                        out.joint_kl[start + r, i, j], out.coverage[start + r, i, j] = joint_kl(cp, cq, alpha)
-                        out.joint_kl[start + r, j, i], out.coverage[start + r, j, i] = joint_kl(cq, cp, alpha)
-            bar.update(reps)
+            if joint:
+                for r in range(stop - start):
+                    _joint_replicate(out, start + r, r, draws, tables, pooled, maps, supports, shared, base, alpha)
+            bar.update(stop - start)
     return out
+
+
+def _joint_replicate(out, rep, r, draws, tables, pooled, maps, supports, shared, base, alpha) -> None:
+    """Joint KL and coverage of every ordered pair for one replicate."""
+    local = []
+    for d, (_, _, _, _, _, idx, junit, per_member) in enumerate(tables):
+        w = draws[d]
+        vec = np.bincount(idx, weights=w[r, junit] * per_member, minlength=len(supports[d])) if w is not None \
+            else np.zeros(len(supports[d]))
+        local.append(vec)
+    for p, members in enumerate(pooled):
+        vec = np.zeros(len(supports[base + p]))
+        for m, where in zip(members, maps[p]):
+            vec[where] += local[m]
+        local.append(vec)
+    sums = [_Support(v, alpha) for v in local]
+    for (i, j), (ii, jj) in shared.items():
+        kl_ij, cov_ij, kl_ji, cov_ji = fast_joint_kl(sums[i], sums[j], local[i][ii], local[j][jj], alpha)
+        out.joint_kl[rep, i, j], out.coverage[rep, i, j] = kl_ij, cov_ij
+        out.joint_kl[rep, j, i], out.coverage[rep, j, i] = kl_ji, cov_ji
 
 
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -71,8 +71,7 @@ def compute_tables(names: list[str], groups: list[str], attributes: list[str], c
                     jkl[i, j], cov[i, j] = joint_kl(joint[i], joint[j], alpha)
     reps: Replicates | None = None
     if n_boot > 0:
-        reps = bootstrap(counts, pooled, keys if joint_enabled else keys[:0], joint if joint_enabled else joint[:, :0],
-                         alpha, n_boot, seed)
+        reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint=joint_enabled)
     ordered = [(i, j) for i in range(d_all) for j in range(d_all) if i != j]
     ii = np.array([i for i, _ in ordered], dtype=np.int64)
     jj = np.array([j for _, j in ordered], dtype=np.int64)
