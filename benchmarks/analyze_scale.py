@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=50)
     ap.add_argument("--joint", type=int, default=None, help="joint KL over the first N attributes (default: all)")
     ap.add_argument("--part-rows", type=int, default=100_000)
+    ap.add_argument("--data", type=Path, default=None,
+                    help="keep the generated tables in this folder and reuse them on later runs (default: temp dir)")
     ap.add_argument("--tracemalloc", action="store_true", help="also report tracemalloc's peak (slower)")
     args = ap.parse_args()
     per_identity = 0 if args.no_identity else args.per_identity
@@ -76,13 +78,15 @@ def main() -> None:
 
     from facemac.analysis.run import run
 
-    with tempfile.TemporaryDirectory(prefix="facemac-analyze-bench-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="facemac-analyze-bench-") as scratch:
+        tmp = Path(scratch)
+        data = args.data or tmp
         t0 = time.perf_counter()
-        generate(tmp, args.datasets, args.rows, attributes, per_identity, args.part_rows, seed=0)
+        if not (data / "annotations").exists():
+            generate(data, args.datasets, args.rows, attributes, per_identity, args.part_rows, seed=0)
         gen_s = time.perf_counter() - t0
         rss_after_gen = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        overrides = ["logger=none", f"annotations={tmp / 'annotations'}", f"n_boot={args.n_boot}"]
+        overrides = ["logger=none", f"annotations={data / 'annotations'}", f"n_boot={args.n_boot}"]
         if args.joint is not None:
             overrides.append(f"joint_attributes=[{','.join(attributes[:args.joint])}]")
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

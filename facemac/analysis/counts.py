@@ -12,10 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from facemac.analysis.readers import Batch
 
 _CONSOLIDATE_AT = 2_000_000  # pending (key, count) entries before they are merged
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort + diff: much faster than np.unique's hash path for large uint64 arrays)."""
+    out = np.sort(values)
+    return out[np.r_[True, out[1:] != out[:-1]]] if len(out) else out
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -36,14 +43,21 @@ def unpack_bits(codes: np.ndarray, k: int) -> np.ndarray:
 
 
 def _sum_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Row sums of ``values`` grouped by ``index`` in [0, size) (sort + reduceat: fast for 2-D blocks)."""
-    order = np.argsort(index, kind="stable")
-    idx = index[order]
-    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-    out = np.zeros((size,) + values.shape[1:], dtype=values.dtype)
-    if len(idx):
-        out[idx[starts]] = np.add.reduceat(values[order], starts, axis=0)
-    return out
+    """Row sums of ``values`` [B, A] grouped by ``index`` in [0, size), as a sparse one-hot product (fast in C)."""
+    onehot = sp.csr_matrix((np.ones(len(index), dtype=values.dtype), (index, np.arange(len(index)))),
+                           shape=(size, len(index)))
+    return np.asarray(onehot @ values)
+
+
+def _unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (first, second) pairs: (firsts, seconds, inverse [B], counts); lexsort beats np.unique(axis=0)."""
+    order = np.lexsort((second, first))
+    f, s = first[order], second[order]
+    new = np.r_[True, (f[1:] != f[:-1]) | (s[1:] != s[:-1])] if len(f) else np.zeros(0, bool)
+    starts = np.flatnonzero(new)
+    inverse = np.empty(len(f), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return f[starts], s[starts], inverse, np.diff(np.r_[starts, len(f)])
 
 
 class _KeyCounter:
@@ -203,12 +217,10 @@ class CountAccumulator:
                 self._m[new] = 1.0
                 unit[anon] = new
             else:  # exchangeable rows: one unit per (labels, validity) pattern
-                pat = np.stack([pack_bits(hard[anon]), pack_bits(valid[anon])], axis=1)
-                uniq, inverse, counts = np.unique(pat, axis=0, return_inverse=True, return_counts=True)
-                inverse = inverse.ravel()
-                mapped = np.empty(len(uniq), dtype=np.int64)
+                hs, vs, inverse, counts = _unique_pairs(pack_bits(hard[anon]), pack_bits(valid[anon]))
+                mapped = np.empty(len(hs), dtype=np.int64)
                 fresh = []
-                for i, (h, v) in enumerate(uniq.tolist()):
+                for i, (h, v) in enumerate(zip(hs.tolist(), vs.tolist())):
                     uid = self._patterns.get((h, v))
                     if uid is None:
                         fresh.append(i)
@@ -218,16 +230,17 @@ class CountAccumulator:
                     new = self._new_units(len(fresh))
                     mapped[fresh] = new
                     for i, uid in zip(fresh, new):
-                        self._patterns[(uniq[i, 0].item(), uniq[i, 1].item())] = int(uid)
+                        self._patterns[(int(hs[i]), int(vs[i]))] = int(uid)
                 self._m[mapped] += counts
                 unit[anon] = mapped[inverse]
         used_units, local = np.unique(unit, return_inverse=True)
-        self._un[used_units] += _sum_by(local, valid.astype(np.float32), len(used_units))
-        self._us[used_units] += _sum_by(local, contrib.astype(np.float32), len(used_units))
+        a = valid.shape[1]
+        sums = _sum_by(local.ravel(), np.concatenate([valid, contrib], axis=1).astype(np.float32), len(used_units))
+        self._un[used_units] += sums[:, :a]
+        self._us[used_units] += sums[:, a:]
         if jrows.any():
-            pairs = np.stack([unit[jrows].astype(np.uint64), jkeys[jrows]], axis=1)
-            uniq, counts = np.unique(pairs, axis=0, return_counts=True)
-            self.unit_joint.add(uniq[:, 1].copy(), counts.astype(np.float64), uniq[:, 0].astype(np.int64))
+            units, keys, _, counts = _unique_pairs(unit[jrows], jkeys[jrows])
+            self.unit_joint.add(keys, counts.astype(np.float64), units)
 
     def result(self) -> DatasetCounts:
         """Final counts (merges the pending joint entries)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from facemac.analysis.bootstrap import Replicates, bootstrap, percentile_interval
-from facemac.analysis.counts import DatasetCounts
+from facemac.analysis.counts import DatasetCounts, sorted_unique
 from facemac.analysis.divergence import joint_kl, pairwise_attribute_kl
 from facemac.analysis.rates import wilson_interval
 
@@ -29,7 +29,7 @@ class Tables:
 def combine(counts: list[DatasetCounts], pooled: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                             np.ndarray, np.ndarray]:
     """(n [D,A], positives [D,A], dropped [D,A], combo keys [K], joint counts [D,K]) with pooled rows appended."""
-    keys = np.unique(np.concatenate([c.joint_keys for c in counts])) if counts else np.zeros(0, np.uint64)
+    keys = sorted_unique(np.concatenate([c.joint_keys for c in counts]))
     joint = np.zeros((len(counts) + len(pooled), len(keys)))
     for d, c in enumerate(counts):
         joint[d, np.searchsorted(keys, c.joint_keys)] = c.joint_counts
