@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facemac.analysis.bootstrap import bootstrap, fast_joint_kl
-from facemac.analysis.counts import CountAccumulator, pack_bits
+from facemac.analysis.counts import CountAccumulator, pack_bits, unpack_bits
 from facemac.analysis.divergence import joint_kl
 from facemac.analysis.readers import Batch
 
@@ -64,27 +64,36 @@ def test_units_add_up_to_the_totals(table):
     values, valid, ids = table
     c = _count(values, valid, ids, 13)
     u = c.units
-    assert u.num_identities == len({i for i in ids if i is not None})
+    assert u.num_identities == u.num_clusters == len({i for i in ids if i is not None})
     anonymous = sum(i is None for i in ids)
-    assert u.m.sum() == pytest.approx(u.num_identities + anonymous)  # one draw per identity and per anonymous image
-    assert np.allclose(u.n.sum(0), c.n) and np.allclose(u.s.sum(0), c.positives)
-    assert u.joint_count.sum() == c.joint_counts.sum()
-    # anonymous rows are grouped by pattern: fewer units than rows when patterns repeat
+    assert u.draws == u.num_identities + anonymous  # one draw per identity and per anonymous image
+    a = values.shape[1]
+    pat_n = (u.pattern_count[:, None] * unpack_bits(u.pattern_valid, a)).sum(0)
+    pat_s = (u.pattern_count[:, None] * unpack_bits(u.pattern_labels, a)).sum(0)
+    assert np.allclose(u.n.sum(0) + pat_n, c.n) and np.allclose(u.s.sum(0) + pat_s, c.positives)
+    covered = unpack_bits(u.pattern_valid, a).all(1)
+    assert u.joint_count.sum() + u.pattern_count[covered].sum() == c.joint_counts.sum()
+    # anonymous rows are grouped by pattern: one pattern when all rows are equal
     bits = np.zeros_like(valid)
     many = _count(bits.astype(np.float32), np.ones_like(valid), [None] * len(ids), 50)
-    assert len(many.units.m) == 1 and many.units.m[0] == len(ids)
+    assert len(many.units.pattern_count) == 1 and many.units.pattern_count[0] == len(ids)
+    # soft mode cannot pool probabilities: every anonymous image is its own cluster
+    soft = _count(values, valid, ids, 13, soft=True).units
+    assert soft.num_clusters == u.num_identities + anonymous and len(soft.pattern_count) == 0
+    assert np.allclose(soft.s.sum(0), np.where(valid, values, 0).sum(0), rtol=1e-5)
 
 
-def _one_dataset_replicates(values, valid, ids, n_boot, seed=0):
-    c = _count(values, valid, ids, 64)
+def _one_dataset_replicates(values, valid, ids, n_boot, seed=0, soft=False):
+    c = _count(values, valid, ids, 64, soft=soft)
     return bootstrap([c, c], [], 0.5, n_boot, seed)
 
 
-def test_bootstrap_resamples_images_when_identities_are_unknown():
+@pytest.mark.parametrize("soft", [False, True])
+def test_bootstrap_resamples_images_when_identities_are_unknown(soft):
     rng = np.random.default_rng(3)
     n = 1000
     values = (rng.random((n, 1)) < 0.3).astype(np.float32)
-    reps = _one_dataset_replicates(values, np.ones((n, 1), bool), [None] * n, 400)
+    reps = _one_dataset_replicates(values, np.ones((n, 1), bool), [None] * n, 400, soft=soft)
     rate = reps.positives[:, 0, 0] / reps.n[:, 0, 0]
     assert np.allclose(reps.n[:, 0, 0], n)  # every replicate draws n images
     p = values.mean()

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import xlogy
 from tqdm.auto import tqdm
 
-from facemac.analysis.counts import DatasetCounts, sorted_unique
+from facemac.analysis.counts import DatasetCounts, pack_bits, sorted_unique, unpack_bits
 
 
 
@@ -25,6 +25,61 @@ class Replicates:
     positives: np.ndarray
     joint_kl: np.ndarray
     coverage: np.ndarray
+
+
+_SLICE = 131072  # pattern rows expanded to attribute bits at a time
+
+
+class _DrawTable:
+    """One dataset's clusters and anonymous-image patterns, ready to be drawn with replacement."""
+
+    def __init__(self, counts: DatasetCounts, joint_columns: np.ndarray):
+        u = counts.units
+        self.units = u
+        self.num_attributes = len(counts.n)
+        self.clusters = u.num_clusters
+        self.total = u.draws
+        weights = np.concatenate([np.ones(self.clusters), u.pattern_count])
+        self.prob = weights / weights.sum() if self.total else weights
+        self.size = len(counts.joint_keys)
+        # joint entries as (local combination index, draw column, count per draw)
+        idx = [np.searchsorted(counts.joint_keys, u.joint_key)]
+        col = [u.joint_unit]
+        cnt = [u.joint_count]
+        if len(u.pattern_count) and len(joint_columns):
+            labels = unpack_bits(u.pattern_labels, self.num_attributes)
+            valid = unpack_bits(u.pattern_valid, self.num_attributes)
+            cover = valid[:, joint_columns].all(1)
+            keys = pack_bits(labels[cover][:, joint_columns])
+            idx.append(np.searchsorted(counts.joint_keys, keys))
+            col.append(self.clusters + np.flatnonzero(cover))
+            cnt.append(np.ones(int(cover.sum())))
+        self.j_idx = np.concatenate(idx)
+        self.j_col = np.concatenate(col).astype(np.int64)
+        self.j_cnt = np.concatenate(cnt)
+
+    def draw(self, rng: np.random.Generator, reps: int) -> np.ndarray | None:
+        """[reps, clusters + patterns] float32 draw counts (multinomial over ``total`` draws), None when empty."""
+        if not self.total:
+            return None
+        return rng.multinomial(self.total, self.prob, size=reps).astype(np.float32)
+
+    def attribute_counts(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resampled (n, positives) [reps, A]."""
+        u, c = self.units, self.clusters
+        # einsum, not BLAS: multithreaded BLAS stalls for ~100 ms per call on an oversubscribed machine
+        n = np.einsum("ru,ua->ra", w[:, :c], u.n, dtype=np.float64)
+        s = np.einsum("ru,ua->ra", w[:, :c], u.s, dtype=np.float64)
+        for lo in range(0, len(u.pattern_count), _SLICE):
+            hi = min(lo + _SLICE, len(u.pattern_count))
+            wp = w[:, c + lo:c + hi]
+            n += np.einsum("ru,ua->ra", wp, unpack_bits(u.pattern_valid[lo:hi], self.num_attributes).astype(np.float32))
+            s += np.einsum("ru,ua->ra", wp, unpack_bits(u.pattern_labels[lo:hi], self.num_attributes).astype(np.float32))
+        return n, s
+
+    def joint_counts(self, w_row: np.ndarray) -> np.ndarray:
+        """Resampled joint counts on this dataset's observed combinations."""
+        return np.bincount(self.j_idx, weights=w_row[self.j_col] * self.j_cnt, minlength=self.size)
 
 
 class _Support:
@@ -72,7 +127,7 @@ def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarr
 
 
 def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float, n_boot: int, seed: int,
-              joint: bool = True) -> Replicates:
+              joint_columns: np.ndarray | None = None) -> Replicates:
     """Run ``n_boot`` replicates over ``counts`` (base datasets) and the ``pooled`` groups (lists of member indices).
 
     Each dataset's joint counts live on its own observed combinations (a replicate can only lose combinations), so
@@ -80,6 +135,8 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
     """
     base = len(counts)
     d_all = base + len(pooled)
+    joint_columns = np.arange(len(counts[0].n)) if joint_columns is None else np.asarray(joint_columns, np.int64)
+    joint = len(joint_columns) > 0
     a = len(counts[0].n)
     supports = [c.joint_keys for c in counts]
     maps: list[list[np.ndarray]] = []
@@ -93,14 +150,7 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
         for i, j in pairs:
             _, ii, jj = np.intersect1d(supports[i], supports[j], assume_unique=True, return_indices=True)
             shared[(i, j)] = (ii, jj)
-    tables = []
-    for c in counts:
-        u = c.units
-        total = float(u.m.sum())
-        local = np.searchsorted(c.joint_keys, u.joint_key)
-        per_member = u.joint_count / u.m[u.joint_unit] if len(u.joint_unit) else u.joint_count
-        tables.append((int(round(total)), u.m / total if total > 0 else u.m, u.m.astype(np.float32), u.n, u.s,
-                       local, u.joint_unit, per_member))
+    tables = [_DrawTable(c, joint_columns) for c in counts]
     rngs = [np.random.default_rng([seed, i]) for i in range(base)]
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
                      joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan))
@@ -109,14 +159,11 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
         for start in range(0, n_boot, chunk):
             stop = min(n_boot, start + chunk)
             draws = []
-            for d, (total, prob, m, un, us, _, _, _) in enumerate(tables):
-                w = rngs[d].multinomial(total, prob, size=stop - start).astype(np.float32) if total else None
+            for d, table in enumerate(tables):
+                w = table.draw(rngs[d], stop - start)
                 draws.append(w)
                 if w is not None:
-                    weight = w / m  # each unit's sums are over its m members; a draw takes one member's share
-                    # einsum, not BLAS: multithreaded BLAS stalls for ~100 ms per call on an oversubscribed machine
-                    out.n[start:stop, d] = np.einsum("ru,ua->ra", weight, un)
-                    out.positives[start:stop, d] = np.einsum("ru,ua->ra", weight, us)
+                    out.n[start:stop, d], out.positives[start:stop, d] = table.attribute_counts(w)
             for p, members in enumerate(pooled):
                 out.n[start:stop, base + p] = out.n[start:stop, members].sum(1)
                 out.positives[start:stop, base + p] = out.positives[start:stop, members].sum(1)
@@ -130,11 +177,9 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
 def _joint_replicate(out, rep, r, draws, tables, pooled, maps, supports, shared, base, alpha) -> None:
     """Joint KL and coverage of every ordered pair for one replicate."""
     local = []
-    for d, (_, _, _, _, _, idx, junit, per_member) in enumerate(tables):
+    for d, table in enumerate(tables):
         w = draws[d]
-        vec = np.bincount(idx, weights=w[r, junit] * per_member, minlength=len(supports[d])) if w is not None \
-            else np.zeros(len(supports[d]))
-        local.append(vec)
+        local.append(table.joint_counts(w[r]) if w is not None else np.zeros(len(supports[d])))
     for p, members in enumerate(pooled):
         vec = np.zeros(len(supports[base + p]))
         for m, where in zip(members, maps[p]):

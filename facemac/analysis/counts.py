@@ -1,10 +1,10 @@
 """Streaming sufficient statistics: per-attribute counts, joint-combination counts, and per-cluster counts for the
 bootstrap. Memory grows with identities and distinct combinations, never with images read.
 
-Bootstrap clusters ("units") are identities when known. Rows without an identity are independent draws: in hard mode
-they are grouped by their exact (labels, validity) pattern, which gives the same resampling distribution as resampling
-the images one by one (rows with equal patterns are exchangeable) at a fraction of the memory. Each unit keeps sums
-over its members plus ``m`` = how many independent draws it stands for (1 for an identity, the row count for a pattern).
+Bootstrap clusters are identities when known. Rows without an identity are independent draws: in hard mode they are
+kept only as counts of their exact (labels, validity) bit pattern, which gives the same resampling distribution as
+resampling the images one by one (rows with equal patterns are exchangeable) in 24 bytes per distinct pattern. In soft
+mode an anonymous image is its own cluster (its probabilities cannot be pooled), so memory grows with such images.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class _KeyCounter:
         keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)
         counts = np.concatenate(self._counts) if self._counts else np.zeros(0, np.float64)
         if self.with_units:
-            units = np.concatenate(self._units) if self._units else np.zeros(0, np.int64)
+            units = np.concatenate(self._units) if self._units else np.zeros(0, np.uint64)
             order = np.lexsort((keys, units))
             units, keys, counts = units[order], keys[order], counts[order]
             new = np.r_[True, (units[1:] != units[:-1]) | (keys[1:] != keys[:-1])] if len(keys) else np.zeros(0, bool)
@@ -105,16 +105,32 @@ class _KeyCounter:
 
 @dataclass
 class Units:
-    """Bootstrap clusters: ``m`` [U] draws each stands for, ``n``/``s`` [U, A] valid counts and positive sums over
-    members, joint entries (``joint_unit``, ``joint_key``, ``joint_count``) summed over members."""
+    """Bootstrap clusters of one dataset; every cluster is one draw of the resampling.
 
-    m: np.ndarray
+    Clusters: identities (and, in soft mode, single anonymous images) with ``n``/``s`` [C, A] valid counts and
+    positive sums over their images, and joint entries (``joint_unit``, ``joint_key``, ``joint_count``).
+    Patterns: anonymous images in hard mode, grouped by (``pattern_labels``, ``pattern_valid``) bit codes over all
+    analysed attributes; ``pattern_count`` [P] images share each pattern, and each of them is one draw.
+    """
+
     n: np.ndarray
     s: np.ndarray
     joint_unit: np.ndarray
     joint_key: np.ndarray
     joint_count: np.ndarray
+    pattern_labels: np.ndarray
+    pattern_valid: np.ndarray
+    pattern_count: np.ndarray
     num_identities: int
+
+    @property
+    def num_clusters(self) -> int:
+        return len(self.n)
+
+    @property
+    def draws(self) -> int:
+        """Independent draws per replicate: clusters plus anonymous images."""
+        return int(self.num_clusters + self.pattern_count.sum())
 
 
 @dataclass
@@ -145,29 +161,24 @@ class CountAccumulator:
         self.dropped = np.zeros(a, dtype=np.int64)
         self.joint = _KeyCounter(with_units=False)
         self.unit_joint = _KeyCounter(with_units=True)
+        self.patterns = _KeyCounter(with_units=True)  # "unit" = validity bits, key = label bits
         self._ids: dict[str, int] = {}
-        self._patterns: dict[tuple[int, int], int] = {}
         self._num_units = 0
         self._cap = 0
-        self._m = np.zeros(0, np.float64)
         self._un = np.zeros((0, a), np.float32)
         self._us = np.zeros((0, a), np.float32)
-
-    def _grow(self, needed: int) -> None:
-        if needed <= self._cap:
-            return
-        cap = max(needed, 2 * self._cap, 1024)
-        for name in ("_m", "_un", "_us"):
-            old = getattr(self, name)
-            new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
-            new[:len(old)] = old
-            setattr(self, name, new)
-        self._cap = cap
 
     def _new_units(self, count: int) -> np.ndarray:
         start = self._num_units
         self._num_units += count
-        self._grow(self._num_units)
+        if self._num_units > self._cap:
+            cap = max(self._num_units, 2 * self._cap, 1024)
+            for name in ("_un", "_us"):
+                old = getattr(self, name)
+                new = np.zeros((cap, old.shape[1]), dtype=old.dtype)
+                new[:len(old)] = old
+                setattr(self, name, new)
+            self._cap = cap
         return np.arange(start, start + count, dtype=np.int64)
 
     def add(self, batch: Batch) -> None:
@@ -191,55 +202,39 @@ class CountAccumulator:
 
     def _add_units(self, batch: Batch, valid, hard, contrib, jrows, jkeys) -> None:
         codes = batch.identity_codes
-        unit = np.empty(len(batch), dtype=np.int64)
         known = codes >= 0
-        if known.any():
-            used, inverse = np.unique(codes[known], return_inverse=True)
-            mapped = np.empty(len(used), dtype=np.int64)
-            fresh = []
-            for i, name in enumerate(batch.identity_names[used]):
-                uid = self._ids.get(name)
-                if uid is None:
-                    fresh.append(i)
-                else:
-                    mapped[i] = uid
-            if fresh:
-                new = self._new_units(len(fresh))
-                mapped[fresh] = new
-                self._m[new] = 1.0
-                for i, uid in zip(fresh, new):
-                    self._ids[batch.identity_names[used[i]]] = int(uid)
-            unit[known] = mapped[inverse]
-        anon = np.flatnonzero(~known)
-        if len(anon):
-            if self.soft or hard.shape[1] > 64:  # every anonymous row is its own draw
-                new = self._new_units(len(anon))
-                self._m[new] = 1.0
-                unit[anon] = new
-            else:  # exchangeable rows: one unit per (labels, validity) pattern
-                hs, vs, inverse, counts = _unique_pairs(pack_bits(hard[anon]), pack_bits(valid[anon]))
-                mapped = np.empty(len(hs), dtype=np.int64)
-                fresh = []
-                for i, (h, v) in enumerate(zip(hs.tolist(), vs.tolist())):
-                    uid = self._patterns.get((h, v))
-                    if uid is None:
-                        fresh.append(i)
-                    else:
-                        mapped[i] = uid
-                if fresh:
-                    new = self._new_units(len(fresh))
-                    mapped[fresh] = new
-                    for i, uid in zip(fresh, new):
-                        self._patterns[(int(hs[i]), int(vs[i]))] = int(uid)
-                self._m[mapped] += counts
-                unit[anon] = mapped[inverse]
+        if not self.soft and hard.shape[1] <= 64:
+            anon = ~known
+            if anon.any():  # exchangeable rows: only their (labels, validity) pattern counts
+                labels, valids, _, counts = _unique_pairs(pack_bits(hard[anon]), pack_bits(valid[anon]))
+                self.patterns.add(labels, counts.astype(np.float64), valids)
+            rows = np.flatnonzero(known)
+        else:
+            rows = np.arange(len(batch))
+        if not len(rows):
+            return
+        unit = np.empty(len(rows), dtype=np.int64)
+        row_known = known[rows]
+        if row_known.any():
+            used, inverse = np.unique(codes[rows][row_known], return_inverse=True)
+            mapped = np.array([self._ids.get(name, -1) for name in batch.identity_names[used]], dtype=np.int64)
+            fresh = np.flatnonzero(mapped < 0)
+            if len(fresh):
+                mapped[fresh] = self._new_units(len(fresh))
+                for i in fresh:
+                    self._ids[batch.identity_names[used[i]]] = int(mapped[i])
+            unit[row_known] = mapped[inverse.ravel()]
+        if (~row_known).any():  # soft mode / > 64 attributes: each anonymous image is its own cluster
+            unit[~row_known] = self._new_units(int((~row_known).sum()))
         used_units, local = np.unique(unit, return_inverse=True)
         a = valid.shape[1]
-        sums = _sum_by(local.ravel(), np.concatenate([valid, contrib], axis=1).astype(np.float32), len(used_units))
+        block = np.concatenate([valid[rows], contrib[rows]], axis=1).astype(np.float32)
+        sums = _sum_by(local.ravel(), block, len(used_units))
         self._un[used_units] += sums[:, :a]
         self._us[used_units] += sums[:, a:]
-        if jrows.any():
-            units, keys, _, counts = _unique_pairs(unit[jrows], jkeys[jrows])
+        jr = jrows[rows]
+        if jr.any():
+            units, keys, _, counts = _unique_pairs(unit[jr], jkeys[rows][jr])
             self.unit_joint.add(keys, counts.astype(np.float64), units)
 
     def result(self) -> DatasetCounts:
@@ -248,8 +243,11 @@ class CountAccumulator:
         units = None
         if self.track_units:
             jkey, jcount, junit = self.unit_joint.result()
+            plabels, pcount, pvalid = self.patterns.result()
             u = self._num_units
-            units = Units(m=self._m[:u].copy(), n=self._un[:u].copy(), s=self._us[:u].copy(), joint_unit=junit,
-                          joint_key=jkey, joint_count=jcount, num_identities=len(self._ids))
+            units = Units(n=self._un[:u].copy(), s=self._us[:u].copy(), joint_unit=junit.astype(np.int64),
+                          joint_key=jkey, joint_count=jcount, pattern_labels=plabels.astype(np.uint64),
+                          pattern_valid=pvalid.astype(np.uint64), pattern_count=pcount,
+                          num_identities=len(self._ids))
         return DatasetCounts(rows=self.rows, n=self.n.copy(), positives=self.pos.copy(), dropped=self.dropped.copy(),
                              joint_keys=keys, joint_counts=counts, units=units)

@@ -169,7 +169,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         groups = [d.group for d in datasets] + list(pooled)
         tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.level,
                                 s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
-                                joint_enabled=bool(joint))
+                                joint_columns=np.array([attributes.index(a) for a in joint], np.int64))
         paths = write_outputs(output_dir, tables)
         focus = focus_pairs(names, groups, len(datasets))
         figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")

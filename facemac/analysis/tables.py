@@ -47,9 +47,11 @@ def combine(counts: list[DatasetCounts], pooled: list[list[int]]) -> tuple[np.nd
 
 def compute_tables(names: list[str], groups: list[str], attributes: list[str], counts: list[DatasetCounts],
                    pooled: list[list[int]], alpha: float, level: float, n_boot: int, seed: int,
-                   soft: bool = False, with_dropped: bool = False, joint_enabled: bool = True) -> Tables:
+                   soft: bool = False, with_dropped: bool = False, joint_columns: np.ndarray | None = None) -> Tables:
     """All results for datasets ``names`` (base datasets then pooled ones, in that order)."""
     n, pos, dropped, keys, joint = combine(counts, pooled)
+    joint_columns = np.arange(len(attributes)) if joint_columns is None else np.asarray(joint_columns, np.int64)
+    joint_enabled = len(joint_columns) > 0
     d_all, a = n.shape
     low, high = wilson_interval(pos, n, level)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -71,7 +73,7 @@ def compute_tables(names: list[str], groups: list[str], attributes: list[str], c
                     jkl[i, j], cov[i, j] = joint_kl(joint[i], joint[j], alpha)
     reps: Replicates | None = None
     if n_boot > 0:
-        reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint=joint_enabled)
+        reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint_columns)
     ordered = [(i, j) for i in range(d_all) for j in range(d_all) if i != j]
     ii = np.array([i for i, _ in ordered], dtype=np.int64)
     jj = np.array([j for _, j in ordered], dtype=np.int64)
