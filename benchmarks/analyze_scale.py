@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -99,8 +100,12 @@ def main() -> None:
         if args.tracemalloc:
             tracemalloc.start()
         t1 = time.perf_counter()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         result = run(cfg)
         wall = time.perf_counter() - t1
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        load = os.getloadavg()[0]
         traced = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         pairs = result["tables"].kl_pairs
@@ -109,13 +114,14 @@ def main() -> None:
             "datasets": args.datasets, "rows_per_dataset": args.rows, "attributes": args.attributes,
             "images_per_identity": per_identity or None, "n_boot": args.n_boot,
             "joint_attributes": args.joint or args.attributes,
-            "generate_s": round(gen_s, 2), "analysis_wall_s": round(wall, 2),
+            "generate_s": round(gen_s, 2), "analysis_wall_s": round(wall, 2), "analysis_cpu_s": round(cpu, 2),
+            "load_average_1min": round(load, 2),
             "peak_rss_mib": round(peak_kib / 1024, 1), "peak_rss_after_generation_mib": round(rss_after_gen / 1024, 1),
             "tracemalloc_peak_mib": round(traced / 2**20, 1) if traced is not None else None,
             "kl_mean_real_vs_synth_pooled": round(float(pooled.kl_mean.iloc[0]), 5) if len(pooled) else None,
         }
         print(f"analysis of {args.datasets} x {args.rows:,} rows x {args.attributes} attributes "
-              f"(n_boot={args.n_boot}): {wall:.1f} s wall, peak RSS {peak_kib / 1024:.0f} MiB"
+              f"(n_boot={args.n_boot}): {wall:.1f} s wall, {cpu:.1f} s CPU (load {load:.1f}), peak RSS {peak_kib / 1024:.0f} MiB"
               + (f", tracemalloc peak {traced / 2**20:.0f} MiB" if traced is not None else ""))
         print(json.dumps(figures))
 

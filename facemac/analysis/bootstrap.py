@@ -42,6 +42,8 @@ class _DrawTable:
         weights = np.concatenate([np.ones(self.clusters), u.pattern_count])
         self.prob = weights / weights.sum() if self.total else weights
         self.size = len(counts.joint_keys)
+        full = np.uint64((1 << self.num_attributes) - 1) if self.num_attributes < 64 else np.uint64(2**64 - 1)
+        self.all_valid = bool((u.pattern_valid == full).all())  # annotations without masks: n = number of draws
         # joint entries as (local combination index, draw column, count per draw)
         idx = [np.searchsorted(counts.joint_keys, u.joint_key)]
         col = [u.joint_unit]
@@ -73,7 +75,10 @@ class _DrawTable:
         for lo in range(0, len(u.pattern_count), _SLICE):
             hi = min(lo + _SLICE, len(u.pattern_count))
             wp = w[:, c + lo:c + hi]
-            n += np.einsum("ru,ua->ra", wp, unpack_bits(u.pattern_valid[lo:hi], self.num_attributes).astype(np.float32))
+            if self.all_valid:
+                n += wp.sum(1, dtype=np.float64)[:, None]
+            else:
+                n += np.einsum("ru,ua->ra", wp, unpack_bits(u.pattern_valid[lo:hi], self.num_attributes).astype(np.float32))
             s += np.einsum("ru,ua->ra", wp, unpack_bits(u.pattern_labels[lo:hi], self.num_attributes).astype(np.float32))
         return n, s
 
