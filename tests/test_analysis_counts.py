@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facemac.analysis.bootstrap import bootstrap, fast_joint_kl
+from facemac.analysis.bootstrap import bootstrap
+from facemac.analysis.joint import fast_joint_kl
 from facemac.analysis.counts import CountAccumulator, pack_bits, unpack_bits
 from facemac.analysis.divergence import joint_kl
 from facemac.analysis.readers import Batch
@@ -128,7 +129,7 @@ def test_bootstrap_joint_replicates_are_consistent_with_point_estimate():
 
 
 def _support(vec, alpha):
-    from facemac.analysis.bootstrap import _Support
+    from facemac.analysis.joint import _Support
     return _Support(vec, alpha)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import xlogy
 from tqdm.auto import tqdm
 
-from facemac.analysis.counts import DatasetCounts, pack_bits, sorted_unique, unpack_bits
+from facemac.analysis.counts import DatasetCounts, pack_bits, unpack_bits
+from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
 
 
 
@@ -87,50 +87,6 @@ class _DrawTable:
         return np.bincount(self.j_idx, weights=w_row[self.j_col] * self.j_cnt, minlength=self.size)
 
 
-class _Support:
-    """Joint counts of one (pseudo-)dataset on its own observed combinations, with the sums the KL needs."""
-
-    def __init__(self, counts: np.ndarray, alpha: float):
-        shifted = counts[counts > 0] + alpha
-        logs = np.log(shifted)
-        self.total = float(counts.sum())
-        self.k = len(shifted)
-        self.a = float((shifted * logs).sum())  # sum (c + alpha) log(c + alpha) over observed combinations
-        self.l = float(logs.sum())  # sum log(c + alpha) over observed combinations
-
-
-def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarray,
-                  alpha: float) -> tuple[float, float, float, float]:
-    """Joint KL both ways and both coverages from per-dataset sums plus the counts on the shared combinations.
-
-    Equal to ``divergence.joint_kl`` on aligned vectors (tested), but costs O(shared combinations) per pair instead of
-    O(union): with U = observed-in-P-or-Q, k = |U|, Z_P = N_P + alpha k,
-    sum_U p log p = [sum_P (c+a) log(c+a) + (k - k_P) a log a] / Z_P - log Z_P and
-    sum_U p log q = [sum_U c_P log(c_Q+a) + a sum_U log(c_Q+a)] / Z_P - log Z_Q, where c_P log(c_Q+a) is nonzero
-    off the shared set only as c_P log a, and sum_U log(c_Q+a) = sum_Q log(c+a) + (k - k_Q) log a.
-    """
-    both = (p_both > 0) & (q_both > 0)
-    cp, cq = p_both[both], q_both[both]
-    k = p.k + q.k - int(both.sum())
-    if k == 0:
-        return float("nan"), float("nan"), float("nan"), float("nan")
-    sp, sq = float(cp.sum()), float(cq.sum())
-    x_pq = float((cp * np.log(cq + alpha)).sum())
-    x_qp = float((cq * np.log(cp + alpha)).sum())
-
-    def one_way(a: _Support, b: _Support, sa: float, x_ab: float) -> float:
-        za, zb = a.total + alpha * k, b.total + alpha * k
-        if za <= 0 or zb <= 0:
-            return float("nan")
-        self_term = (a.a + (k - a.k) * xlogy(alpha, alpha)) / za - np.log(za)
-        cross = (xlogy(a.total - sa, alpha) + x_ab + alpha * b.l + (k - b.k) * xlogy(alpha, alpha)) / za - np.log(zb)
-        return float(self_term - cross)
-
-    cov_pq = sp / p.total if p.total > 0 else float("nan")
-    cov_qp = sq / q.total if q.total > 0 else float("nan")
-    return one_way(p, q, sp, x_pq), cov_pq, one_way(q, p, sq, x_qp), cov_qp
-
-
 def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float, n_boot: int, seed: int,
               joint_columns: np.ndarray | None = None) -> Replicates:
     """Run ``n_boot`` replicates over ``counts`` (base datasets) and the ``pooled`` groups (lists of member indices).
@@ -143,18 +99,7 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
     joint_columns = np.arange(len(counts[0].n)) if joint_columns is None else np.asarray(joint_columns, np.int64)
     joint = len(joint_columns) > 0
     a = len(counts[0].n)
-    supports = [c.joint_keys for c in counts]
-    maps: list[list[np.ndarray]] = []
-    for members in pooled:
-        keys = sorted_unique(np.concatenate([supports[m] for m in members]))
-        maps.append([np.searchsorted(keys, supports[m]) for m in members])
-        supports.append(keys)
-    pairs = [(i, j) for i in range(d_all) for j in range(i + 1, d_all)]
-    shared = {}
-    if joint:
-        for i, j in pairs:
-            _, ii, jj = np.intersect1d(supports[i], supports[j], assume_unique=True, return_indices=True)
-            shared[(i, j)] = (ii, jj)
+    layout = joint_layout([c.joint_keys for c in counts], pooled) if joint else None
     tables = [_DrawTable(c, joint_columns) for c in counts]
     rngs = [np.random.default_rng([seed, i]) for i in range(base)]
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
@@ -174,27 +119,12 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
                 out.positives[start:stop, base + p] = out.positives[start:stop, members].sum(1)
             if joint:
                 for r in range(stop - start):
-                    _joint_replicate(out, start + r, r, draws, tables, pooled, maps, supports, shared, base, alpha)
+                    vectors = [t.joint_counts(w[r]) if w is not None else np.zeros(t.size)
+                               for t, w in zip(tables, draws)]
+                    out.joint_kl[start + r], out.coverage[start + r] = joint_matrix(
+                        layout, with_pooled(layout, vectors), alpha)
             bar.update(stop - start)
     return out
-
-
-def _joint_replicate(out, rep, r, draws, tables, pooled, maps, supports, shared, base, alpha) -> None:
-    """Joint KL and coverage of every ordered pair for one replicate."""
-    local = []
-    for d, table in enumerate(tables):
-        w = draws[d]
-        local.append(table.joint_counts(w[r]) if w is not None else np.zeros(len(supports[d])))
-    for p, members in enumerate(pooled):
-        vec = np.zeros(len(supports[base + p]))
-        for m, where in zip(members, maps[p]):
-            vec[where] += local[m]
-        local.append(vec)
-    sums = [_Support(v, alpha) for v in local]
-    for (i, j), (ii, jj) in shared.items():
-        kl_ij, cov_ij, kl_ji, cov_ji = fast_joint_kl(sums[i], sums[j], local[i][ii], local[j][jj], alpha)
-        out.joint_kl[rep, i, j], out.coverage[rep, i, j] = kl_ij, cov_ij
-        out.joint_kl[rep, j, i], out.coverage[rep, j, i] = kl_ji, cov_ji
 
 
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
@@ -205,8 +205,3 @@ def _track(tracker, tables: Tables, figures: list[Path], files: list[Path], sett
     meta = {k: v for k, v in settings.items() if k != "pooled_members"}
     tracker.log_artifact("divergence", type="divergence", paths=files, metadata={**meta, "datasets": names})
 
-
-def config_summary(cfg: DictConfig) -> str:
-    """The analysis keys as YAML, for logs."""
-    keys = ("annotations", "inputs", "groups", "attributes", "joint_attributes", "mode", "alpha", "n_boot")
-    return OmegaConf.to_yaml({k: cfg.get(k) for k in keys})

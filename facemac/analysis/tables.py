@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from facemac.analysis.bootstrap import Replicates, bootstrap, percentile_interval
-from facemac.analysis.counts import DatasetCounts, sorted_unique
-from facemac.analysis.divergence import joint_kl, pairwise_attribute_kl
+from facemac.analysis.counts import DatasetCounts
+from facemac.analysis.divergence import pairwise_attribute_kl
+from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
 from facemac.analysis.rates import wilson_interval
 
 RATE_COLUMNS = ["dataset", "group", "attribute", "n", "positives", "rate", "ci_low", "ci_high"]
@@ -26,30 +27,23 @@ class Tables:
     kl_pairs: pd.DataFrame
 
 
-def combine(counts: list[DatasetCounts], pooled: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                            np.ndarray, np.ndarray]:
-    """(n [D,A], positives [D,A], dropped [D,A], combo keys [K], joint counts [D,K]) with pooled rows appended."""
-    keys = sorted_unique(np.concatenate([c.joint_keys for c in counts]))
-    joint = np.zeros((len(counts) + len(pooled), len(keys)))
-    for d, c in enumerate(counts):
-        joint[d, np.searchsorted(keys, c.joint_keys)] = c.joint_counts
+def combine(counts: list[DatasetCounts], pooled: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n [D,A], positives [D,A], dropped [D,A]) with the pooled groups' rows appended."""
     n = np.stack([c.n for c in counts]).astype(np.float64)
     pos = np.stack([c.positives for c in counts])
     dropped = np.stack([c.dropped for c in counts]).astype(np.float64)
-    for p, members in enumerate(pooled):
-        joint[len(counts) + p] = joint[members].sum(0)
     if pooled:
         n = np.vstack([n] + [n[m].sum(0, keepdims=True) for m in pooled])
         pos = np.vstack([pos] + [pos[m].sum(0, keepdims=True) for m in pooled])
         dropped = np.vstack([dropped] + [dropped[m].sum(0, keepdims=True) for m in pooled])
-    return n, pos, dropped, keys, joint
+    return n, pos, dropped
 
 
 def compute_tables(names: list[str], groups: list[str], attributes: list[str], counts: list[DatasetCounts],
                    pooled: list[list[int]], alpha: float, level: float, n_boot: int, seed: int,
                    soft: bool = False, with_dropped: bool = False, joint_columns: np.ndarray | None = None) -> Tables:
     """All results for datasets ``names`` (base datasets then pooled ones, in that order)."""
-    n, pos, dropped, keys, joint = combine(counts, pooled)
+    n, pos, dropped = combine(counts, pooled)
     joint_columns = np.arange(len(attributes)) if joint_columns is None else np.asarray(joint_columns, np.int64)
     joint_enabled = len(joint_columns) > 0
     d_all, a = n.shape
@@ -67,10 +61,8 @@ def compute_tables(names: list[str], groups: list[str], attributes: list[str], c
     jkl = np.full((d_all, d_all), np.nan)
     cov = np.full((d_all, d_all), np.nan)
     if joint_enabled:
-        for i in range(d_all):
-            for j in range(d_all):
-                if i != j:
-                    jkl[i, j], cov[i, j] = joint_kl(joint[i], joint[j], alpha)
+        layout = joint_layout([c.joint_keys for c in counts], pooled)
+        jkl, cov = joint_matrix(layout, with_pooled(layout, [c.joint_counts for c in counts]), alpha)
     reps: Replicates | None = None
     if n_boot > 0:
         reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint_columns)
