@@ -1,0 +1,132 @@
+"""A MAC rebuilt from its checkpoint, turning uint8 batches into per-attribute probabilities (and reliabilities)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from facemac.annotation.reliability import dropout_modules, reliability_from_samples, set_mc_dropout
+from facemac.data.dataset import normalize_on_device
+from facemac.data.preprocess import Preprocessor
+from facemac.errors import CheckpointError, ConfigError
+from facemac.models.mac import create_mac
+from facemac.training.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto``: this rank's GPU when there is one, else the CPU."""
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"annotate.device={spec!r} but CUDA is not available; use annotate.device=cpu")
+    return device
+
+
+def pick_amp(spec: str, device: torch.device) -> torch.dtype | None:
+    """``auto``: bf16 on a GPU that supports it, full fp32 on the CPU (CPU autocast rarely pays for small models)."""
+    if spec in (None, "off", False):
+        return None
+    if spec == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if spec not in AMP_DTYPES:
+        raise ConfigError(f"annotate.amp={spec!r}; choose auto, off, bf16 or fp16")
+    return AMP_DTYPES[spec]
+
+
+@dataclass
+class Annotator:
+    """Model + the preprocessing it was trained with; ``predict`` runs under inference_mode."""
+
+    model: torch.nn.Module
+    attributes: list[str]
+    thresholds: list[float]
+    preprocessor: Preprocessor
+    mean: list[float]
+    std: list[float]
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    mc_samples: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: torch.device, amp: str = "auto",
+                        channels_last: str | bool = "auto", mc_samples: int = 0) -> Annotator:
+        """Rebuild the MAC (no weights downloaded: the state comes from the file) and its Preprocessor."""
+        ckpt = load_checkpoint(path)
+        attributes = list(ckpt["attributes"])
+        thresholds = [float(t) for t in ckpt["thresholds"]]
+        if len(thresholds) != len(attributes):
+            raise CheckpointError(f"checkpoint {path}: {len(thresholds)} thresholds for {len(attributes)} attributes")
+        model_cfg = dict(ckpt["model_cfg"])
+        model_cfg.update(pretrained=False, weights=None)  # the checkpoint holds every weight
+        model = create_mac(model_cfg, len(attributes))
+        try:
+            model.load_state_dict(ckpt["model_state"])
+        except RuntimeError as e:
+            raise CheckpointError(f"checkpoint {path}: weights do not fit {model_cfg.get('timm_name')}: "
+                                  f"{str(e).splitlines()[0]}") from e
+        data_cfg = ckpt["data_cfg"]
+        try:
+            pre = Preprocessor(data_cfg["align"], int(data_cfg["input_size"][-1]))
+            mean, std = [float(v) for v in data_cfg["mean"]], [float(v) for v in data_cfg["std"]]
+        except KeyError as e:
+            raise CheckpointError(f"checkpoint {path}: data_cfg lacks {e}") from e
+        cl = device.type == "cuda" if channels_last == "auto" else bool(channels_last)
+        model.eval().to(device)
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        if mc_samples == 1 or mc_samples < 0:
+            raise ConfigError(f"annotate.mc_samples={mc_samples}: use 0 (off) or K >= 2 dropout passes")
+        if mc_samples and not dropout_modules(model):
+            log.warning("annotate.mc_samples=%d but the model has no dropout with p>0 (model.drop_rate=0?): "
+                        "every reliability will be 1", mc_samples)
+        return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
+                   device=device, amp_dtype=pick_amp(amp, device), channels_last=cl, mc_samples=int(mc_samples))
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    @torch.inference_mode()
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 [N,3,H,W] → (probabilities [N,A], reliability [N,A] or None), float32 on the CPU."""
+        x = normalize_on_device(images, self.mean, self.std, self.device, channels_last=self.channels_last)
+        model = self.model
+        with self._autocast():
+            if self.mc_samples <= 0:
+                return torch.sigmoid(model(x).float()).cpu(), None
+            if _head_only_dropout(model):  # features once, then K cheap stochastic heads: same distribution
+                feats = model.backbone(x)
+                probs = torch.sigmoid(model.head(feats).float())
+                model.dropout.train(True)
+                try:
+                    samples = torch.stack([torch.sigmoid(model.head(model.dropout(feats)).float())
+                                           for _ in range(self.mc_samples)])
+                finally:
+                    model.dropout.train(False)
+            else:
+                probs = torch.sigmoid(model(x).float())
+                set_mc_dropout(model, True)
+                try:
+                    samples = torch.stack([torch.sigmoid(model(x).float()) for _ in range(self.mc_samples)])
+                finally:
+                    set_mc_dropout(model, False)
+        return probs.cpu(), reliability_from_samples(samples).cpu()
+
+
+def _head_only_dropout(model: torch.nn.Module) -> bool:
+    """True when the MAC's head dropout is the only stochastic layer (timm backbones built with num_classes=0)."""
+    return (hasattr(model, "backbone") and hasattr(model, "head") and hasattr(model, "dropout")
+            and not dropout_modules(model.backbone))

@@ -1,0 +1,297 @@
+"""annotate(cfg): every configured target → ``<run>/annotations/<dataset>/`` (Parquet parts, manifest, failures)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from facemac.annotation.ckpt_ref import resolve_checkpoint
+from facemac.annotation.dist import DistInfo, barrier, broadcast_object, init_distributed, shutdown
+from facemac.annotation.inference import Annotator, pick_device
+from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
+                                         write_manifest)
+from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
+from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
+from facemac.annotation.writer import build_part
+from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.table import FaceTable
+from facemac.errors import ConfigError, DataError, FacemacError
+from facemac.runs import mark_done
+from facemac.tracking import create_tracker
+from facemac.training.checkpoint import file_sha256
+
+log = logging.getLogger(__name__)
+
+RELIABILITY_FORMULA = "1 - 2 * std_k(p_k), population std over the K dropout passes"
+
+
+@dataclass
+class TargetResult:
+    """What one dataset's annotation produced (rank 0 holds the complete figures)."""
+
+    name: str
+    group: str
+    out_dir: Path
+    num_images: int = 0
+    num_failures: int = 0
+    seconds: float = 0.0
+    processed: int = 0  # images decoded and run through the model by this process in this run (0 when resumed-done)
+    positive_rate: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
+    """Annotate every target with one checkpoint; resumable, rank-sharded under torchrun; marks the run done."""
+    acfg = cfg.annotate
+    device_spec = str(acfg.get("device", "auto"))
+    use_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
+    output_dir = Path(cfg.paths.output_dir)
+    d = init_distributed(use_cuda)
+    try:
+        device = pick_device(device_spec, d.local_rank)
+        with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
+            results = _annotate(cfg, d, device, tracker, output_dir)
+        barrier(d)
+        if d.is_main:
+            mark_done(output_dir)
+        return results
+    finally:
+        shutdown(d)
+
+
+def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
+    acfg = cfg.annotate
+    if acfg.get("num_threads"):
+        torch.set_num_threads(int(acfg.num_threads))
+    if int(acfg.batch_size) < 1:
+        raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
+    ckpt_path, how = _on_main(d, lambda: _resolve_ckpt(cfg, tracker))
+    ckpt_path = Path(ckpt_path)
+    if d.is_main:
+        log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, cfg.ckpt, how)
+    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
+                                          mc_samples=int(acfg.mc_samples))
+    ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
+
+    specs = resolve_targets(cfg)
+    roots = _on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
+    for s, r in zip(specs, roots):
+        s.root = r
+    tables = {s.name: load_target_table(s, cfg.paths.cache_dir) for s in specs}
+    _check_geometries(specs, tables, annotator)
+
+    results: dict[str, TargetResult] = {}
+    for spec in specs:
+        results[spec.name] = annotate_target(spec, tables[spec.name], annotator, output_dir / "annotations",
+                                             acfg, ckpt_info, d, seed=int(cfg.seed))
+    if d.is_main:
+        _report(results, annotator, tracker, output_dir, bool(acfg.get("log_artifacts", True)))
+    return results
+
+
+def _resolve_ckpt(cfg: DictConfig, tracker) -> tuple[str, str]:
+    path, how = resolve_checkpoint(cfg.ckpt, cfg.paths.log_dir, tracker)
+    return str(path), how
+
+
+def _on_main(d: DistInfo, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only and hand its result (or its error, re-raised) to every rank: no rank hangs."""
+    result, error = None, None
+    if d.is_main:
+        try:
+            result = fn()
+        except FacemacError as e:
+            if d.world == 1:
+                raise
+            error = f"{type(e).__name__}: {e}"
+    result, error = broadcast_object((result, error), d)
+    if error is not None:
+        raise FacemacError(f"rank 0 failed: {error}")
+    return result
+
+
+def _check_geometries(specs: list[TargetSpec], tables: dict[str, FaceTable], annotator: Annotator) -> None:
+    """Every target must be bringable to the checkpoint's crop; report all refusals together, before any work."""
+    problems = []
+    for s in specs:
+        t = tables[s.name]
+        try:
+            annotator.preprocessor.check_geometry(t.geometry, t.landmarks is not None, s.name)
+        except DataError as e:
+            problems.append(str(e))
+    if problems:
+        raise DataError("targets whose images cannot be brought to the checkpoint's geometry (align="
+                        f"{annotator.preprocessor.align}); set targets.<name>.geometry if it is wrong:\n  "
+                        + "\n  ".join(problems))
+
+
+def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, annotations_dir: Path,
+                    acfg: DictConfig, ckpt_info: dict[str, str], d: DistInfo, seed: int = 0) -> TargetResult:
+    """One dataset: this rank's unfinished shards → parts; rank 0 then writes failures.csv and the manifest."""
+    out_dir = annotations_dir / spec.name
+    store = ShardStore(out_dir)
+    shard_size = int(acfg.shard_size)
+    mc = int(acfg.mc_samples)
+    info = {**ckpt_info, "dataset": spec.name, "num_listed": len(table), "shard_size": shard_size,
+            "keys_sha256": keys_sha256(table.keys), "mc_samples": mc, "attributes": annotator.attributes}
+    result = TargetResult(spec.name, spec.group, out_dir)
+    if d.is_main:
+        store.prepare()
+        store.write_run_info(info)
+    barrier(d)
+    store.check_run_info(info)  # every rank raises the same refusal, so none waits at a barrier
+
+    shards = plan_shards(len(table), shard_size)
+    pending = [i for i in shards_for_rank(len(shards), d.rank, d.world) if not store.is_done(i)]
+    done_before = len(shards_for_rank(len(shards), d.rank, d.world)) - len(pending)
+    if done_before and d.is_main:
+        log.info("%s: resuming, %d of %d shards already written", spec.name, done_before, len(shards))
+    if pending:
+        t0 = time.perf_counter()
+        result.processed = _run_shards(table, annotator, store, shards, pending, acfg, seed, d,
+                                       desc=f"{spec.name} r{d.rank}" if d.world > 1 else spec.name)
+        result.seconds = time.perf_counter() - t0
+    barrier(d)
+    if d.is_main:
+        _finalize(spec, table, annotator, store, shards, acfg, ckpt_info, result)
+    barrier(d)
+    manifest = read_manifest(out_dir)
+    if not manifest["complete"]:
+        limit = float(acfg.max_failure_fraction)
+        raise DataError(f"{spec.name}: {manifest['num_failures']} of {len(table)} images are unreadable "
+                        f"(more than annotate.max_failure_fraction={limit}); they are listed in "
+                        f"{out_dir / FAILURES}")
+    return result
+
+
+def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shards: list[tuple[int, int]],
+                pending: list[int], acfg: DictConfig, seed: int, d: DistInfo, desc: str) -> int:
+    """Batches never cross a shard boundary; a shard's part is committed as soon as its last batch is back."""
+    bs = int(acfg.batch_size)
+    batches, meta = [], []
+    for i in pending:
+        start, stop = shards[i]
+        for b in range(start, stop, bs):
+            batches.append(list(range(b, min(b + bs, stop))))
+            meta.append((i, b == start, b + bs >= stop))
+    loader = DataLoader(FaceDataset(table, annotator.preprocessor), batch_sampler=batches,
+                        num_workers=int(acfg.num_workers), collate_fn=collate_faces,
+                        pin_memory=annotator.device.type == "cuda")
+    total = sum(shards[i][1] - shards[i][0] for i in pending)
+    rows: list[np.ndarray] = []
+    probs: list[torch.Tensor] = []
+    rels: list[torch.Tensor] = []
+    failures: list[tuple[str, str]] = []
+    with tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True) as bar:
+        for batch, (shard, first, last) in zip(loader, meta):
+            if first:
+                torch.manual_seed(seed + shard)  # MC-dropout draws depend on the shard only: resume/world invariant
+                rows, probs, rels, failures = [], [], [], []
+            failures += [(table.keys[i], reason) for i, reason in batch["failures"]]
+            if len(batch["index"]):
+                p, r = annotator.predict(batch["image"])
+                rows.append(batch["index"].numpy())
+                probs.append(p)
+                if r is not None:
+                    rels.append(r)
+            bar.update(len(batch["index"]) + len(batch["failures"]))
+            if last:
+                _commit(store, table, annotator, shard, shards[shard], rows, probs, rels, failures)
+    return total
+
+
+def _commit(store: ShardStore, table: FaceTable, annotator: Annotator, shard: int, bounds: tuple[int, int],
+            rows: list[np.ndarray], probs: list[torch.Tensor], rels: list[torch.Tensor],
+            failures: list[tuple[str, str]]) -> None:
+    a = len(annotator.attributes)
+    idx = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    p = torch.cat(probs).numpy() if probs else np.empty((0, a), np.float32)
+    r = (torch.cat(rels).numpy() if rels else np.empty((0, a), np.float32)) if annotator.mc_samples else None
+    ids = table.identities
+    part = build_part([table.keys[i] for i in idx], [None if ids is None else ids[i] for i in idx], p,
+                      annotator.attributes, r)
+    store.commit(shard, range(*bounds), part, failures)
+
+
+def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: ShardStore,
+              shards: list[tuple[int, int]], acfg: DictConfig, ckpt_info: dict[str, str],
+              result: TargetResult) -> None:
+    """All parts exist → failures.csv, then the manifest (last). Positive rates are streamed from the parts."""
+    missing = [i for i in range(len(shards)) if not store.is_done(i)]
+    if missing:
+        raise DataError(f"{spec.name}: shards {missing[:10]} have no part in {store.out_dir} although every rank "
+                        "finished; re-run the same command to fill them")
+    failures: list[tuple[str, str]] = []
+    part_rows = []
+    for i in range(len(shards)):
+        side = store.load_sidecar(i)
+        failures += [tuple(f) for f in side["failures"]]
+        part_rows.append(side["rows"])
+    write_failures(store.out_dir, failures)
+    parts = [store.part(i) for i in range(len(shards))]
+    result.num_images, result.num_failures = sum(part_rows), len(failures)
+    result.positive_rate = positive_rates(parts, annotator.attributes, annotator.thresholds)
+    limit = float(acfg.max_failure_fraction)
+    complete = len(failures) <= limit * len(table)
+    manifest = build_manifest(
+        dataset=spec.name, group=spec.group, source_format=spec.format, root=str(spec.root),
+        checkpoint=ckpt_info["checkpoint"], checkpoint_sha256=ckpt_info["checkpoint_sha256"],
+        attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
+        num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
+        extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
+               "label_rule": "probability >= threshold",
+               **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
+    write_manifest(store.out_dir, manifest)
+    log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,
+             result.num_images, result.num_failures,
+             f"{result.images_per_s:.1f} img/s" if result.processed else "nothing left to do (resumed)",
+             len(parts), store.out_dir)
+
+
+def positive_rates(parts: list[Path], attributes: list[str], thresholds: list[float]) -> dict[str, float]:
+    """Share of rows with probability >= threshold, per attribute, one part in memory at a time."""
+    pos = np.zeros(len(attributes), dtype=np.int64)
+    n = 0
+    thr = np.asarray(thresholds, dtype=np.float32)
+    for p in parts:
+        t = pq.read_table(p, columns=attributes)
+        if t.num_rows == 0:
+            continue
+        arr = np.stack([t.column(a).to_numpy() for a in attributes], axis=1)
+        pos += (arr >= thr).sum(axis=0)
+        n += t.num_rows
+    return {a: float(pos[j] / n) if n else float("nan") for j, a in enumerate(attributes)}
+
+
+def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, output_dir: Path,
+            log_artifacts: bool) -> None:
+    """annotation_summary.csv in the run folder, the same table in W&B, one artifact per dataset."""
+    frame = pd.DataFrame([{"dataset": r.name, "group": r.group, "images": r.num_images, "failures": r.num_failures,
+                           "images_per_s": round(r.images_per_s, 2),
+                           **{f"rate:{a}": r.positive_rate.get(a) for a in annotator.attributes}}
+                          for r in results.values()])
+    frame.to_csv(output_dir / "annotation_summary.csv", index=False)
+    tracker.log_table("annotation_summary", frame)
+    tracker.summary({f"{r.name}/{k}": v for r in results.values()
+                     for k, v in (("images", r.num_images), ("failures", r.num_failures))})
+    if not log_artifacts:
+        return
+    for r in results.values():
+        manifest = read_manifest(r.out_dir)
+        files = [r.out_dir / p["file"] for p in manifest["parts"]] + [r.out_dir / MANIFEST, r.out_dir / FAILURES]
+        meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds")}
+        tracker.log_artifact(f"annotations-{r.name}", "annotations", files, metadata=meta)

@@ -1,0 +1,105 @@
+"""Which datasets to annotate: the ``targets`` config entries, validated, and the one door to the dataset readers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from facemac.data.table import FaceTable
+from facemac.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("real", "synthetic")
+DEMO_TARGETS = ("demo_real_a", "demo_real_b", "demo_synth_a", "demo_synth_b")
+
+
+@dataclass
+class TargetSpec:
+    """One dataset to annotate, as the config describes it (the name is its key under ``targets``)."""
+
+    name: str
+    group: str
+    format: str
+    root: str | None
+    geometry: str | None = None  # None: the reader's default for the format
+    options: dict[str, Any] = field(default_factory=dict)  # every other key, passed on to the reader
+
+    def reader_cfg(self) -> dict[str, Any]:
+        """The plain dict the registry's ``build_table`` receives."""
+        cfg = {"name": self.name, "format": self.format, "root": self.root, **self.options}
+        return cfg if self.geometry is None else {**cfg, "geometry": self.geometry}
+
+
+def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
+    """Targets in config order, filtered by ``annotate.only``; missing roots and bad groups name their key."""
+    targets = cfg.get("targets")
+    if not targets:
+        raise ConfigError("no targets configured: choose a set with targets=demo|paper|casia|dcface "
+                          "or add one with +targets/dataset@targets.<name>=<file>")
+    if OmegaConf.is_list(targets):  # also accept a list of {name: ..., ...} entries
+        entries = {}
+        for i, t in enumerate(targets):
+            if "name" not in t:
+                raise ConfigError(f"targets[{i}] has no name")
+            entries[str(t.name)] = t
+    else:
+        entries = {str(k): v for k, v in targets.items()}
+    only = cfg.get("annotate", {}).get("only")
+    if only:
+        only = [only] if isinstance(only, str) else list(only)
+        unknown = [n for n in only if n not in entries]
+        if unknown:
+            raise ConfigError(f"annotate.only names unknown targets {unknown}; configured: {sorted(entries)}")
+        entries = {n: entries[n] for n in only}
+    return [_spec(name, entry) for name, entry in entries.items()]
+
+
+def _spec(name: str, entry: DictConfig) -> TargetSpec:
+    if OmegaConf.is_missing(entry, "root"):
+        raise ConfigError(f"targets.{name}.root is required: pass targets.{name}.root=/path/to/{name} "
+                          "(or set it once in conf/local/default.yaml)")
+    plain = OmegaConf.to_container(entry, resolve=True)
+    for key in ("group", "format"):
+        if plain.get(key) is None:
+            raise ConfigError(f"targets.{name}.{key} is required")
+    if plain["group"] not in GROUPS:
+        raise ConfigError(f"targets.{name}.group={plain['group']!r}; expected one of {GROUPS}")
+    root = plain.pop("root", None)
+    return TargetSpec(name=name, group=plain.pop("group"), format=plain.pop("format"),
+                      root=None if root is None else str(Path(str(root)).expanduser()),
+                      geometry=plain.pop("geometry", None),
+                      options={k: v for k, v in plain.items() if k != "name"})
+
+
+def fill_demo_roots(specs: list[TargetSpec], cfg: DictConfig) -> None:
+    """Targets with ``root: null`` that are demo profiles get their folder from ``ensure_demo`` (generated once)."""
+    pending = [s for s in specs if s.root is None]
+    if not pending:
+        return
+    not_demo = [s.name for s in pending if s.name not in DEMO_TARGETS]
+    if not_demo:
+        raise ConfigError(f"targets.{not_demo[0]}.root is null; only the demo targets {DEMO_TARGETS} "
+                          "are generated, every other target needs a root")
+    from facemac.data.demo import ensure_demo
+
+    demo_cfg = OmegaConf.to_container(cfg.demo, resolve=True) if cfg.get("demo") is not None else {}
+    demo = ensure_demo(Path(str(cfg.paths.cache_dir)).expanduser(), **demo_cfg)
+    for s in pending:
+        s.root = str(demo.targets[s.name])
+
+
+def load_target_table(spec: TargetSpec, cache_dir: str | Path) -> FaceTable:
+    """The target's image index (keys in a deterministic order). The only place annotation touches a reader."""
+    from facemac.data.registry import build_table
+
+    if spec.root is None or not Path(spec.root).exists():
+        raise ConfigError(f"targets.{spec.name}.root={spec.root!r} does not exist")
+    table = build_table(spec.reader_cfg(), Path(str(cache_dir)).expanduser(), prefix=f"targets.{spec.name}")
+    if len(table) == 0:
+        raise DataError(f"targets.{spec.name}: no images found under {spec.root}")
+    return table

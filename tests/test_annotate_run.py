@@ -1,0 +1,235 @@
+"""annotate(cfg) end to end on small generated folder trees: contract, numbers vs an independent forward, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facemac.annotation.evaluate import evaluate_dataset
+from facemac.annotation.run import annotate
+from facemac.errors import CheckpointError, DataError
+from facemac.models.mac import create_mac
+from facemac.training.checkpoint import file_sha256, load_checkpoint
+from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
+
+
+def _cfg(make_cfg, ck: Path, root: Path, run: Path, *extra: str):
+    return make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
+                                 "annotate.shard_size=5", "annotate.batch_size=3", "annotate.num_workers=0", "annotate.num_threads=1",
+                                 *extra], output_dir=run)
+
+
+def _rows(ann: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted(ann.glob("part-*.parquet"))], ignore_index=True)
+
+
+def _oracle(ck: Path, root: Path, keys: list[str]) -> np.ndarray:
+    """Probabilities computed without the annotation code: cv2 read, resize, normalise, plain forward."""
+    c = load_checkpoint(ck)
+    model = create_mac({**c["model_cfg"], "pretrained": False}, len(c["attributes"]))
+    model.load_state_dict(c["model_state"])
+    model.eval()
+    size = c["data_cfg"]["input_size"][-1]
+    imgs = [cv2.resize(cv2.cvtColor(cv2.imread(str(root / k)), cv2.COLOR_BGR2RGB), (size, size),
+                       interpolation=cv2.INTER_AREA) for k in keys]
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(c["data_cfg"]["mean"]).view(1, 3, 1, 1)) / torch.tensor(c["data_cfg"]["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return torch.sigmoid(model(x)).numpy()
+
+
+def test_contract_and_probabilities(make_cfg, tmp_path):
+    ck = make_checkpoint(tmp_path / "best.pt")
+    root = tmp_path / "data"
+    keys = make_folders(root, identities=3, per_identity=4, broken=1)
+    res = annotate(_cfg(make_cfg, ck, root, tmp_path / "run", "annotate.max_failure_fraction=0.1"))
+    ann = tmp_path / "run" / "annotations" / "dcface"
+    rows = _rows(ann)
+    assert list(rows.columns) == ["path", "identity", *ATTRS]
+    assert sorted(rows["path"]) == sorted(keys) and rows["path"].is_unique
+    assert (rows["identity"] == rows["path"].str.split("/").str[0]).all()
+    assert all(rows[a].dtype == np.float32 for a in ATTRS)
+    want = _oracle(ck, root, list(rows["path"]))
+    np.testing.assert_allclose(rows[ATTRS].to_numpy(), want, atol=1e-5)
+    m = json.loads((ann / "manifest.json").read_text())
+    assert m["format"] == "facemac-annotations" and m["version"] == 1 and m["complete"] is True
+    assert (m["dataset"], m["group"], m["source_format"], m["root"]) == ("dcface", "synthetic", "folders", str(root))
+    assert m["checkpoint_sha256"] == file_sha256(ck) and m["attributes"] == ATTRS
+    assert m["thresholds"] == {a: 0.5 for a in ATTRS} and m["mc_samples"] == 0
+    assert (m["num_images"], m["num_failures"]) == (12, 1)
+    assert [p["file"] for p in m["parts"]] == sorted(p.name for p in ann.glob("part-*.parquet"))
+    assert sum(p["rows"] for p in m["parts"]) == 12
+    assert all(p["sha256"] == file_sha256(ann / p["file"]) for p in m["parts"])
+    fails = pd.read_csv(ann / "failures.csv")
+    assert list(fails.columns) == ["path", "reason"] and list(fails["path"]) == ["id000/zz_broken0.jpg"]
+    rate = (rows[ATTRS].to_numpy() >= 0.5).mean(0)
+    np.testing.assert_allclose([res["dcface"].positive_rate[a] for a in ATTRS], rate)
+    assert (tmp_path / "run" / "DONE").exists() and (tmp_path / "run" / "annotation_summary.csv").exists()
+
+
+def test_resume_refills_missing_parts_and_keeps_failures(make_cfg, tmp_path):
+    ck = make_checkpoint(tmp_path / "best.pt")
+    root = tmp_path / "data"
+    make_folders(root, identities=4, per_identity=3, broken=2)
+    cfg = _cfg(make_cfg, ck, root, tmp_path / "run", "annotate.max_failure_fraction=0.5")
+    annotate(cfg)
+    ann = tmp_path / "run" / "annotations" / "dcface"
+    first = _rows(ann)
+    first_fail = pd.read_csv(ann / "failures.csv")
+    # as after a kill: one part gone (its shard holds a broken image), a stale temporary, no manifest
+    (ann / "part-00000.parquet").unlink()
+    (ann / ".part-00001.parquet.999.tmp").write_bytes(b"half")
+    (ann / "manifest.json").unlink()
+    (tmp_path / "run" / "DONE").unlink()
+    mtime = (ann / "part-00002.parquet").stat().st_mtime_ns
+    annotate(cfg)
+    assert (ann / "part-00002.parquet").stat().st_mtime_ns == mtime  # finished shards are not redone
+    again = _rows(ann)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first_fail, pd.read_csv(ann / "failures.csv"))
+    assert len(first_fail) == 2 and not list(ann.glob(".*.tmp"))
+
+
+def test_refuses_to_resume_with_another_checkpoint(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=2)
+    annotate(_cfg(make_cfg, make_checkpoint(tmp_path / "a.pt", seed=0), root, tmp_path / "run"))
+    other = make_checkpoint(tmp_path / "b.pt", seed=1)
+    with pytest.raises(CheckpointError, match="refusing to resume"):
+        annotate(_cfg(make_cfg, other, root, tmp_path / "run"))
+
+
+def test_geometry_mismatch_is_reported(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    make_folders(root, identities=1, per_identity=2)
+    ck = make_checkpoint(tmp_path / "loose.pt", align="resize")  # trained on loose crops, target is arcface_112
+    with pytest.raises(DataError, match="dcface.*ArcFace-aligned"):
+        annotate(_cfg(make_cfg, ck, root, tmp_path / "run"))
+    assert not (tmp_path / "run" / "annotations").exists()  # refused before any work
+
+
+def test_too_many_failures_fail_after_listing(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=2, broken=2)
+    with pytest.raises(DataError, match="2 of 6 images are unreadable"):
+        annotate(_cfg(make_cfg, make_checkpoint(tmp_path / "m.pt"), root, tmp_path / "run"))
+    ann = tmp_path / "run" / "annotations" / "dcface"
+    assert len(pd.read_csv(ann / "failures.csv")) == 2
+    assert json.loads((ann / "manifest.json").read_text())["complete"] is False
+
+
+def test_nested_identity_folders_and_reliability(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    keys = make_folders(root, identities=4, per_identity=2, nested=True)
+    ck = make_checkpoint(tmp_path / "m.pt", drop_rate=0.5)
+    annotate(_cfg(make_cfg, ck, root, tmp_path / "run", "annotate.mc_samples=4", "targets.dcface.depth=2"))
+    rows = _rows(tmp_path / "run" / "annotations" / "dcface")
+    assert sorted(rows["path"]) == sorted(keys)
+    assert set(rows["identity"]) == {"g0/id000", "g1/id001", "g0/id002", "g1/id003"}  # group/identity, as read
+    rel = rows[[f"reliability:{a}" for a in ATTRS]].to_numpy()
+    assert rel.dtype == np.float32 and (rel >= 0).all() and (rel <= 1).all() and (rel < 1).any()
+
+
+def test_evaluate_against_labels_csv(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    keys = make_folders(root, identities=2, per_identity=3)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    annotate(_cfg(make_cfg, ck, root, tmp_path / "run"))
+    rows = _rows(tmp_path / "run" / "annotations" / "dcface").set_index("path")
+    truth = (rows.loc[keys, ATTRS] >= 0.5).astype(int)
+    truth.iloc[0, 0] = 1 - truth.iloc[0, 0]  # one wrong label out of 6 for Male
+    truth.reset_index().assign(identity="x").to_csv(root / "labels.csv", index=False)
+    acc = evaluate_dataset(tmp_path / "run" / "annotations" / "dcface").set_index("attribute")["accuracy"]
+    assert acc["Male"] == pytest.approx(5 / 6) and acc["Smiling"] == 1.0 and acc["Eyeglasses"] == 1.0
+
+
+def test_packed_recordio_target(make_cfg, tmp_path):
+    """insightface train.rec/train.idx: paths are record keys, identities the header labels."""
+    from facemac.data.recordio import write_recordio
+
+    rng = np.random.default_rng(0)
+    imgs = [cv2.imencode(".jpg", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))[1].tobytes() for _ in range(7)]
+    imgs[3] = b"garbage bytes, not a jpeg"
+    write_recordio(tmp_path / "rec", imgs, [0, 0, 0, 1, 1, 2, 2])
+    ck = make_checkpoint(tmp_path / "m.pt")
+    run = tmp_path / "run"
+    cfg = make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=casia", f"targets.casia_webface.root={tmp_path / 'rec'}",
+                                "annotate.shard_size=4", "annotate.num_workers=0", "annotate.num_threads=1",
+                                "annotate.max_failure_fraction=0.2"], output_dir=run)
+    annotate(cfg)
+    ann = run / "annotations" / "casia_webface"
+    rows = _rows(ann)
+    assert list(rows["path"]) == ["1", "2", "3", "5", "6", "7"]  # record 4 is unreadable
+    assert list(rows["identity"]) == ["0", "0", "0", "1", "2", "2"]
+    assert list(pd.read_csv(ann / "failures.csv", dtype=str)["path"]) == ["4"]
+    m = json.loads((ann / "manifest.json").read_text())
+    assert (m["source_format"], m["num_images"], m["num_failures"]) == ("recordio", 6, 1)
+
+
+class _RecordingTracker:
+    """Stands in for W&B: records what the stage logs."""
+
+    def __init__(self):
+        self.tables, self.artifacts, self.summaries = {}, [], {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.finished = True
+
+    def log_table(self, name, frame):
+        self.tables[name] = frame
+
+    def log_artifact(self, name, type, paths, aliases=None, metadata=None):
+        self.artifacts.append((name, type, [Path(p) for p in paths], metadata))
+
+    def summary(self, values):
+        self.summaries.update(values)
+
+    def use_artifact(self, ref, type=None):
+        raise AssertionError("not expected")
+
+
+def test_tracking_table_and_one_artifact_per_dataset(make_cfg, tmp_path, monkeypatch):
+    import facemac.annotation.run as run_mod
+
+    rec = _RecordingTracker()
+    seen = {}
+    monkeypatch.setattr(run_mod, "create_tracker", lambda cfg, job_type, out, rank: seen.update(jt=job_type) or rec)
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=3)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    cfg = _cfg(make_cfg, ck, root, tmp_path / "run", "+targets/dataset@targets.copy=dcface",
+               f"targets.copy.root={root}")
+    res = annotate(cfg)
+    assert seen["jt"] == "annotate" and rec.finished
+    frame = rec.tables["annotation_summary"]
+    assert list(frame["dataset"]) == ["dcface", "copy"] and list(frame["images"]) == [6, 6]
+    assert [f"rate:{a}" for a in ATTRS] == [c for c in frame.columns if c.startswith("rate:")]
+    assert frame.loc[0, "rate:Smiling"] == pytest.approx(res["dcface"].positive_rate["Smiling"])
+    assert [(n, t) for n, t, _, _ in rec.artifacts] == [("annotations-dcface", "annotations"),
+                                                         ("annotations-copy", "annotations")]
+    files = {p.name for p in rec.artifacts[0][2]}
+    assert files == {"part-00000.parquet", "part-00001.parquet", "manifest.json", "failures.csv"}
+    assert rec.summaries["dcface/images"] == 6
+
+
+def test_wandb_offline_run(make_cfg, tmp_path):
+    """logger=wandb without credentials: an offline job_type=annotate run, nothing uploaded, the stage completes."""
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=2)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    run = tmp_path / "run"
+    cfg = make_cfg("annotate", ["logger=wandb", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
+                                "annotate.num_workers=0", "annotate.num_threads=1"], output_dir=run)
+    annotate(cfg)
+    assert (run / "DONE").exists()
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))

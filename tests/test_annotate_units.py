@@ -1,0 +1,126 @@
+"""Unit checks of the annotation pieces: reliability formula, MC dropout, shard plan, Parquet schema, ckpt=, targets."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch import nn
+
+from facemac.annotation.ckpt_ref import resolve_checkpoint
+from facemac.annotation.inference import Annotator
+from facemac.annotation.reliability import reliability_from_samples, set_mc_dropout
+from facemac.annotation.shards import keys_sha256, plan_shards, shards_for_rank
+from facemac.annotation.targets import resolve_targets
+from facemac.annotation.writer import build_part, write_part_atomic
+from facemac.errors import ConfigError
+from facemac.runs import mark_done
+from facemac.tracking import NullTracker
+from tests.annotate_helpers import ATTRS, make_checkpoint
+
+
+def test_reliability_matches_hand_computation():
+    # attribute 0: p = .2 .4 .6 .8 → mean .5, squared deviations .09 .01 .01 .09 → var .05, std sqrt(.05)
+    # attribute 1: all equal → 1; attribute 2: half 0 half 1 → std .5 → 0
+    samples = torch.tensor([[[0.2, 0.7, 0.0]], [[0.4, 0.7, 1.0]], [[0.6, 0.7, 0.0]], [[0.8, 0.7, 1.0]]])
+    rel = reliability_from_samples(samples)
+    assert rel.shape == (1, 3)
+    assert rel[0, 0].item() == pytest.approx(1 - 2 * math.sqrt(0.05), abs=1e-6)  # 0.5527864
+    assert rel[0, 1].item() == pytest.approx(1.0, abs=1e-6)
+    assert rel[0, 2].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_reliability_bounded_for_any_probabilities():
+    g = torch.Generator().manual_seed(0)
+    rel = reliability_from_samples(torch.rand(7, 50, 5, generator=g) ** 3)
+    assert (rel >= 0).all() and (rel <= 1).all()
+    with pytest.raises(ValueError):
+        reliability_from_samples(torch.rand(1, 3, 2))
+
+
+def test_mc_dropout_switches_only_dropout_layers():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Dropout(0.0)).eval()
+    set_mc_dropout(net, True)
+    assert net[2].training and not net[1].training and not net[0].training and not net[3].training
+    set_mc_dropout(net, False)
+    assert not any(m.training for m in net.modules())
+
+
+def test_head_only_fast_path_equals_full_mc_passes(tmp_path):
+    """Features once + K stochastic heads draws the very same dropout masks as K full passes (same seed)."""
+    ck = make_checkpoint(tmp_path / "m.pt", drop_rate=0.5)
+    ann = Annotator.from_checkpoint(ck, torch.device("cpu"), mc_samples=5)
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    torch.manual_seed(3)
+    p_fast, r_fast = ann.predict(images)
+    import facemac.annotation.inference as inf
+    orig = inf._head_only_dropout
+    inf._head_only_dropout = lambda model: False
+    try:
+        torch.manual_seed(3)
+        p_full, r_full = ann.predict(images)
+    finally:
+        inf._head_only_dropout = orig
+    torch.testing.assert_close(p_fast, p_full)
+    torch.testing.assert_close(r_fast, r_full)
+    assert (r_fast < 1).any()  # dropout really was active
+    assert not any(m.training for m in ann.model.modules())  # and is off again
+
+
+def test_shard_plan_covers_every_row_once():
+    plan = plan_shards(23, 5)
+    assert plan == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    assert shards_for_rank(5, 0, 2) == [0, 2, 4] and shards_for_rank(5, 1, 2) == [1, 3]
+    with pytest.raises(ConfigError, match="shard_size"):
+        plan_shards(3, 0)
+    assert keys_sha256(["a", "b"]) != keys_sha256(["b", "a"])
+
+
+def test_part_schema_and_atomic_write(tmp_path):
+    probs = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float64)
+    table = build_part(["x/1.png", "2.png"], ["x", None], probs, ATTRS, reliability=np.ones((2, 3)))
+    out = write_part_atomic(table, tmp_path / "part-00000.parquet")
+    back = pq.read_table(out)
+    assert back.column_names == ["path", "identity", *ATTRS, *[f"reliability:{a}" for a in ATTRS]]
+    assert all(str(back.schema.field(a).type) == "float" for a in ATTRS)
+    assert back.column("identity").to_pylist() == ["x", None]
+    np.testing.assert_allclose(back.column("Smiling").to_numpy(), [0.5, 0.3], rtol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["part-00000.parquet"]  # no temporary left behind
+
+
+def test_resolve_checkpoint_forms(tmp_path):
+    ck = make_checkpoint(tmp_path / "explicit.pt")
+    assert resolve_checkpoint(str(ck), tmp_path)[0] == ck
+    run = tmp_path / "logs" / "train" / "runs" / "r1"
+    best = make_checkpoint(run / "checkpoints" / "best.pt")
+    with pytest.raises(ConfigError, match="latest"):  # not finished yet
+        resolve_checkpoint("latest", tmp_path / "logs")
+    mark_done(run)
+    path, how = resolve_checkpoint("latest", tmp_path / "logs")
+    assert path == best and "latest" in how
+    assert resolve_checkpoint(str(run), tmp_path)[0] == best  # a run folder works too
+    with pytest.raises(ConfigError, match="logger=wandb"):
+        resolve_checkpoint("me/facemac/model-abc:v3", tmp_path, NullTracker())
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_checkpoint(str(tmp_path / "nope.pt"), tmp_path)
+
+
+def test_targets_config(make_cfg):
+    specs = resolve_targets(make_cfg("annotate", ["logger=none"]))
+    assert [s.name for s in specs] == ["demo_real_a", "demo_real_b", "demo_synth_a", "demo_synth_b"]
+    assert [s.group for s in specs] == ["real", "real", "synthetic", "synthetic"]
+    assert all(s.geometry == "arcface_112" and s.root is None for s in specs)
+    with pytest.raises(ConfigError, match=r"targets\.bupt_balancedface\.root"):
+        resolve_targets(make_cfg("annotate", ["targets=paper"]))
+    cfg = make_cfg("annotate", ["targets=paper", "annotate.only=[idiff_face]", "targets.idiff_face.root=/x"])
+    (spec,) = resolve_targets(cfg)
+    assert (spec.name, spec.group, spec.root) == ("idiff_face", "synthetic", "/x")
+    cfg = make_cfg("annotate", ["targets=casia", "+targets/dataset@targets.mine=dcface", "targets.mine.root=/m",
+                                "targets.casia_webface.root=/c"])
+    assert {s.name: s.format for s in resolve_targets(cfg)} == {"casia_webface": "recordio", "mine": "folders"}
+    with pytest.raises(ConfigError, match="annotate.only"):
+        resolve_targets(make_cfg("annotate", ["annotate.only=[nope]"]))
