@@ -1,0 +1,88 @@
+"""The training stage's door to the data layer: tables, augmentation and loaders (all registry calls live here)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, DistributedSampler
+
+from facemac import distributed as D
+from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.preprocess import Preprocessor
+from facemac.data.table import FaceTable
+from facemac.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+def load_table(cfg: DictConfig) -> FaceTable:
+    """The labelled table named by ``cfg.dataset`` (rank 0 first, so first-use generation/caching happens once)."""
+    from facemac.data.registry import build_table  # the readers' registry; imported lazily so tests can inject tables
+
+    if cfg.get("dataset") is None:
+        raise ConfigError("dataset is not set; pass dataset=<name> (e.g. dataset=demo)")
+    build = lambda: build_table(cfg.dataset, cfg.paths.cache_dir, demo_params=cfg.get("demo"))  # noqa: E731
+    table = build() if D.is_main_process() else None
+    D.barrier()
+    return table if table is not None else build()
+
+
+def make_augment(cfg: DictConfig) -> Any:
+    """The training augmentation (albumentations on uint8) or None when ``augment`` is off."""
+    aug = cfg.get("augment")
+    if aug is None or not aug.get("enabled", True):
+        return None
+    from facemac.data.augment import build_augment
+
+    return build_augment(aug)
+
+
+def check_table(table: FaceTable) -> None:
+    """Refuse tables that cannot train a MAC, naming what is missing."""
+    if table.labels is None or not table.attributes:
+        raise DataError(f"dataset {table.name!r} ({table.source.describe()}) has no attribute labels")
+    if table.splits is None:
+        raise DataError(f"dataset {table.name!r} ({table.source.describe()}) has no train/val/test split")
+    for name in ("train", "val", "test"):
+        if len(table.split(name)) == 0:
+            raise DataError(f"dataset {table.name!r} ({table.source.describe()}) has an empty {name} split")
+
+
+def make_loader(dataset: FaceDataset, cfg: DictConfig, dist: D.DistInfo, train: bool, seed: int) -> DataLoader:
+    """A loader over this rank's shard (DistributedSampler with 1 replica when not distributed, for one code path)."""
+    dcfg = cfg.data
+    workers = int(dcfg.num_workers)
+    if workers < 0:
+        raise ConfigError(f"data.num_workers={workers} must be >= 0")
+    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=seed,
+                                 drop_last=False)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    bs = int(dcfg.batch_size if train else (dcfg.get("eval_batch_size") or dcfg.batch_size))
+    return DataLoader(
+        dataset, batch_size=bs, sampler=sampler, num_workers=workers, collate_fn=collate_faces,
+        pin_memory=dist.device.type == "cuda", drop_last=train and len(dataset) // dist.world_size > bs,
+        persistent_workers=workers > 0 and bool(dcfg.get("persistent_workers", True)),
+        prefetch_factor=int(dcfg.get("prefetch_factor", 2)) if workers > 0 else None, generator=gen,
+    )
+
+
+def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[str, FaceDataset]:
+    """train/val/test FaceDatasets in the configured geometry; augmentation on train only."""
+    align = str(cfg.data.align)
+    pre = Preprocessor(align, input_size)
+    pre.check_geometry(table.geometry, table.landmarks is not None, table.name)
+    augment = make_augment(cfg)
+    return {
+        "train": FaceDataset(table.split("train"), pre, augment),
+        "val": FaceDataset(table.split("val"), pre, None),
+        "test": FaceDataset(table.split("test"), pre, None),
+    }
+
+
+def plain(cfg: Any) -> Any:
+    """A resolved plain-Python copy of a config node (for checkpoints: never pickle OmegaConf objects)."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
