@@ -1,0 +1,60 @@
+"""KL divergences in nats between attribute distributions, with additive smoothing so every value stays finite."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import rel_entr
+
+
+def bernoulli_kl(p_rate: np.ndarray | float, q_rate: np.ndarray | float) -> np.ndarray:
+    """KL(Ber(p) || Ber(q)) in nats, elementwise; the 'true' divergence when the rates are known (demo profiles)."""
+    p = np.asarray(p_rate, dtype=np.float64)
+    q = np.asarray(q_rate, dtype=np.float64)
+    return rel_entr(p, q) + rel_entr(1.0 - p, 1.0 - q)
+
+
+def smoothed_rate(positives: np.ndarray | float, n: np.ndarray | float, alpha: float) -> np.ndarray:
+    """(positives + alpha) / (n + 2 alpha): the rate after adding ``alpha`` pseudo-counts to each of the two outcomes."""
+    pos = np.asarray(positives, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos + alpha) / (n + 2.0 * alpha)
+
+
+def attribute_kl(pos_p: np.ndarray, n_p: np.ndarray, pos_q: np.ndarray, n_q: np.ndarray,
+                 alpha: float) -> np.ndarray:
+    """Per-attribute KL(P || Q) between the smoothed Bernoulli rates of two datasets (broadcasts)."""
+    return bernoulli_kl(smoothed_rate(pos_p, n_p, alpha), smoothed_rate(pos_q, n_q, alpha))
+
+
+def pairwise_attribute_kl(pos: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarray:
+    """[..., D, A] counts -> [..., D, D, A] with entry [i, j, a] = KL(dataset i || dataset j) for attribute a."""
+    rate = smoothed_rate(pos, n, alpha)
+    return bernoulli_kl(rate[..., :, None, :], rate[..., None, :, :])
+
+
+def joint_kl(counts_p: np.ndarray, counts_q: np.ndarray, alpha: float) -> tuple[float, float]:
+    """(KL(P || Q), coverage) over attribute combinations from two count vectors aligned on the same combinations.
+
+    The support is the union of combinations observed in P or Q (a combination with zero count in both is ignored);
+    each combination in it gets ``alpha`` added in both P and Q before normalising. Coverage is the fraction of P's
+    unsmoothed mass that falls on combinations Q also has (1.0: Q covers everything P produces).
+    """
+    cp = np.asarray(counts_p, dtype=np.float64)
+    cq = np.asarray(counts_q, dtype=np.float64)
+    union = (cp > 0) | (cq > 0)
+    k = int(union.sum())
+    total_p, total_q = cp.sum(), cq.sum()
+    coverage = float(cp[cq > 0].sum() / total_p) if total_p > 0 else float("nan")
+    if k == 0 or total_p + alpha * k <= 0 or total_q + alpha * k <= 0:
+        return float("nan"), coverage
+    p = (cp[union] + alpha) / (total_p + alpha * k)
+    q = (cq[union] + alpha) / (total_q + alpha * k)
+    return float(rel_entr(p, q).sum()), coverage
+
+
+def joint_kl_both(counts_p: np.ndarray, counts_q: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
+    """(KL(P||Q), coverage of P by Q, KL(Q||P), coverage of Q by P) sharing one union; for bootstrap loops."""
+    kl_pq, cov_pq = joint_kl(counts_p, counts_q, alpha)
+    kl_qp, cov_qp = joint_kl(counts_q, counts_p, alpha)
+    return kl_pq, cov_pq, kl_qp, cov_qp

@@ -1,0 +1,203 @@
+"""Which datasets to compare: annotation tables (path, ``latest``, W&B artifact) and ground-truth label files."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facemac.analysis import readers
+from facemac.analysis.manifest import is_annotation_dir, load_verified_manifest
+from facemac.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("real", "synthetic")
+LABEL_FILE_NAMES = ("labels.csv", "list_attr_celeba.txt", "MAAD_Face.csv")
+_ARTIFACT_REF = re.compile(r"^[\w.\-/]+:[\w.\-]+$")
+
+
+@dataclass
+class DatasetInput:
+    """One dataset to analyse: where it is, what it is, and how to stream its rows."""
+
+    name: str
+    group: str | None
+    kind: str  # "annotations" | "celeba" | "maadface" | "labels"
+    path: Path
+    attributes: list[str]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_prediction(self) -> bool:
+        """True for the MAC's view (annotation tables), False for human ground-truth labels."""
+        return self.kind == "annotations"
+
+    def batches(self, attributes: list[str], batch_size: int,
+                min_reliability: float | None = None) -> Iterator[readers.Batch]:
+        """Rows of the chosen attributes, a batch at a time."""
+        if self.kind == "annotations":
+            return readers.iter_parquet_batches(self.files, attributes, batch_size, min_reliability)
+        if self.kind == "celeba":
+            return readers.iter_celeba_batches(self.path, attributes, batch_size)
+        if self.kind == "maadface":
+            return readers.iter_csv_batches(self.path, attributes, batch_size, "Identity", 1, -1)
+        return readers.iter_csv_batches(self.path, attributes, batch_size,
+                                        "identity" if "identity" in self.details.get("columns", ()) else None, 1, 0)
+
+    def describe(self) -> str:
+        """One line for logs and the report."""
+        extra = f", checkpoint sha256 {self.details['checkpoint_sha256'][:12]}" \
+            if self.details.get("checkpoint_sha256") else ""
+        return f"{self.name} ({self.group}, {self.kind}: {self.path}{extra})"
+
+
+def sniff_label_file(path: Path) -> str:
+    """Label-file kind by content: CelebA attr list, MAAD-Face CSV or demo-style ``labels.csv``."""
+    try:
+        with open(path, errors="replace") as fh:
+            first, second = fh.readline().strip(), fh.readline().strip()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    if first.isdigit() and second and "," not in second:
+        return "celeba"
+    header = [h.strip() for h in first.split(",")]
+    if header[:2] == ["Filename", "Identity"]:
+        return "maadface"
+    if header and header[0] == "path":
+        return "labels"
+    raise DataError(f"{path}: not a recognised label file (expected list_attr_celeba.txt, MAAD_Face.csv with "
+                    f"'Filename,Identity,...' or labels.csv with 'path,identity,<attributes>'); first line: {first[:80]!r}")
+
+
+def _label_input(path: Path, name: str | None, group: str | None) -> DatasetInput:
+    """A ground-truth label file as a dataset (hard 0/1 labels, threshold 0.5)."""
+    kind = sniff_label_file(path)
+    if kind == "celeba":
+        attrs, columns = readers.celeba_attributes(path), []
+    else:
+        with open(path) as fh:
+            columns = [h.strip() for h in fh.readline().strip().split(",")]
+        skip = {"Filename", "Identity"} if kind == "maadface" else {"path", "identity"}
+        attrs = [c for c in columns if c not in skip]
+    if not attrs:
+        raise DataError(f"{path}: no attribute columns found")
+    default_group = "real" if kind in ("celeba", "maadface") else None
+    return DatasetInput(name=name or f"{path.parent.name}(labels)", group=group or default_group, kind=kind,
+                        path=path, attributes=attrs, thresholds={a: 0.5 for a in attrs},
+                        details={"columns": columns, "base_name": path.parent.name})
+
+
+def _annotation_input(directory: Path, name: str | None, group: str | None) -> DatasetInput:
+    """A verified annotation directory as a dataset."""
+    manifest, files = load_verified_manifest(directory)
+    attrs = list(manifest["attributes"])
+    rel = any(f"{readers.RELIABILITY_PREFIX}{a}" in readers.pq.ParquetFile(files[0]).schema_arrow.names
+              for a in attrs) if files else False
+    details = {k: manifest.get(k) for k in ("checkpoint", "checkpoint_sha256", "num_images", "num_failures",
+                                             "mc_samples", "source_format", "root")}
+    details["has_reliability"] = rel
+    return DatasetInput(name=name or str(manifest["dataset"]), group=group or manifest.get("group"),
+                        kind="annotations", path=directory, attributes=attrs,
+                        thresholds={a: float(manifest["thresholds"][a]) for a in attrs}, files=files, details=details)
+
+
+def expand_path(path: Path, name: str | None = None, group: str | None = None) -> list[DatasetInput]:
+    """A path -> datasets, by content: annotation dir, folder of them, label file, or folder holding a label file."""
+    if not path.exists():
+        raise DataError(f"{path}: input does not exist")
+    if path.is_file():
+        return [_label_input(path, name, group)]
+    if is_annotation_dir(path):
+        return [_annotation_input(path, name, group)]
+    subdirs = sorted(p for p in path.iterdir() if is_annotation_dir(p))
+    if subdirs:
+        if name is not None:
+            raise ConfigError(f"inputs: 'name' given for {path}, which holds {len(subdirs)} datasets; "
+                              "name the dataset directories one by one instead")
+        return [_annotation_input(p, None, group) for p in subdirs]
+    label_files = [path / f for f in LABEL_FILE_NAMES if (path / f).is_file()]
+    if label_files:
+        return [_label_input(label_files[0], name, group)]
+    raise DataError(f"{path}: holds no manifest.json, no annotation directories and no label file "
+                    f"({', '.join(LABEL_FILE_NAMES)})")
+
+
+def resolve_reference(ref: str, log_dir: str, tracker) -> Path:
+    """``latest`` | local path | W&B artifact reference (``wandb:<ref>`` or ``entity/project/name:alias``) -> path."""
+    if ref == "latest":
+        from facemac.runs import latest_run
+        run_dir = latest_run(log_dir, "annotate", "annotations")
+        log.info("annotations=latest -> %s", run_dir / "annotations")
+        return run_dir / "annotations"
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    if ref.startswith("wandb:") or _ARTIFACT_REF.match(ref):
+        art = ref.removeprefix("wandb:")
+        folder = tracker.use_artifact(art)
+        log.info("W&B artifact %s -> %s", art, folder)
+        return folder
+    raise DataError(f"{ref}: input path does not exist (and is neither 'latest' nor a W&B artifact reference)")
+
+
+def collect_inputs(cfg, tracker) -> list[DatasetInput]:
+    """Every dataset named by ``annotations`` and ``inputs``, with names checked unique and groups resolved."""
+    log_dir = str(cfg.paths.log_dir)
+    entries: list[Any] = []
+    annotations = cfg.get("annotations")
+    raw_inputs = cfg.get("inputs")
+    if raw_inputs is not None and not isinstance(raw_inputs, (list, tuple)) and not hasattr(raw_inputs, "__len__"):
+        raise ConfigError("inputs must be a list of paths or {path, name, group} entries")
+    if isinstance(raw_inputs, str):
+        raw_inputs = [raw_inputs]
+    if raw_inputs:
+        if annotations not in (None, "latest"):
+            entries.append(annotations)
+        else:
+            log.info("inputs given: using them (annotations=%s ignored; put 'latest' in inputs to add it)", annotations)
+        entries.extend(raw_inputs)
+    elif annotations is not None:
+        entries.append(annotations)
+    if not entries:
+        raise ConfigError("nothing to analyse: set annotations=<folder>|latest or inputs=[...]")
+
+    datasets: list[DatasetInput] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            datasets += expand_path(resolve_reference(entry, log_dir, tracker))
+        elif hasattr(entry, "get"):
+            if not entry.get("path"):
+                raise ConfigError(f"inputs[{i}]: a dict entry needs 'path' (and optionally 'name', 'group')")
+            unknown = set(entry.keys()) - {"path", "name", "group"}
+            if unknown:
+                raise ConfigError(f"inputs[{i}]: unknown keys {sorted(unknown)}; allowed: path, name, group")
+            datasets += expand_path(resolve_reference(str(entry["path"]), log_dir, tracker),
+                                    entry.get("name"), entry.get("group"))
+        else:
+            raise ConfigError(f"inputs[{i}]: expected a path string or a {{path, name, group}} mapping, got {entry!r}")
+
+    names = [d.name for d in datasets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"inputs: dataset names {dupes} appear more than once; give entries a distinct 'name'")
+    by_name = {d.name: d for d in datasets}
+    for d in datasets:  # a label file beside an annotated dataset shares its group
+        if d.group is None and d.details.get("base_name") in by_name:
+            d.group = by_name[d.details["base_name"]].group
+    overrides = dict(cfg.get("groups") or {})
+    unknown = sorted(set(overrides) - set(by_name))
+    if unknown:
+        raise ConfigError(f"groups: {unknown} are not datasets of this analysis; known: {sorted(by_name)}")
+    for name, group in overrides.items():
+        by_name[name].group = str(group)
+    for d in datasets:
+        if d.group is None:
+            d.group = "unknown"
+            log.warning("dataset %s has no group; set groups={%s: real|synthetic} to pool it", d.name, d.name)
+    return datasets

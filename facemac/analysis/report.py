@@ -1,0 +1,132 @@
+"""report.md: the numbers a person needs, in sentences: which KL direction is larger and which attributes drive it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ReportContext:
+    """What the report states besides the tables."""
+
+    datasets: list[dict[str, Any]]  # name, group, kind, rows, path, checkpoint_sha256, (labels_of)
+    settings: dict[str, Any]  # mode, alpha, n_boot, seed, level, joint_attributes, min_reliability, ...
+    pooled: list[str] = field(default_factory=list)
+    focus: list[tuple[str, str]] = field(default_factory=list)  # (P, Q) pairs to describe, real first
+    top_k: int = 5
+
+
+def _num(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.4f}"
+
+
+def _ci(row: pd.Series, col: str) -> str:
+    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+    if lo is None or hi is None or not np.isfinite(lo) or not np.isfinite(hi):
+        return ""
+    return f" [{lo:.4f}, {hi:.4f}]"
+
+
+def _direction(a: str, b: str, x: float, y: float, what: str) -> str:
+    """'KL(a||b) = x > KL(b||a) = y (x/y = r)' style sentence."""
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return f"{what}: KL({a} ‖ {b}) = {_num(x)}, KL({b} ‖ {a}) = {_num(y)} nats."
+    if np.isclose(x, y, rtol=1e-9, atol=1e-12):
+        return f"{what}: both directions equal ({_num(x)} nats)."
+    big, small, bx, sx = (a, b, x, y) if x > y else (b, a, y, x)
+    ratio = f"{bx / sx:.2f}×" if sx > 0 else "∞×"
+    return (f"{what}: KL({big} ‖ {small}) = {_num(bx)} nats is larger than KL({small} ‖ {big}) = {_num(sx)} nats "
+            f"({ratio}).")
+
+
+def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, rates: pd.DataFrame,
+                  top_k: int) -> list[str]:
+    fwd = pairs[(pairs.p == p) & (pairs.q == q)].iloc[0]
+    bwd = pairs[(pairs.p == q) & (pairs.q == p)].iloc[0]
+    lines = [f"### {p} vs {q}", ""]
+    lines.append("- " + _direction(p, q, fwd.kl_mean, bwd.kl_mean, "Mean per-attribute KL"))
+    if "kl_mean_ci_low" in pairs:
+        lines.append(f"  - bootstrap intervals: KL({p} ‖ {q}){_ci(fwd, 'kl_mean')}, KL({q} ‖ {p}){_ci(bwd, 'kl_mean')}")
+    lines.append(f"- Sum over attributes: KL({p} ‖ {q}) = {_num(fwd.kl_sum)}, KL({q} ‖ {p}) = {_num(bwd.kl_sum)} nats.")
+    lines.append("- " + _direction(p, q, fwd.kl_joint, bwd.kl_joint, "Joint KL over attribute combinations"))
+    if "kl_joint_ci_low" in pairs:
+        lines.append(f"  - bootstrap intervals: KL({p} ‖ {q}){_ci(fwd, 'kl_joint')}, "
+                     f"KL({q} ‖ {p}){_ci(bwd, 'kl_joint')}")
+    lines.append(f"- Coverage: {_num(fwd.coverage)} of {p}'s images have a combination that {q} also has; "
+                 f"{_num(bwd.coverage)} of {q}'s have one {p} has.")
+    a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
+    b = kl_attr[(kl_attr.p == q) & (kl_attr.q == p)].set_index("attribute")["kl"].reindex(a.index)
+    total = float((a + b).sum())
+    order = (a + b).sort_values(ascending=False).index[:top_k]
+    rp = rates[rates.dataset == p].set_index("attribute")["rate"]
+    rq = rates[rates.dataset == q].set_index("attribute")["rate"]
+    share = f"{float((a + b)[order].sum()) / total:.0%}" if total > 0 else "n/a"
+    lines += ["", f"Attributes driving the divergence (top {len(order)} by KL({p}‖{q}) + KL({q}‖{p}), "
+                  f"{share} of the symmetric total):", "",
+              f"| attribute | rate {p} | rate {q} | KL({p}‖{q}) | KL({q}‖{p}) |", "|---|---|---|---|---|"]
+    for attr in order:
+        lines.append(f"| {attr} | {_num(rp[attr])} | {_num(rq[attr])} | {_num(a[attr])} | {_num(b[attr])} |")
+    lines.append("")
+    return lines
+
+
+def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: pd.DataFrame,
+                 ctx: ReportContext) -> Path:
+    """Write report.md and return its path."""
+    s = ctx.settings
+    lines = ["# Attribute divergence report", "",
+             "KL divergences are in nats. Each Bernoulli (per attribute) and each joint distribution is smoothed with "
+             f"alpha = {s['alpha']} pseudo-counts per outcome.", "",
+             "## Settings", "",
+             f"- mode: {s['mode']} ({'mean probability' if s['mode'] == 'soft' else 'labels from the manifest thresholds'}"
+             "; label files are already hard)",
+             f"- alpha: {s['alpha']}",
+             f"- attributes: {len(s['attributes'])}; joint KL over {len(s['joint_attributes'])} attributes"
+             + ("" if s["joint_attributes"] else " (joint KL off)"),
+             f"- bootstrap: {s['n_boot']} replicates resampling identities (images when unknown), seed {s['seed']}, "
+             f"{s['level']:.0%} percentile intervals" if s["n_boot"] else "- bootstrap: off (n_boot=0)",
+             f"- rate intervals: Wilson score, {s['level']:.0%}",
+             f"- reliability filter: min_reliability={s['min_reliability']}" if s.get("min_reliability") is not None
+             else "- reliability filter: off", "",
+             "## Inputs", "", "| dataset | group | kind | rows | path | checkpoint sha256 |", "|---|---|---|---|---|---|"]
+    for d in ctx.datasets:
+        lines.append(f"| {d['name']} | {d['group']} | {d['kind']} | {d.get('rows', '')} | {d.get('path', '')} | "
+                     f"{(d.get('checkpoint_sha256') or '')[:16]} |")
+    if ctx.pooled:
+        lines += ["", f"Pooled pseudo-datasets: {', '.join(ctx.pooled)} (sums of the members of each group; "
+                      "members: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in s.get("pooled_members", {}).items())
+                  + ")."]
+    lines += ["", "## Real vs synthetic", ""]
+    group = {d["name"]: d["group"] for d in ctx.datasets}
+    group.update({name: name.split("(")[0] for name in ctx.pooled})
+    names = list(dict.fromkeys(pairs.p))
+    rs = [(p, q) for p, q in ctx.focus if group.get(p) == "real" and group.get(q) == "synthetic"]
+    if not rs:
+        lines += ["No real/synthetic pair among the inputs (set `groups` to label them). Pairs by mean KL:", ""]
+        for _, row in pairs.sort_values("kl_mean", ascending=False).head(ctx.top_k).iterrows():
+            lines.append(f"- KL({row.p} ‖ {row.q}) mean {_num(row.kl_mean)} nats, joint {_num(row.kl_joint)}")
+        lines.append("")
+    for p, q in rs:
+        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k)
+    checks = [(d["name"], d["labels_of"]) for d in ctx.datasets if d.get("labels_of") in names]
+    if checks:
+        lines += ["## The MAC's view vs human labels", ""]
+        for lab, pred in checks:
+            row = pairs[(pairs.p == lab) & (pairs.q == pred)].iloc[0]
+            diff = (rates[rates.dataset == pred].set_index("attribute")["rate"]
+                    - rates[rates.dataset == lab].set_index("attribute")["rate"])
+            worst = diff.abs().sort_values(ascending=False).index[:ctx.top_k]
+            lines.append(f"- {pred}: mean KL({lab} ‖ {pred}) = {_num(row.kl_mean)} nats; largest rate differences "
+                         "(MAC − labels): " + ", ".join(f"{a} {diff[a]:+.3f}" for a in worst))
+        lines.append("")
+    lines += ["## Files", "", "- `rates.csv`: dataset, group, attribute, n, positives, rate, ci_low, ci_high",
+              "- `kl_attributes.csv`: p, q, attribute, kl (KL(p‖q) in nats, every ordered pair)",
+              "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, coverage",
+              "- `figures/`: rates.png, kl_heatmap.png, kl_asymmetry.png", ""]
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,86 @@
+"""From counts to the three result tables (rates, per-attribute KL, pair summaries), bootstrap columns included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from facemac.analysis.bootstrap import Replicates, bootstrap, percentile_interval
+from facemac.analysis.counts import DatasetCounts
+from facemac.analysis.divergence import pairwise_attribute_kl
+from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
+from facemac.analysis.rates import wilson_interval
+
+RATE_COLUMNS = ["dataset", "group", "attribute", "n", "positives", "rate", "ci_low", "ci_high"]
+KL_ATTRIBUTE_COLUMNS = ["p", "q", "attribute", "kl"]
+KL_PAIR_COLUMNS = ["p", "q", "kl_mean", "kl_sum", "kl_joint", "coverage"]
+
+
+@dataclass
+class Tables:
+    """The analysis results (the CSVs, as DataFrames)."""
+
+    rates: pd.DataFrame
+    kl_attributes: pd.DataFrame
+    kl_pairs: pd.DataFrame
+
+
+def combine(counts: list[DatasetCounts], pooled: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n [D,A], positives [D,A], dropped [D,A]) with the pooled groups' rows appended."""
+    n = np.stack([c.n for c in counts]).astype(np.float64)
+    pos = np.stack([c.positives for c in counts])
+    dropped = np.stack([c.dropped for c in counts]).astype(np.float64)
+    if pooled:
+        n = np.vstack([n] + [n[m].sum(0, keepdims=True) for m in pooled])
+        pos = np.vstack([pos] + [pos[m].sum(0, keepdims=True) for m in pooled])
+        dropped = np.vstack([dropped] + [dropped[m].sum(0, keepdims=True) for m in pooled])
+    return n, pos, dropped
+
+
+def compute_tables(names: list[str], groups: list[str], attributes: list[str], counts: list[DatasetCounts],
+                   pooled: list[list[int]], alpha: float, level: float, n_boot: int, seed: int,
+                   soft: bool = False, with_dropped: bool = False, joint_columns: np.ndarray | None = None) -> Tables:
+    """All results for datasets ``names`` (base datasets then pooled ones, in that order)."""
+    n, pos, dropped = combine(counts, pooled)
+    joint_columns = np.arange(len(attributes)) if joint_columns is None else np.asarray(joint_columns, np.int64)
+    joint_enabled = len(joint_columns) > 0
+    d_all, a = n.shape
+    low, high = wilson_interval(pos, n, level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = pos / n
+    rates = pd.DataFrame({
+        "dataset": np.repeat(names, a), "group": np.repeat(groups, a), "attribute": np.tile(attributes, d_all),
+        "n": n.ravel().astype(np.int64), "positives": pos.ravel() if soft else pos.ravel().round().astype(np.int64),
+        "rate": rate.ravel(), "ci_low": low.ravel(), "ci_high": high.ravel()})
+    if with_dropped:
+        rates["dropped"] = dropped.ravel().astype(np.int64)
+
+    kl = pairwise_attribute_kl(pos, n, alpha)  # [D, D, A]
+    jkl = np.full((d_all, d_all), np.nan)
+    cov = np.full((d_all, d_all), np.nan)
+    if joint_enabled:
+        layout = joint_layout([c.joint_keys for c in counts], pooled)
+        jkl, cov = joint_matrix(layout, with_pooled(layout, [c.joint_counts for c in counts]), alpha)
+    reps: Replicates | None = None
+    if n_boot > 0:
+        reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint_columns)
+    ordered = [(i, j) for i in range(d_all) for j in range(d_all) if i != j]
+    ii = np.array([i for i, _ in ordered], dtype=np.int64)
+    jj = np.array([j for _, j in ordered], dtype=np.int64)
+    kl_attr = pd.DataFrame({"p": np.repeat(np.array(names, dtype=object)[ii], a),
+                            "q": np.repeat(np.array(names, dtype=object)[jj], a),
+                            "attribute": np.tile(attributes, len(ordered)), "kl": kl[ii, jj].ravel()})
+    pairs = pd.DataFrame({"p": np.array(names, dtype=object)[ii], "q": np.array(names, dtype=object)[jj],
+                          "kl_mean": kl[ii, jj].mean(1), "kl_sum": kl[ii, jj].sum(1),
+                          "kl_joint": jkl[ii, jj], "coverage": cov[ii, jj]})
+    if reps is not None:
+        kl_b = pairwise_attribute_kl(reps.positives, reps.n, alpha)  # [B, D, D, A]
+        lo, hi = percentile_interval(kl_b[:, ii, jj], level)
+        kl_attr["ci_low"], kl_attr["ci_high"] = lo.ravel(), hi.ravel()
+        for col, samples in (("kl_mean", kl_b[:, ii, jj].mean(-1)), ("kl_sum", kl_b[:, ii, jj].sum(-1)),
+                             ("kl_joint", reps.joint_kl[:, ii, jj]), ("coverage", reps.coverage[:, ii, jj])):
+            lo, hi = percentile_interval(samples, level)
+            pairs[f"{col}_ci_low"], pairs[f"{col}_ci_high"] = lo, hi
+    return Tables(rates=rates, kl_attributes=kl_attr, kl_pairs=pairs)
