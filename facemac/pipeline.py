@@ -62,6 +62,12 @@ def _experiment_name(overrides: list[str]) -> str:
     return "default"
 
 
+def _is_value_override(override: str) -> bool:
+    """``a.b=1``: sets a value without changing which configs are composed (groups, ``+``, ``~`` do change it)."""
+    key, sep, _ = override.partition("=")
+    return bool(sep) and "." in key and key[0] not in "+~" and "@" not in key and not key.startswith("hydra.")
+
+
 def _split_stage_prefix(override: str) -> tuple[str | None, str]:
     """``annotate:annotate.batch_size=8`` → ("annotate", "annotate.batch_size=8"); no known prefix → (None, same)."""
     head, sep, rest = override.partition(":")
@@ -82,6 +88,7 @@ class _Composer:
         GlobalHydra.instance().clear()
         self._ctx = initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="pipeline")
         self._ctx.__enter__()
+        self._cache: dict[tuple, object] = {}
 
     def compose(self, stage: str, overrides: list[str]):
         from hydra import compose
@@ -91,6 +98,18 @@ class _Composer:
     def accepts(self, stage: str, base: list[str], override: str) -> bool:
         if override.startswith("hydra."):
             return True
+        key, sep, _ = override.partition("=")
+        if sep and "." in key and key[0] not in "+~" and "@" not in key:
+            # a plain value override: look the key up in the stage's config (composed once per group choice set)
+            structure = tuple(o for o in base if not _is_value_override(o))
+            if (stage, structure) not in self._cache:
+                try:
+                    self._cache[(stage, structure)] = self.compose(stage, list(structure))
+                except Exception:  # noqa: BLE001
+                    return False
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(self._cache[(stage, structure)], parent, throw_on_missing=False)
+            return OmegaConf.is_dict(node) and leaf in node.keys()  # `in node` is False for ??? values
         try:
             self.compose(stage, [*base, override])
             return True
@@ -112,10 +131,11 @@ def route_overrides(overrides: list[str], composer: _Composer, stages: tuple[str
             continue
         accepted = [s for s in STAGES if composer.accepts(s, routed[s], ov)]
         if not accepted:
-            try:  # re-raise train's composition error: it names the bad key
+            try:  # train's composition error names the bad key
                 composer.compose("train", [*routed["train"], ov])
             except Exception as e:  # noqa: BLE001
                 raise ConfigError(f"override {ov!r} fits no stage ({', '.join(STAGES)}): {e}") from e
+            accepted = ["train"]  # composes after all (e.g. a new key under a dict): never drop an override
         for s in accepted:
             routed[s].append(ov)
     return {s: routed[s] for s in stages}
