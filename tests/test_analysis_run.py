@@ -118,8 +118,16 @@ def test_latest_and_config_errors(make_cfg, ann, tmp_path, monkeypatch):
                      output_dir=tmp_path / "r2"))
     with pytest.raises(ConfigError, match="mode="):
         run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "mode=fuzzy"], output_dir=tmp_path / "r3"))
+    with pytest.raises(ConfigError, match="needs logger=wandb"):
+        run(make_cfg("analyze", ["logger=none", "inputs=[wandb:me/facemac/annotations:v3]"],
+                     output_dir=tmp_path / "r5"))
+    res = run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "n_boot=0", "groups={Q: real}",
+                                   "joint_attributes=[]"], output_dir=tmp_path / "r6"))
+    rates, _, pairs = _read(res["output_dir"])
+    assert set(rates[rates.dataset == "Q"].group) == {"real"} and "real(pooled)" not in set(rates.dataset)
+    assert pairs.kl_joint.isna().all() and pairs.kl_mean.notna().all()
     with pytest.raises(ConfigError, match="groups"):
-        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "+groups.nope=real"],
+        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "groups={nope: real}"],
                      output_dir=tmp_path / "r4"))
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, ListConfig
+
 from facemac.analysis import readers
 from facemac.analysis.manifest import is_annotation_dir, load_verified_manifest
 from facemac.errors import ConfigError, DataError
@@ -152,10 +154,10 @@ def collect_inputs(cfg, tracker) -> list[DatasetInput]:
     entries: list[Any] = []
     annotations = cfg.get("annotations")
     raw_inputs = cfg.get("inputs")
-    if raw_inputs is not None and not isinstance(raw_inputs, (list, tuple)) and not hasattr(raw_inputs, "__len__"):
-        raise ConfigError("inputs must be a list of paths or {path, name, group} entries")
-    if isinstance(raw_inputs, str):
+    if isinstance(raw_inputs, (str, dict, DictConfig)):
         raw_inputs = [raw_inputs]
+    elif raw_inputs is not None and not isinstance(raw_inputs, (list, tuple, ListConfig)):
+        raise ConfigError(f"inputs must be a list of paths or {{path, name, group}} entries, got {raw_inputs!r}")
     if raw_inputs:
         if annotations not in (None, "latest"):
             entries.append(annotations)
