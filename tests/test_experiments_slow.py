@@ -35,15 +35,19 @@ def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_optuna_sweep_of_two_trials_records_the_best_value(tmp_path):
     sweep = tmp_path / "optuna"
-    # in-memory study: optuna 2.10's RDB storage does not run on SQLAlchemy 2 (see docs/experiments.md)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"  # a persistent study, as a resumable cluster search uses
     _run(["train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
-          "hydra.sweeper.study_name=tiny", f"hydra.sweep.dir={sweep}", *TINY, *_celeba(tmp_path)])
+          "hydra.sweeper.study_name=tiny", f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep}", *TINY,
+          *_celeba(tmp_path)])
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [json.loads((sweep / str(i) / "metrics.json").read_text())["val"]["mA"] for i in range(2)]
     assert result["best_value"] == pytest.approx(max(trials))  # the sweeper maximised what train.py returned
     assert set(result["best_params"]) == {"optim.lr", "optim.weight_decay", "model.drop_path_rate",
                                           "train.loss_weighting"}
     assert result["name"] == "optuna"
+    import optuna
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert len(study.trials) == 2 and study.best_value == pytest.approx(result["best_value"])
 
 
 @pytest.mark.slow
