@@ -1,0 +1,39 @@
+"""The pipeline plans three stage runs in one experiment folder, each fed the previous one's output explicitly."""
+
+from pathlib import Path
+
+import pytest
+
+from facemac.errors import ConfigError
+from facemac.pipeline import plan
+
+
+def test_plan_routes_overrides_and_chains_outputs_explicitly(tmp_path):
+    p = plan(["experiment=demo", "seed=3", "train.epochs=2", "annotate:annotate.batch_size=8", "n_boot=7",
+              "targets=casia", "targets.casia_webface.root=/x"], root=tmp_path / "exp")
+    cmd = {s: c[2:] for s, c in p.commands.items()}
+    assert [Path(c[1]).name for c in p.commands.values()] == ["train.py", "annotate.py", "analyze.py"]
+    for stage in ("train", "annotate", "analyze"):
+        assert f"hydra.run.dir={tmp_path / 'exp' / stage}" in cmd[stage]
+        assert "experiment=demo" in cmd[stage] and "seed=3" in cmd[stage]
+        assert f"++logger.group=demo-exp" in cmd[stage]
+    assert "train.epochs=2" in cmd["train"] and "train.resume=auto" in cmd["train"]
+    assert f"ckpt={tmp_path / 'exp' / 'train' / 'checkpoints' / 'best.pt'}" in cmd["annotate"]
+    assert "annotate.batch_size=8" in cmd["annotate"] and "annotate.batch_size=8" not in cmd["train"]
+    assert "targets.casia_webface.root=/x" in cmd["annotate"]  # routed after the group choice it depends on
+    assert f"annotations={tmp_path / 'exp' / 'annotate' / 'annotations'}" in cmd["analyze"]
+    assert "n_boot=7" in cmd["analyze"]
+    assert not any(c.startswith(("ckpt=", "annotations=")) for c in cmd["train"])
+
+
+def test_default_folder_is_per_experiment_and_per_launch(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEMAC_OUTPUTS", str(tmp_path / "out"))
+    a, b = plan(["experiment=paper"], stages=("train",)), plan(["experiment=paper"], stages=("train",))
+    assert a.root.parent == (tmp_path / "out" / "pipeline" / "paper").resolve() and a.root != b.root
+
+
+def test_an_override_no_stage_knows_is_refused_by_name(tmp_path):
+    with pytest.raises(ConfigError, match="trian.epochs"):
+        plan(["experiment=demo", "trian.epochs=1"], root=tmp_path)
+    with pytest.raises(ConfigError, match="--stages"):
+        plan(["experiment=demo"], root=tmp_path, stages=("train", "evaluate"))
