@@ -44,6 +44,8 @@ def _read_table(path: Path, skiprows: int, ncols: int, what: str) -> pd.DataFram
         raise DataError(f"{path}: no rows; expected {what}") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: wrong number of columns ({e}); expected {what}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); expected {what}") from None
     if df.shape[1] != ncols + 1:
         raise DataError(f"{path}, line {skiprows + 1}: {df.shape[1] - 1} values after the file name, expected "
                         f"{ncols} ({what})")
@@ -66,6 +68,11 @@ def _align(df: pd.DataFrame, keys: pd.Index, path: Path) -> np.ndarray:
     vals = df.iloc[:, 1:].to_numpy()
     if len(names) == len(keys) and (names.to_numpy() == keys.to_numpy()).all():
         return vals
+    dup = names.duplicated().to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise DataError(f"{path}: {names.iat[i]} is listed twice (second time on row {i + 1}); each file needs "
+                        "exactly one row")
     pos = pd.Index(names).get_indexer(keys)
     if (pos < 0).any():
         missing = keys[int(np.flatnonzero(pos < 0)[0])]
@@ -76,9 +83,12 @@ def _align(df: pd.DataFrame, keys: pd.Index, path: Path) -> np.ndarray:
 def read_attr_file(path: str | Path) -> tuple[list[str], pd.Index, np.ndarray]:
     """(attribute names from the header, file names, int8 values in {-1, 1}) of list_attr_celeba.txt."""
     path = require_file(path, f"{ATTR_FILE}: a count line, a header of attribute names, rows 'file ±1 ...'")
-    with open(path, encoding="utf-8") as f:
-        f.readline()
-        names = f.readline().split()
+    try:
+        with open(path, encoding="utf-8") as f:
+            f.readline()
+            names = f.readline().split()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}, line 1 or 2: not UTF-8 text; expected a count line and a header of names") from None
     if not names:
         raise DataError(f"{path}, line 2: no attribute names; expected a header of names after the count line")
     df = _read_table(path, 2, len(names), f"{len(names)} values of -1/1 per row, one per header name")
