@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemac.data.labelcsv import check_field_counts, header_columns, numeric_columns
+from facemac.data.labelcsv import check_field_counts, header_columns, not_utf8, numeric_columns
 from facemac.data.layout import require_dir, require_file, select_attributes
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
@@ -77,6 +77,8 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
                          na_values=[""], engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: cannot be parsed ({e}); expected {MAADFACE_LAYOUT}") from None
+    except UnicodeDecodeError:
+        raise not_utf8(path, None, MAADFACE_LAYOUT) from None
     df.columns = header
     attr_cols = [c for c in header if c not in (fcol, icol)]
     if not attr_cols:
