@@ -71,6 +71,10 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
     images = _find_images_dir(root, images_dir)
     check_field_counts(path, layout=MAADFACE_LAYOUT)
     header = header_columns(path)
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"{path}, line 1: column name(s) {', '.join(repr(c) for c in dupes)} appear more than once; "
+                        f"expected {MAADFACE_LAYOUT}")
     fcol, icol = _column(header, "Filename", path), _column(header, "Identity", path)
     try:
         df = pd.read_csv(path, skipinitialspace=True, dtype={fcol: str, icol: str}, keep_default_na=False,
