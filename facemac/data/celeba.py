@@ -56,9 +56,12 @@ def _read_table(path: Path, skiprows: int, ncols: int, what: str) -> pd.DataFram
         raise DataError(f"{path}, line {skiprows + i + 1}: fewer than {ncols} values after the file name "
                         f"({what})")
     if not all(pd.api.types.is_numeric_dtype(t) for t in values.dtypes):
-        bad = values.apply(pd.to_numeric, errors="coerce").isna().any(axis=1).to_numpy()
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}, line {skiprows + i + 1}: non-numeric value ({what})")
+        coerced = values.apply(pd.to_numeric, errors="coerce")
+        bad, problem = coerced.isna().any(axis=1).to_numpy(), "non-numeric value"
+        if not bad.any():  # all numbers, but some beyond 64 bits (pandas keeps those as Python objects)
+            bad, problem = (coerced.astype(np.float64).abs() >= 2.0 ** 63).any(axis=1).to_numpy(), "number too large"
+        i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{path}, line {skiprows + i + 1}: {problem} ({what})")
     return df
 
 
@@ -121,6 +124,10 @@ def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geome
     id_path = base / IDENTITY_FILE
     if id_path.is_file():
         ids = _align(_read_table(id_path, 0, 1, "rows 'file identity'"), keys, id_path)[:, 0]
+        bad = ~np.isfinite(ids.astype(np.float64)) | (ids != np.round(ids.astype(np.float64)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{id_path}: identity {ids[i]} of {keys[i]} is not an integer")
         identities = ids.astype(np.int64).astype(str).tolist()
 
     landmarks = None
