@@ -1,4 +1,4 @@
-"""Bad image files: every kind is decoded to sane RGB pixels or refused with a reason, one by one and in a DataLoader."""
+"""Bad image files: each kind decodes to sane RGB pixels or is refused with a reason, alone and in a DataLoader."""
 
 from __future__ import annotations
 
