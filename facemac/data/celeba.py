@@ -44,6 +44,8 @@ def _read_table(path: Path, skiprows: int, ncols: int, what: str) -> pd.DataFram
         raise DataError(f"{path}: no rows; expected {what}") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: wrong number of columns ({e}); expected {what}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); expected {what}") from None
     if df.shape[1] != ncols + 1:
         raise DataError(f"{path}, line {skiprows + 1}: {df.shape[1] - 1} values after the file name, expected "
                         f"{ncols} ({what})")
@@ -54,9 +56,12 @@ def _read_table(path: Path, skiprows: int, ncols: int, what: str) -> pd.DataFram
         raise DataError(f"{path}, line {skiprows + i + 1}: fewer than {ncols} values after the file name "
                         f"({what})")
     if not all(pd.api.types.is_numeric_dtype(t) for t in values.dtypes):
-        bad = values.apply(pd.to_numeric, errors="coerce").isna().any(axis=1).to_numpy()
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}, line {skiprows + i + 1}: non-numeric value ({what})")
+        coerced = values.apply(pd.to_numeric, errors="coerce")
+        bad, problem = coerced.isna().any(axis=1).to_numpy(), "non-numeric value"
+        if not bad.any():  # all numbers, but some beyond 64 bits (pandas keeps those as Python objects)
+            bad, problem = (coerced.astype(np.float64).abs() >= 2.0 ** 63).any(axis=1).to_numpy(), "number too large"
+        i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{path}, line {skiprows + i + 1}: {problem} ({what})")
     return df
 
 
@@ -66,6 +71,11 @@ def _align(df: pd.DataFrame, keys: pd.Index, path: Path) -> np.ndarray:
     vals = df.iloc[:, 1:].to_numpy()
     if len(names) == len(keys) and (names.to_numpy() == keys.to_numpy()).all():
         return vals
+    dup = names.duplicated().to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise DataError(f"{path}: {names.iat[i]} is listed twice (second time on row {i + 1}); each file needs "
+                        "exactly one row")
     pos = pd.Index(names).get_indexer(keys)
     if (pos < 0).any():
         missing = keys[int(np.flatnonzero(pos < 0)[0])]
@@ -76,9 +86,12 @@ def _align(df: pd.DataFrame, keys: pd.Index, path: Path) -> np.ndarray:
 def read_attr_file(path: str | Path) -> tuple[list[str], pd.Index, np.ndarray]:
     """(attribute names from the header, file names, int8 values in {-1, 1}) of list_attr_celeba.txt."""
     path = require_file(path, f"{ATTR_FILE}: a count line, a header of attribute names, rows 'file ±1 ...'")
-    with open(path, encoding="utf-8") as f:
-        f.readline()
-        names = f.readline().split()
+    try:
+        with open(path, encoding="utf-8") as f:
+            f.readline()
+            names = f.readline().split()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}, line 1 or 2: not UTF-8 text; expected a count line and a header of names") from None
     if not names:
         raise DataError(f"{path}, line 2: no attribute names; expected a header of names after the count line")
     df = _read_table(path, 2, len(names), f"{len(names)} values of -1/1 per row, one per header name")
@@ -111,6 +124,10 @@ def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geome
     id_path = base / IDENTITY_FILE
     if id_path.is_file():
         ids = _align(_read_table(id_path, 0, 1, "rows 'file identity'"), keys, id_path)[:, 0]
+        bad = ~np.isfinite(ids.astype(np.float64)) | (ids != np.round(ids.astype(np.float64)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{id_path}: identity {ids[i]} of {keys[i]} is not an integer")
         identities = ids.astype(np.int64).astype(str).tolist()
 
     landmarks = None

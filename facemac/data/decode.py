@@ -7,6 +7,7 @@ import numpy as np
 
 from facemac.errors import DataError
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 64_000_000  # larger than any face crop by orders of magnitude; beyond this is a decompression bomb
 
 cv2.setNumThreads(1)  # DataLoader workers parallelise across images; OpenCV's own threads would oversubscribe
@@ -25,9 +26,14 @@ def decode_image(data: bytes, key: str = "<bytes>") -> np.ndarray:
     """Bytes of a JPEG/PNG/BMP/WebP → HxWx3 uint8 RGB. Grayscale, RGBA and 16-bit inputs are converted."""
     if not data:
         raise ImageDecodeError(key, "empty file")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    _check_size(buf, key)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    data = bytes(data)
+    _check_size(data, key)
+    _check_complete(data, key)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS, ...) raise instead of returning None
+        detail = str(e).strip().splitlines()[-1][-120:]
+        raise ImageDecodeError(key, f"not a decodable image (OpenCV: {detail})") from None
     if img is None:
         raise ImageDecodeError(key, "not a decodable image (corrupt, truncated or not an image)")
     if img.dtype == np.uint16:
@@ -46,17 +52,35 @@ def decode_image(data: bytes, key: str = "<bytes>") -> np.ndarray:
     raise ImageDecodeError(key, f"unsupported channel count {channels}")
 
 
-def _check_size(buf: np.ndarray, key: str) -> None:
+def _check_size(data: bytes, key: str) -> None:
     """Refuse decompression bombs from the header alone, before any pixel is allocated."""
-    shape = _header_shape(buf)
+    shape = _header_shape(data)
     if shape is not None and shape[0] * shape[1] > MAX_PIXELS:
         raise ImageDecodeError(key, f"image too large ({shape[1]}x{shape[0]} pixels, limit {MAX_PIXELS})")
 
 
-def _header_shape(buf: np.ndarray) -> tuple[int, int] | None:
-    """(height, width) read from a PNG IHDR or JPEG SOF header; None for other formats."""
-    b = buf.tobytes()[:65536]
-    if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24:
+def _check_complete(data: bytes, key: str) -> None:
+    """Refuse cut-off files by their missing end marker: libjpeg pads a truncated scan with grey and only warns.
+
+    Entropy-coded JPEG data stuffs every 0xFF with 0x00, so an end-of-image marker (FFD9) after the last
+    start-of-scan (FFDA) is the file's own end; bytes after it (camera trailers, padding) are harmless.
+    """
+    if data[:2] == b"\xff\xd8":
+        sos = data.rfind(b"\xff\xda")
+        if sos >= 0 and data.rfind(b"\xff\xd9") < sos:
+            raise ImageDecodeError(key, "truncated file (no JPEG end-of-image marker after the image data)")
+    elif data[:8] == PNG_SIGNATURE and data.rfind(b"IEND") < 0:
+        raise ImageDecodeError(key, "truncated file (no PNG IEND chunk)")
+
+
+def _header_shape(data: bytes) -> tuple[int, int] | None:
+    """(height, width) read from a PNG IHDR or JPEG SOF header; None for other formats.
+
+    The JPEG walk jumps from segment to segment over the whole file (APP segments before the frame header may
+    hold hundreds of KiB of EXIF/ICC data), so it costs a few steps, not a scan of the bytes.
+    """
+    b = data
+    if b[:8] == PNG_SIGNATURE and len(b) >= 24:
         return int.from_bytes(b[20:24], "big"), int.from_bytes(b[16:20], "big")
     if b[:2] == b"\xff\xd8":
         i = 2
@@ -68,6 +92,8 @@ def _header_shape(buf: np.ndarray) -> tuple[int, int] | None:
             if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
                 i += 1 if marker == 0xFF else 2
                 continue
+            if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+                return None
             length = int.from_bytes(b[i + 2:i + 4], "big")
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
                 return int.from_bytes(b[i + 5:i + 7], "big"), int.from_bytes(b[i + 7:i + 9], "big")

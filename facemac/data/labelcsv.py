@@ -70,16 +70,27 @@ def check_field_counts(path: Path, delimiter: str = ",", layout: str = LABEL_CSV
 
 
 def _check_field_counts_quoted(path: Path, delimiter: str, layout: str) -> None:
-    expected = None
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            n = len(next(csv.reader([line], delimiter=delimiter)))
-            if expected is None:
-                expected = n
-            elif n != expected:
-                raise _mismatch(path, lineno, n, expected, layout)
+    expected, lineno = None, 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                n = len(next(csv.reader([line], delimiter=delimiter), []))
+                if expected is None:
+                    expected = n
+                elif n != expected:
+                    raise _mismatch(path, lineno, n, expected, layout)
+    except UnicodeDecodeError:
+        raise not_utf8(path, lineno + 1, layout) from None
+    except csv.Error as e:
+        raise DataError(f"{path}, line {lineno}: {e}; expected {layout}") from None
+
+
+def not_utf8(path: Path, lineno: int | None, layout: str) -> DataError:
+    """The DataError for a text file holding bytes that are not UTF-8 (a binary file, or a Latin-1 export)."""
+    where = f", line {lineno}" if lineno else ""
+    return DataError(f"{path}{where}: not UTF-8 text; expected {layout}")
 
 
 def numeric_columns(df: pd.DataFrame, cols: Sequence[str], path: Path, layout: str) -> np.ndarray:
@@ -115,8 +126,13 @@ def parse_binary_cells(values: np.ndarray, columns: Sequence[str], path: Path) -
 
 def header_columns(path: Path) -> list[str]:
     """The header row's column names (stripped), read before pandas so text columns can be typed as text."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        return [c.strip() for c in next(csv.reader([f.readline()]), [])]
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return [c.strip() for c in next(csv.reader([f.readline()]), [])]
+    except UnicodeDecodeError:
+        raise not_utf8(path, 1, "a header row of column names") from None
+    except csv.Error as e:
+        raise DataError(f"{path}, line 1: {e}; expected a header row of column names") from None
 
 
 def read_label_csv(path: str | Path, root: str | Path | None = None, geometry: str = "unknown",

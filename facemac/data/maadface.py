@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemac.data.labelcsv import check_field_counts, header_columns, numeric_columns
+from facemac.data.labelcsv import check_field_counts, header_columns, not_utf8, numeric_columns
 from facemac.data.layout import require_dir, require_file, select_attributes
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
@@ -71,13 +71,24 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
     images = _find_images_dir(root, images_dir)
     check_field_counts(path, layout=MAADFACE_LAYOUT)
     header = header_columns(path)
+    if "" in header:
+        raise DataError(f"{path}, line 1: column {header.index('') + 1} has no name (a trailing or doubled comma?); "
+                        f"expected {MAADFACE_LAYOUT}")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"{path}, line 1: column name(s) {', '.join(repr(c) for c in dupes)} appear more than once; "
+                        f"expected {MAADFACE_LAYOUT}")
     fcol, icol = _column(header, "Filename", path), _column(header, "Identity", path)
     try:
         df = pd.read_csv(path, skipinitialspace=True, dtype={fcol: str, icol: str}, keep_default_na=False,
                          na_values=[""], engine="c")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: cannot be parsed ({e}); expected {MAADFACE_LAYOUT}") from None
+    except UnicodeDecodeError:
+        raise not_utf8(path, None, MAADFACE_LAYOUT) from None
     df.columns = header
+    if len(df) == 0:
+        raise DataError(f"{path}: header only, no rows; expected {MAADFACE_LAYOUT}")
     attr_cols = [c for c in header if c not in (fcol, icol)]
     if not attr_cols:
         raise DataError(f"{path}: no attribute columns after Filename and Identity; expected {MAADFACE_LAYOUT}")
@@ -89,8 +100,11 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
         what = "missing" if np.isnan(num[r, c]) else f"{num[r, c]:g} is not 1, -1 or 0"
         raise DataError(f"{path}, line {r + 2}, column {cols[c]!r}: {what}; expected {MAADFACE_LAYOUT}")
     identities = df[icol].fillna("").str.strip().tolist()
+    keys = df[fcol].fillna("").str.strip().str.replace("\\", "/").tolist()
+    if "" in keys:
+        raise DataError(f"{path}, line {keys.index('') + 2}: empty {fcol}; expected {MAADFACE_LAYOUT}")
     return FaceTable(
-        name=name, source=FileSource(images), keys=df[fcol].fillna("").str.strip().str.replace("\\", "/").tolist(),
+        name=name, source=FileSource(images), keys=keys,
         attributes=list(cols), identities=identities, labels=(num == 1).astype(np.float32),
         mask=num != 0, splits=identity_splits(identities, val_fraction, test_fraction, seed), geometry=geometry,
     )

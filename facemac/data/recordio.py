@@ -11,6 +11,7 @@ insightface layout: record 0 is a header without an image whose labels are (firs
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Sequence
@@ -51,18 +52,22 @@ def read_idx(idx_path: str | Path) -> dict[int, int]:
     """Record index -> byte offset, from MXNet's .idx text file."""
     idx_path = Path(idx_path)
     out: dict[int, int] = {}
-    with open(idx_path, encoding="ascii") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(idx_path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.decode("ascii", errors="replace")
             if not line.strip():
                 continue
             parts = line.split()
             try:
-                if len(parts) != 2:
+                if len(parts) != 2 or not line.isascii():
                     raise ValueError
-                out[int(parts[0])] = int(parts[1])
+                index, offset = int(parts[0]), int(parts[1])
+                if index < 0 or not 0 <= offset < 1 << 62:
+                    raise ValueError
+                out[index] = offset
             except ValueError:
-                raise DataError(f"{idx_path}, line {lineno}: {line.strip()[:60]!r} is not 'index<TAB>offset'") \
-                    from None
+                raise DataError(f"{idx_path}, line {lineno}: {line.strip()[:60]!r} is not 'index<TAB>offset' "
+                                "(two non-negative integers)") from None
     if not out:
         raise DataError(f"{idx_path} lists no records; expected {RECORDIO_LAYOUT}")
     return out
@@ -71,6 +76,7 @@ def read_idx(idx_path: str | Path) -> dict[int, int]:
 def _read_payload(fd: int, offset: int, path: Path) -> bytes:
     """The whole (re-joined) payload of the record starting at ``offset``."""
     parts: list[bytes] = []
+    size = os.fstat(fd).st_size
     while True:
         head = os.pread(fd, 8, offset)
         if len(head) != 8:
@@ -80,6 +86,9 @@ def _read_payload(fd: int, offset: int, path: Path) -> bytes:
             raise DataError(f"{path}: no RecordIO magic at byte {offset} (index points into the middle of a record "
                             "or the file is not MXNet RecordIO)")
         cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+        if offset + 8 + length > size:  # checked before reading: a flipped length must not allocate 512 MiB
+            raise DataError(f"{path}: record at byte {offset} claims {length} bytes but the file ends at byte {size} "
+                            "(truncated or corrupt)")
         data = os.pread(fd, length, offset + 8)
         if len(data) != length:
             raise DataError(f"{path}: record at byte {offset} is truncated ({len(data)} of {length} bytes)")
@@ -96,6 +105,8 @@ def unpack_header(payload: bytes) -> tuple[int, np.ndarray, int, int, bytes]:
     flag, label, id1, id2 = struct.unpack_from(IR_FORMAT, payload)
     if flag > 0:
         end = IR_SIZE + 4 * flag
+        if end > len(payload):
+            raise ValueError(f"IRHeader announces {flag} labels but the payload has {len(payload)} bytes")
         labels = np.frombuffer(payload[IR_SIZE:end], dtype="<f4").copy()
         return flag, labels, id1, id2, payload[end:]
     return flag, np.array([label], dtype=np.float32), id1, id2, payload[IR_SIZE:]
@@ -168,11 +179,22 @@ def _header_labels(source: RecordIOSource, indices: Sequence[int]) -> list[tuple
         lrec = struct.unpack_from("<I", head, 4)[0]
         flag, label, _, _ = struct.unpack_from(IR_FORMAT, head, 8)
         if flag > 0:
-            label = struct.unpack("<f", os.pread(fd, 4, off + 8 + IR_SIZE))[0]
+            first = os.pread(fd, 4, off + 8 + IR_SIZE)
+            if len(first) != 4:
+                raise DataError(f"{source.rec_path}: record {i} at byte {off} is truncated inside its labels")
+            label = struct.unpack("<f", first)[0]
         cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
         image_bytes = 1 if cflag == 1 else length - IR_SIZE - 4 * flag
         out.append((i, label, image_bytes))
     return out
+
+
+def _record_range(lab: np.ndarray, low: int, high: int, rec: Path, r: int) -> tuple[int, int]:
+    """(first, end) of an insightface header/identity record, checked to be a range of this file's records."""
+    if len(lab) < 2 or not np.isfinite(lab[:2]).all() or not low <= lab[0] <= lab[1] <= high:
+        raise DataError(f"{rec}, record {r}: labels {lab[:2].tolist()} are not a record range within "
+                        f"[{low}, {high}]; expected {RECORDIO_LAYOUT}")
+    return int(lab[0]), int(lab[1])
 
 
 def read_recordio(root: str | Path, geometry: str = "arcface_112", name: str | None = None) -> FaceTable:
@@ -184,13 +206,14 @@ def read_recordio(root: str | Path, geometry: str = "arcface_112", name: str | N
     offsets = source.offsets
     images: list[int] | None = None
     id_records: list[int] = []
+    last = max(offsets)
     if 0 in offsets:
         try:
             flag, lab, *_ , img = unpack_header(source.payload(0))
         except ValueError as e:
             raise DataError(f"{rec}, record 0: {e}") from None
         if flag > 0 and not img and len(lab) >= 2:  # insightface's header record
-            first, end = int(lab[0]), int(lab[1])
+            first, end = _record_range(lab, 1, last + 1, rec, 0)
             images = [i for i in range(1, first) if i in offsets]
             id_records = [i for i in range(first, end) if i in offsets]
     labels: dict[int, float] = {}
@@ -198,9 +221,11 @@ def read_recordio(root: str | Path, geometry: str = "arcface_112", name: str | N
         # one identity record per person: read the first image of each range, not millions of image headers
         starts = []
         for r in id_records:
-            flag, lab, *_ = unpack_header(source.payload(r))
-            a, b = int(lab[0]), int(lab[1])
-            starts.append((a, b))
+            try:
+                _, lab, *_ = unpack_header(source.payload(r))
+            except ValueError as e:
+                raise DataError(f"{rec}, record {r}: {e}") from None
+            starts.append(_record_range(lab, 0, last + 1, rec, r))
         heads = {i: lab for i, lab, _ in _header_labels(source, [a for a, _ in starts if a in offsets])}
         for a, b in starts:
             if a in heads:
@@ -214,6 +239,9 @@ def read_recordio(root: str | Path, geometry: str = "arcface_112", name: str | N
         labels = {i: lab for i, lab, _ in heads}
     if not images:
         raise DataError(f"{rec} holds no image records; expected {RECORDIO_LAYOUT}")
+    bad = next((i for i in images if not math.isfinite(labels[i])), None)
+    if bad is not None:
+        raise DataError(f"{rec}, record {bad}: identity label {labels[bad]} is not a number")
     identities = [str(int(labels[i])) for i in images]
     return FaceTable(name=name or rec.parent.name, source=source, keys=[str(i) for i in images],
                      identities=identities, geometry=geometry)
