@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 
-from facemac.errors import TrainingDivergedError
+from facemac.analysis.manifest import load_verified_manifest
+from facemac.annotation.run import annotate
+from facemac.errors import DataError, RunLockedError, TrainingDivergedError
 from facemac.training.checkpoint import file_sha256, load_checkpoint
 from facemac.training.run import train
+from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
+from tests.badimages import ok_paths, skip_paths, write_bad_images
 from tests.train_helpers import make_table
+
+REPO = Path(__file__).resolve().parents[1]
 
 FAST = ["logger=none", "model.timm_name=test_resnet", "model.input_size=32", "data.num_workers=0",
         "data.batch_size=16", "augment=none", "train.progress=false", "optim.lr=0.01", "train.epochs=3"]
@@ -73,3 +88,109 @@ def test_nan_stops_training_naming_the_step_and_keeps_the_last_good_checkpoints(
     monkeypatch.undo()  # the last good last.pt resumes normally once the cause is gone
     done = train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)
     assert done["finished"] and load_checkpoint(ckpts / "last.pt")["step"] == 6
+
+
+# --- annotation -------------------------------------------------------------------------------------------------
+
+def _ann_cfg(make_cfg, ck: Path, root: Path, run: Path, *extra: str):
+    return make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
+                                 "annotate.shard_size=40", "annotate.batch_size=20", "annotate.num_workers=0",
+                                 "annotate.num_threads=1", *extra], output_dir=run)
+
+
+def _parts(ann: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted(ann.glob("part-*.parquet"))], ignore_index=True)
+
+
+def test_annotation_over_a_tree_with_5_percent_bad_files_lists_exactly_those(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    good = make_folders(root, identities=3, per_identity=47, size=24)  # 141 plain good images
+    expected = write_bad_images(root, "bad_person")  # 11 awkward-but-fine + 8 unreadable: 8 of 160 = 5 %
+    bad = skip_paths(expected)
+    assert len(bad) == 8 and len(good) + len(expected) == 160
+    ck = make_checkpoint(tmp_path / "m.pt", size=24)
+    annotate(_ann_cfg(make_cfg, ck, root, tmp_path / "run"))  # default annotate.max_failure_fraction=0.05: 8 <= 8
+    ann = tmp_path / "run" / "annotations" / "dcface"
+    fails = pd.read_csv(ann / "failures.csv")
+    assert sorted(fails["path"]) == sorted(bad)
+    for path, reason in zip(fails["path"], fails["reason"]):
+        assert expected[path].removeprefix("skip:") in reason, (path, reason)
+    rows = _parts(ann)
+    assert rows["path"].is_unique and sorted(rows["path"]) == sorted(good + ok_paths(expected))
+    assert np.isfinite(rows[ATTRS].to_numpy()).all()
+    m = json.loads((ann / "manifest.json").read_text())
+    assert (m["num_images"], m["num_failures"], m["num_listed"], m["complete"]) == (152, 8, 160, True)
+    load_verified_manifest(ann)  # the analysis accepts it
+
+    # one bad file more than the configured share: listed the same way, then a clear refusal
+    with pytest.raises(DataError, match=r"dcface: 8 of 160 images are unreadable .*max_failure_fraction=0.04"):
+        annotate(_ann_cfg(make_cfg, ck, root, tmp_path / "run2", "annotate.max_failure_fraction=0.04"))
+    ann2 = tmp_path / "run2" / "annotations" / "dcface"
+    assert sorted(pd.read_csv(ann2 / "failures.csv")["path"]) == sorted(bad)
+    assert json.loads((ann2 / "manifest.json").read_text())["complete"] is False
+    with pytest.raises(DataError, match="not complete"):
+        load_verified_manifest(ann2)
+
+
+def test_a_part_write_failing_half_way_leaves_no_part_and_the_rerun_redoes_that_shard(make_cfg, tmp_path,
+                                                                                       monkeypatch):
+    import facemac.annotation.writer as writer
+
+    root = tmp_path / "data"
+    keys = make_folders(root, identities=4, per_identity=25, size=24)  # 100 images = shards of 40, 40, 20
+    ck = make_checkpoint(tmp_path / "m.pt", size=24)
+    cfg = _ann_cfg(make_cfg, ck, root, tmp_path / "run")
+    ann = tmp_path / "run" / "annotations" / "dcface"
+    real = writer.pq.write_table
+    calls = {"n": 0}
+
+    def half_then_fail(table, where, **kw):
+        calls["n"] += 1
+        if calls["n"] != 2:
+            return real(table, where, **kw)
+        buf = pa.BufferOutputStream()
+        real(table, buf, **kw)
+        data = buf.getvalue().to_pybytes()
+        Path(where).write_bytes(data[: len(data) // 2])  # the disk filled up half-way through shard 1
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.pq, "write_table", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        annotate(cfg)
+    monkeypatch.undo()
+    assert sorted(p.name for p in ann.glob("part-*.parquet")) == ["part-00000.parquet"]  # no half part under a real name
+    assert not list(ann.glob(".*.tmp")) and not (ann / "manifest.json").exists()
+    mtime = (ann / "part-00000.parquet").stat().st_mtime_ns
+
+    annotate(cfg)  # same command, same folder: shard 0 is kept, shards 1 and 2 are (re)done
+    assert (ann / "part-00000.parquet").stat().st_mtime_ns == mtime
+    rows = _parts(ann)
+    assert rows["path"].is_unique and sorted(rows["path"]) == sorted(keys)
+    manifest, files = load_verified_manifest(ann)  # row counts and SHA-256 of every part check out
+    assert [p["rows"] for p in manifest["parts"]] == [40, 40, 20] and len(files) == 3
+
+
+def test_a_second_annotation_run_into_a_locked_folder_is_refused_and_a_dead_holder_does_not_block(make_cfg,
+                                                                                                  tmp_path):
+    root = tmp_path / "data"
+    keys = make_folders(root, identities=2, per_identity=3, size=24)
+    ck = make_checkpoint(tmp_path / "m.pt", size=24)
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(  # stands in for a live annotate run writing into the same hydra.run.dir
+        [sys.executable, "-c", "import sys, time\nfrom facemac.runlock import RunLock\n"
+         "RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(600)", str(run)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=rf"another annotate run \(pid {holder.pid} on .*\) is writing "
+                                                 rf"into {run}.*hydra.run.dir"):
+            annotate(_ann_cfg(make_cfg, ck, root, run))
+        assert not (run / "annotations").exists()  # refused before touching anything
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # no clean-up code runs: the kernel drops the flock
+        holder.wait()
+        holder.stdout.close()
+    annotate(_ann_cfg(make_cfg, ck, root, run))
+    annotate(_ann_cfg(make_cfg, ck, root, run))  # released at exit: the same folder can be resumed right after
+    assert sorted(_parts(run / "annotations" / "dcface")["path"]) == sorted(keys)

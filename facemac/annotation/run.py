@@ -27,6 +27,7 @@ from facemac.annotation.writer import build_part
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError, FacemacError
+from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
 from facemac.training.checkpoint import file_sha256
@@ -61,7 +62,9 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
     use_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
     output_dir = Path(cfg.paths.output_dir)
     d = init_distributed(use_cuda)
+    lock = RunLock(output_dir, "annotate run", hint="give this run its own hydra.run.dir")  # one writer per folder
     try:
+        _on_main(d, lambda: (lock.acquire(), None)[1])
         device = pick_device(device_spec, d.local_rank)
         with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
             results = _annotate(cfg, d, device, tracker, output_dir)
@@ -70,6 +73,7 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
             mark_done(output_dir)
         return results
     finally:
+        lock.release()
         shutdown(d)
 
 
