@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import signal
 import subprocess
@@ -194,3 +195,47 @@ def test_a_second_annotation_run_into_a_locked_folder_is_refused_and_a_dead_hold
     annotate(_ann_cfg(make_cfg, ck, root, run))
     annotate(_ann_cfg(make_cfg, ck, root, run))  # released at exit: the same folder can be resumed right after
     assert sorted(_parts(run / "annotations" / "dcface")["path"]) == sorted(keys)
+
+
+# --- config mistakes ----------------------------------------------------------------------------------------------
+
+def test_attributes_that_differ_between_checkpoint_and_table_are_named(make_cfg, tmp_path):
+    import dataclasses
+
+    from facemac.attributes import attribute_difference
+    from facemac.errors import CheckpointError
+    from facemac.training.run import evaluate_checkpoint
+
+    table = make_table(60)  # attributes Bright, Red, Left_Bar
+    run = tmp_path / "run"
+    train(make_cfg("train", FAST + ["train.stop_after_epochs=1"], run), table=table)
+    other = dataclasses.replace(table, attributes=["Bright", "Blue", "Left_Bar"])
+    with pytest.raises(CheckpointError, match=r"cannot resume .*only in the checkpoint: \['Red'\]; "
+                                              r"only in the dataset: \['Blue'\]"):
+        train(make_cfg("train", FAST + ["train.resume=auto"], run), table=other)
+    with pytest.raises(CheckpointError, match=r"only in the checkpoint: \['Red'\]; only in the table 'tiny': "
+                                              r"\['Blue'\]"):
+        evaluate_checkpoint(run / "checkpoints" / "best.pt", other)
+    swapped = dataclasses.replace(table, attributes=["Red", "Bright", "Left_Bar"])
+    with pytest.raises(CheckpointError, match=r"same 3 attributes in another order \(position 0: 'Bright'"):
+        evaluate_checkpoint(run / "checkpoints" / "best.pt", swapped)
+    assert attribute_difference(["A", "B"], ["A", "B"]) is None
+    assert "listed a different number of times: ['A', 'B']" in attribute_difference(["A", "A", "B"], ["A", "B", "B"])
+
+
+@pytest.mark.parametrize("stage, overrides, key", [
+    ("train", ["dataset=maadface"], "dataset.root"),
+    ("train", ["dataset=celeba"], "dataset.root"),
+    ("annotate", ["targets=paper"], "targets.bupt_balancedface.root"),
+    ("annotate", ["targets=paper", "targets.bupt_balancedface.root=/x"], "targets.bupt_globalface.root"),
+    ("annotate", ["targets=casia"], "targets.casia_webface.root"),
+    ("annotate", ["targets=dcface", "logger=wandb"], "targets.dcface.root"),  # also with a tracker started first
+])
+def test_a_missing_required_value_names_the_override_to_set(make_cfg, tmp_path, stage, overrides, key):
+    from facemac.errors import ConfigError
+
+    cfg = make_cfg(stage, ["logger=none", *overrides])
+    run = train if stage == "train" else annotate
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}=") as err:
+        run(cfg)
+    assert "MissingMandatoryValue" not in repr(err.value)

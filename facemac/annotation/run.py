@@ -83,6 +83,7 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
         torch.set_num_threads(int(acfg.num_threads))
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
+    specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
     ckpt_path, how = _on_main(d, lambda: _resolve_ckpt(cfg, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
@@ -91,7 +92,6 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
                                           mc_samples=int(acfg.mc_samples))
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
 
-    specs = resolve_targets(cfg)
     roots = _on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
     for s, r in zip(specs, roots):
         s.root = r
