@@ -239,3 +239,43 @@ def test_a_missing_required_value_names_the_override_to_set(make_cfg, tmp_path, 
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}=") as err:
         run(cfg)
     assert "MissingMandatoryValue" not in repr(err.value)
+
+
+# --- untrusted inputs -----------------------------------------------------------------------------------------------
+
+def test_a_wandb_artifact_whose_files_do_not_match_its_digests_is_refused(tmp_path):
+    """Real wandb manifest digests and Artifact.verify; only the network part (use_artifact/download) is faked."""
+    import shutil
+
+    import wandb
+
+    from facemac.annotation.ckpt_ref import resolve_checkpoint
+    from facemac.tracking import WandbTracker
+
+    src = make_checkpoint(tmp_path / "src" / "best.pt", size=24)
+    art = wandb.Artifact("mac-demo", type="model")
+    art.add_file(str(src), name="best.pt")  # digests recorded as at upload
+    art.is_draft = lambda: False  # as a logged artifact fetched by use_artifact
+    download = tmp_path / "artifacts" / "mac-demo-v0"
+    download.mkdir(parents=True)
+    shutil.copy(src, download / "best.pt")
+    art.download = lambda *a, **k: str(download)
+
+    class _Run:
+        def use_artifact(self, ref, type=None):
+            return art
+
+    tracker = WandbTracker.__new__(WandbTracker)  # no wandb.init: nothing leaves the machine
+    tracker.mode, tracker.run = "online", _Run()
+    path, how = resolve_checkpoint("me/facemac/mac-demo:best", tmp_path / "logs", tracker)
+    assert path == download / "best.pt" and "W&B artifact" in how
+
+    data = bytearray((download / "best.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte (a corrupted cache or a tampered file)
+    (download / "best.pt").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"mac-demo:best.*does not match its recorded digests.*best\.pt"):
+        resolve_checkpoint("me/facemac/mac-demo:best", tmp_path / "logs", tracker)
+    shutil.copy(src, download / "best.pt")
+    (download / "extra.pt").write_bytes(b"x")  # a file the artifact never held
+    with pytest.raises(DataError, match="not a member of artifact"):
+        resolve_checkpoint("me/facemac/mac-demo:best", tmp_path / "logs", tracker)
