@@ -18,3 +18,26 @@ MAADFACE_ATTRIBUTES: tuple[str, ...] = (
     "Heavy_Makeup", "Wearing_Hat", "Wearing_Earrings", "Wearing_Necktie", "Wearing_Lipstick", "No_Eyewear",
     "Eyeglasses", "Attractive",
 )
+
+
+def attribute_difference(left: list[str] | tuple[str, ...], right: list[str] | tuple[str, ...],
+                         left_name: str = "checkpoint", right_name: str = "dataset") -> str | None:
+    """None when both lists are equal; else a message naming the attributes only on one side (or the reordering)."""
+    left, right = list(left), list(right)
+    if left == right:
+        return None
+    only_l = [a for a in left if a not in right]
+    only_r = [a for a in right if a not in left]
+    parts = []
+    if only_l:
+        parts.append(f"only in the {left_name}: {only_l}")
+    if only_r:
+        parts.append(f"only in the {right_name}: {only_r}")
+    if not parts:
+        dup = sorted({a for a in left + right if left.count(a) != right.count(a)})
+        if dup:
+            return f"attributes listed a different number of times: {dup}"
+        first = next(i for i, (a, b) in enumerate(zip(left, right)) if a != b)
+        return (f"the same {len(left)} attributes in another order (position {first}: {left[first]!r} in the "
+                f"{left_name}, {right[first]!r} in the {right_name})")
+    return "; ".join(parts)

@@ -15,3 +15,11 @@ class DataError(FacemacError, ValueError):
 
 class CheckpointError(FacemacError, ValueError):
     """A checkpoint is missing, truncated, untrusted or does not fit the data it is used with."""
+
+
+class TrainingDivergedError(FacemacError, FloatingPointError):
+    """The loss or the weights became NaN/inf; the message names the step, and the last good checkpoint is kept."""
+
+
+class RunLockedError(FacemacError):
+    """Another live process is writing into the same output folder; the message names the folder and its pid."""

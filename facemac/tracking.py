@@ -109,13 +109,20 @@ class WandbTracker(NullTracker):
         self.run.log_artifact(art, aliases=aliases or ["latest"])
 
     def use_artifact(self, ref: str, type: str | None = None) -> Path:
-        """Download an artifact (verified against its manifest digests by wandb) and return its folder."""
+        """Download an artifact, verify every file against the digests in its manifest, return its folder."""
         from facemac.errors import ConfigError
         if self.mode != "online":
             raise ConfigError(f"W&B artifact reference {ref!r} needs credentials (wandb login); "
                               "pass a local path instead")
         art = self.run.use_artifact(ref, type=type)
-        return Path(art.download())
+        folder = Path(art.download())
+        try:  # explicit: every file's MD5 against the manifest, and no file the artifact does not list
+            art.verify(root=str(folder))
+        except ValueError as e:
+            from facemac.errors import DataError
+            raise DataError(f"W&B artifact {ref!r} downloaded to {folder} does not match its recorded digests ({e}); "
+                            f"delete {folder} and run again to download it afresh") from None
+        return folder
 
     def finish(self) -> None:
         if self.run is not None:

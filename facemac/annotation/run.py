@@ -27,6 +27,7 @@ from facemac.annotation.writer import build_part
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError, FacemacError
+from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
 from facemac.training.checkpoint import file_sha256
@@ -61,7 +62,9 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
     use_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
     output_dir = Path(cfg.paths.output_dir)
     d = init_distributed(use_cuda)
+    lock = RunLock(output_dir, "annotate run", hint="give this run its own hydra.run.dir")  # one writer per folder
     try:
+        _on_main(d, lambda: (lock.acquire(), None)[1])
         device = pick_device(device_spec, d.local_rank)
         with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
             results = _annotate(cfg, d, device, tracker, output_dir)
@@ -70,6 +73,7 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
             mark_done(output_dir)
         return results
     finally:
+        lock.release()
         shutdown(d)
 
 
@@ -79,6 +83,7 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
         torch.set_num_threads(int(acfg.num_threads))
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
+    specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
     ckpt_path, how = _on_main(d, lambda: _resolve_ckpt(cfg, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
@@ -87,7 +92,6 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
                                           mc_samples=int(acfg.mc_samples))
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
 
-    specs = resolve_targets(cfg)
     roots = _on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
     for s, r in zip(specs, roots):
         s.root = r

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from facemac import distributed as D
+from facemac.attributes import attribute_difference
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
 from facemac.models.mac import MAC, create_mac, model_data_config
@@ -313,8 +314,10 @@ def _load_train_state(path: Path, trainer: Trainer, attributes: list[str], state
     ts = ckpt.get("train_state")
     if ts is None:
         raise CheckpointError(f"checkpoint {path} has no train_state (resume from last.pt, not best.pt)")
-    if list(ckpt["attributes"]) != attributes:
-        raise CheckpointError(f"checkpoint {path} was trained on other attributes than this dataset's")
+    diff = attribute_difference(ckpt["attributes"], attributes, "checkpoint", "dataset")
+    if diff:
+        raise CheckpointError(f"cannot resume from {path}: it was trained on other attributes than this dataset's "
+                              f"({diff}); resume with the dataset it was trained on, or start a new run folder")
     trainer.model.load_state_dict(ckpt["model_state"])
     trainer.optimizer.load_state_dict(ts["optimizer"])
     if trainer.scheduler is not None and ts.get("scheduler") is not None:
@@ -335,8 +338,10 @@ def evaluate_checkpoint(ckpt_path: str | Path, table: FaceTable, split: str = "t
     from facemac.data.preprocess import Preprocessor
 
     ckpt = load_checkpoint(ckpt_path)
-    if list(ckpt["attributes"]) != list(table.attributes):
-        raise CheckpointError(f"checkpoint {ckpt_path} attributes differ from table {table.name!r}")
+    diff = attribute_difference(ckpt["attributes"], table.attributes, "checkpoint", f"table {table.name!r}")
+    if diff:
+        raise CheckpointError(f"checkpoint {ckpt_path} cannot be evaluated on table {table.name!r}: its attributes "
+                              f"differ ({diff})")
     model: MAC = create_mac(ckpt["model_cfg"], len(ckpt["attributes"]))
     model.load_state_dict(ckpt["model_state"])
     model.eval().to(device)

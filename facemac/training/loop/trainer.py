@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from facemac import distributed as D
 from facemac.data.dataset import normalize_on_device
-from facemac.errors import ConfigError, DataError
+from facemac.errors import ConfigError, DataError, TrainingDivergedError
 from facemac.training.ema import ModelEma
 from facemac.training.loss import masked_bce
 
@@ -146,8 +146,10 @@ class Trainer:
                 logits = self.net(x)
             loss = masked_bce(logits, y, m, self.pos_rate)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower optim.lr or "
-                                         "set train.grad_clip")
+                raise TrainingDivergedError(
+                    f"training diverged: the loss became {loss.item()} at step {self.step + 1} (epoch {epoch + 1}); "
+                    "checkpoints/last.pt and best.pt are from the last finished epoch. Lower optim.lr, set "
+                    "train.grad_clip, or use train.precision=fp32")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.grad_clip:
@@ -166,10 +168,21 @@ class Trainer:
             rate = n_seen * self.dist.world_size / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", img_s=f"{rate:.0f}")
         fails.check(self.max_bad_fraction, "train", self.device)
+        self.check_finite_weights(epoch)
         seconds = time.perf_counter() - t0
         total_loss, total_n = D.all_reduce_sum([loss_sum, n_seen], self.device)
         return {"loss": total_loss / max(total_n, 1), "images_per_s": total_n / max(seconds, 1e-9),
                 "seconds": seconds, "images": total_n}
+
+    @torch.no_grad()
+    def check_finite_weights(self, epoch: int) -> None:
+        """A NaN/inf weight (with a finite loss, e.g. an inf gradient) must never reach last.pt or best.pt."""
+        bad = [n for n, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise TrainingDivergedError(
+                f"training diverged: weights {', '.join(bad[:3])} became NaN/inf by step {self.step} "
+                f"(epoch {epoch + 1}); checkpoints/last.pt and best.pt are from the last finished epoch. "
+                "Lower optim.lr or set train.grad_clip")
 
     @torch.no_grad()
     def predict(self, loader: Any, keys: list[str], desc: str, model: nn.Module | None = None) -> Predictions:
