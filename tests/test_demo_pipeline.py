@@ -83,7 +83,7 @@ def test_ground_truth_vs_annotations_of_one_target_is_close_to_zero(demo_run, ma
     labels = Path(manifest["root"]) / "labels.csv"
     cfg = make_cfg("analyze", ["logger=none", "n_boot=0", f"inputs=[{ann / 'demo_synth_a'},{labels},"
                                                               f"{ann / 'demo_real_a'}]"])
-    pairs = analyze(cfg)["tables"]["kl_pairs"].set_index(["p", "q"])
+    pairs = analyze(cfg)["tables"].kl_pairs.set_index(["p", "q"])
     error = pairs.loc[("demo_synth_a", "demo_synth_a(labels)")].kl_mean
     between_groups = pairs.loc[("demo_real_a", "demo_synth_a")].kl_mean
     assert error < 0.03 and error < 0.1 * between_groups, (error, between_groups)
