@@ -26,7 +26,7 @@ def test_train_writes_contract_outputs_and_learns(make_cfg, tmp_path):
     assert best["attributes"] == ATTRS and len(best["thresholds"]) == len(ATTRS)
     assert best["data_cfg"]["input_size"] == [3, 32, 32] and best["data_cfg"]["align"] == "arcface"
     assert best["data_cfg"]["geometry"] == "arcface_112" and len(best["data_cfg"]["mean"]) == 3
-    assert best["model_cfg"]["timm_name"] == "resnet10t" and best["model_cfg"]["img_size"] == 32
+    assert best["model_cfg"]["timm_name"] == "test_resnet" and best["model_cfg"]["img_size"] == 32
     assert "train_state" not in best
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     assert last["train_state"]["epoch"] == 4 and last["train_state"]["step"] == last["step"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,25 @@ def _resume_path(cfg: DictConfig, out: Path) -> Path | None:
     return path
 
 
+def set_cpu_threads(setting: Any, num_workers: int, dist: D.DistInfo) -> None:
+    """Keep CPU training from oversubscribing cores: OpenMP threads that outnumber free cores spin and crawl.
+
+    ``auto`` on a CPU device: the cores left after the DataLoader workers, shared among local ranks (at least 1).
+    """
+    if setting is None or (setting == "auto" and dist.device.type != "cpu"):
+        return
+    if setting == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
+        threads = max(1, cores // max(local, 1) - num_workers)
+    else:
+        threads = int(setting)
+        if threads < 1:
+            raise ConfigError(f"train.cpu_threads={setting!r} must be auto, null or a positive integer")
+    torch.set_num_threads(threads)
+    log.info("torch CPU threads: %d", threads)
+
+
 def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     """No weight decay on norms, biases and embeddings-like 1-d parameters (timm's default split)."""
     decay, no_decay = [], []
@@ -153,6 +173,7 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
         raise ConfigError(f"train.loss_weighting={tcfg.loss_weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     seed = int(cfg.seed)
     seed_everything(seed)
+    set_cpu_threads(tcfg.get("cpu_threads", "auto"), int(cfg.data.num_workers), dist)
 
     table = table if table is not None else load_table(cfg)
     check_table(table)
