@@ -207,7 +207,8 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
                       precision=str(tcfg.precision), channels_last=bool(tcfg.channels_last),
                       grad_clip=tcfg.get("grad_clip"), ema=ema, pos_rate=pos_rate,
                       limit_batches=tcfg.get("limit_batches"), max_steps=tcfg.get("max_steps"),
-                      max_bad_fraction=float(tcfg.max_bad_fraction), progress=bool(tcfg.progress))
+                      max_bad_fraction=float(tcfg.max_bad_fraction), progress=bool(tcfg.progress),
+                      compile=bool(tcfg.get("compile", False)))
 
     select = str(tcfg.early_stopping.monitor)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
