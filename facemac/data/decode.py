@@ -21,12 +21,43 @@ class ImageDecodeError(DataError):
         self.reason = reason
 
 
-def decode_image(data: bytes, key: str = "<bytes>") -> np.ndarray:
-    """Bytes of a JPEG/PNG/BMP/WebP → HxWx3 uint8 RGB. Grayscale, RGBA and 16-bit inputs are converted."""
+_JPEG_FLAGS = {1: cv2.IMREAD_COLOR_RGB if hasattr(cv2, "IMREAD_COLOR_RGB") else cv2.IMREAD_COLOR,
+               2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_image(data: bytes, key: str = "<bytes>", reduce: int = 1) -> np.ndarray:
+    """Bytes of a JPEG/PNG/BMP/WebP → HxWx3 uint8 RGB. Grayscale, RGBA and 16-bit inputs are converted.
+
+    ``reduce`` (1, 2, 4, 8) decodes at 1/reduce scale, ceil(H/reduce) x ceil(W/reduce): for JPEGs inside libjpeg
+    (DCT scaling, several times cheaper than a full decode), other formats are area-resized after decoding. Pixel
+    (x, y) of the result covers source pixels around ((x + 0.5) * reduce - 0.5, ...) (see ``reduced_points``).
+    """
     if not data:
         raise ImageDecodeError(key, "empty file")
+    if reduce not in _JPEG_FLAGS:
+        raise ValueError(f"reduce={reduce}: use 1, 2, 4 or 8")
     buf = np.frombuffer(data, dtype=np.uint8)
     _check_size(buf, key)
+    if data[:2] == b"\xff\xd8":  # JPEG fast path: straight to 8-bit colour (no metadata pass, no EXIF rotation)
+        img = cv2.imdecode(buf, _JPEG_FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION)
+        if img is None:
+            raise ImageDecodeError(key, "not a decodable image (corrupt, truncated or not an image)")
+        if reduce > 1 or _JPEG_FLAGS[1] == cv2.IMREAD_COLOR:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return img
+    img = _decode_any(buf, key)
+    if reduce > 1:
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def reduced_points(points: np.ndarray, reduce: int) -> np.ndarray:
+    """Pixel coordinates in the full image → the same points in a 1/reduce decode (pixel centres at integers)."""
+    return ((np.asarray(points, dtype=np.float32) + 0.5) / reduce - 0.5).astype(np.float32)
+
+
+def _decode_any(buf: np.ndarray, key: str) -> np.ndarray:
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageDecodeError(key, "not a decodable image (corrupt, truncated or not an image)")
@@ -46,6 +77,11 @@ def decode_image(data: bytes, key: str = "<bytes>") -> np.ndarray:
     raise ImageDecodeError(key, f"unsupported channel count {channels}")
 
 
+def header_shape(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG or JPEG header without decoding; None for other formats or broken headers."""
+    return _header_shape(np.frombuffer(data, dtype=np.uint8)) if data else None
+
+
 def _check_size(buf: np.ndarray, key: str) -> None:
     """Refuse decompression bombs from the header alone, before any pixel is allocated."""
     shape = _header_shape(buf)
@@ -55,7 +91,7 @@ def _check_size(buf: np.ndarray, key: str) -> None:
 
 def _header_shape(buf: np.ndarray) -> tuple[int, int] | None:
     """(height, width) read from a PNG IHDR or JPEG SOF header; None for other formats."""
-    b = buf.tobytes()[:65536]
+    b = buf[:65536].tobytes()
     if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24:
         return int.from_bytes(b[20:24], "big"), int.from_bytes(b[16:20], "big")
     if b[:2] == b"\xff\xd8":

@@ -61,6 +61,7 @@ def fingerprint(table: FaceTable, preprocess: Preprocessor) -> str:
     """sha256 over everything that decides the cached bytes and the labels served with them."""
     h = hashlib.sha256()
     h.update(json.dumps({"version": CACHE_VERSION, "align": preprocess.align, "size": preprocess.size,
+                         "reduced_decode": preprocess.reduced_decode,
                          "n": len(table), "geometry": table.geometry, "attributes": list(table.attributes)}).encode())
     h.update("\n".join(table.keys).encode())
     for arr in (table.labels, table.mask, table.landmarks):

@@ -7,9 +7,12 @@ Preprocessor from it.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
+from facemac.data.decode import decode_image, header_shape
 from facemac.errors import ConfigError, DataError
 
 # insightface's 5-point ArcFace template for 112x112 crops: left eye, right eye, nose tip, left and right mouth corner.
@@ -20,6 +23,8 @@ ARCFACE_TEMPLATE_112 = np.array(
 ALIGN_POLICIES = ("arcface", "resize")
 # Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo).
 GEOMETRIES = ("arcface_112", "loose", "unknown")
+# A 1/f DCT-scaled decode is used when the geometry step then enlarges by at most this much (f * scale <= this).
+REDUCE_SLACK = 1.1
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -43,12 +48,39 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 class Preprocessor:
     """Stored image (HxWx3 uint8) → input_size x input_size x 3 uint8 in the policy's geometry."""
 
-    def __init__(self, align: str, input_size: int):
+    def __init__(self, align: str, input_size: int, reduced_decode: bool = False):
         if align not in ALIGN_POLICIES:
             raise ConfigError(f"data align={align!r} is unknown; choose one of {', '.join(ALIGN_POLICIES)}")
         self.align = align
         self.size = int(input_size)
         self.template = ARCFACE_TEMPLATE_112 * (self.size / 112.0)
+        self.reduced_decode = bool(reduced_decode)
+
+    @staticmethod
+    def _factor(scale: float) -> int:
+        """Largest libjpeg reduction (8, 4, 2) after which the warp enlarges by at most REDUCE_SLACK, else 1."""
+        for f in (8, 4, 2):
+            if f * scale <= REDUCE_SLACK:
+                return f
+        return 1
+
+    def load(self, data: bytes, key: str, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """Encoded bytes → model input, decoding at 1/2, 1/4 or 1/8 scale when ``reduced_decode`` and the geometry
+        step shrinks that much anyway (e.g. CelebA 178x218 → 64 px): the warp matrix is adapted, not the output."""
+        s = self.size
+        if self.align == "arcface" and landmarks is not None:
+            m = similarity_transform(landmarks, self.template)
+            f = self._factor(math.sqrt(abs(float(np.linalg.det(m[:, :2]))))) if self.reduced_decode else 1
+            img = decode_image(data, key, f)
+            if f > 1:  # reduced pixel x_r sits at f * x_r + (f - 1) / 2 in the full image
+                m = np.hstack([m[:, :2] * f, (m[:, 2] + m[:, :2].sum(1) * (f - 1) / 2)[:, None]]).astype(np.float32)
+            return cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        f = 1
+        if self.reduced_decode:
+            shape = header_shape(data)
+            if shape is not None and min(shape) > 0:
+                f = self._factor(max(s / shape[0], s / shape[1]))
+        return self(decode_image(data, key, f), None)
 
     def check_geometry(self, geometry: str, has_landmarks: bool, name: str) -> None:
         """Refuse a dataset whose stored crop cannot be brought to this policy's geometry."""

@@ -74,7 +74,7 @@ def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[s
     """train/val/test datasets in the configured geometry; augmentation on train only; train.decoded_cache serves
     the faces from a memory-mapped cache of decoded, warped faces instead of decoding every epoch."""
     align = str(cfg.data.align)
-    pre = Preprocessor(align, input_size)
+    pre = Preprocessor(align, input_size, reduced_decode=bool(cfg.data.get("reduced_decode", False)))
     pre.check_geometry(table.geometry, table.landmarks is not None, table.name)
     augment = make_augment(cfg)
     parts = {name: table.split(name) for name in ("train", "val", "test")}
