@@ -159,3 +159,46 @@ def test_training_with_decoded_cache_equals_uncached(make_cfg, tmp_path):
     wb = torch.load(b["best"], weights_only=True)["model_state"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert a["test"]["mA"] == pytest.approx(b["test"]["mA"])
+
+
+def test_closed_form_similarity_equals_umeyama_svd():
+    from facemac.data.preprocess import ARCFACE_TEMPLATE_112, _umeyama_svd, similarity_transform
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        src = rng.uniform(0, 200, (5, 2))
+        if rng.random() < 0.5:  # near-template points, like real landmarks
+            ang, sc = rng.uniform(-0.5, 0.5), rng.uniform(0.3, 3)
+            rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+            src = ARCFACE_TEMPLATE_112 @ rot.T * sc + rng.uniform(-50, 50, 2) + rng.normal(0, 1, (5, 2))
+        np.testing.assert_allclose(similarity_transform(src, ARCFACE_TEMPLATE_112),
+                                   _umeyama_svd(src, ARCFACE_TEMPLATE_112), rtol=1e-4, atol=1e-3)
+
+
+def test_reduced_decode_keeps_landmarks_on_the_template(tmp_path):
+    """A 1/4 decode (CelebA-size image -> 32 px) warps the marked landmarks onto the template like a full decode."""
+    import cv2
+
+    from facemac.data.preprocess import ARCFACE_TEMPLATE_112, similarity_transform
+
+    lm = np.array([[69, 111], [108, 111], [88, 135], [71, 153], [105, 153]], np.float32)
+    img = np.full((218, 178, 3), 40, np.uint8)
+    for x, y in lm:
+        cv2.circle(img, (int(x), int(y)), 4, (255, 255, 255), -1)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 98])
+    data = buf.tobytes()
+    for size in (32, 64):
+        fast, full = Preprocessor("arcface", size, reduced_decode=True), Preprocessor("arcface", size)
+        a, b = fast.load(data, "k", lm), full.load(data, "k", lm)
+        assert a.shape == b.shape == (size, size, 3)
+        m = similarity_transform(lm, ARCFACE_TEMPLATE_112 * size / 112)
+        expect = lm @ m[:, :2].T + m[:, 2]  # where the full-resolution warp puts each landmark (LS fit, not exact)
+        for out in (a, b):
+            g = out[..., 0].astype(float)
+            for x, y in expect:  # each landmark blob's brightness centroid sits where the warp maps the landmark
+                x0, y0 = int(round(x)), int(round(y))
+                win = g[y0 - 3:y0 + 4, x0 - 3:x0 + 4] - 40
+                yy, xx = np.mgrid[y0 - 3:y0 + 4, x0 - 3:x0 + 4]
+                assert abs((win * xx).sum() / win.sum() - x) < 0.6 and abs((win * yy).sum() / win.sum() - y) < 0.6
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 6
+    assert Preprocessor._factor(0.26) == 4 and Preprocessor._factor(0.52) == 2 and Preprocessor._factor(0.57) == 1
