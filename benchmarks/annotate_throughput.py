@@ -1,17 +1,20 @@
 """Annotation throughput: images/s end to end (read, decode, preprocess, infer, write Parquet) vs model alone.
 
-Both figures come from the same run, the same images, the same model object and batch size; the model-only figure
+All figures come from the same run, the same images, the same model object and batch size; the model-only figure
 runs Annotator.predict (uint8 → device normalisation → forward → sigmoid) on tensors decoded beforehand. A ratio near
-1 means the input pipeline keeps the model fed.
+1 means the input pipeline keeps the model fed. The naive baseline is research code as usually written: PIL decode,
+torchvision Resize/ToTensor/Normalize on float tensors, a default DataLoader (no workers), fp32, a CSV at the end.
 
-    python benchmarks/annotate_throughput.py [--images 1024] [--model resnet18] [--input 112] [--batch 64]
-                                             [--workers 2] [--threads N] [--device cpu] [--amp off]
+    python benchmarks/annotate_throughput.py [--images 1024] [--data demo|synthetic] [--model resnet18]
+        [--input 112] [--batch 64] [--workers 1] [--threads auto|N] [--device cpu] [--amp off] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -26,7 +29,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facemac.annotation.dist import DistInfo  # noqa: E402
-from facemac.annotation.inference import Annotator, pick_device  # noqa: E402
+from facemac.annotation.inference import Annotator, pick_device, resolve_threads  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
@@ -67,37 +70,98 @@ def model_only_rate(ann: Annotator, batches: list[torch.Tensor], n: int) -> floa
     return n / (time.perf_counter() - t0)
 
 
+class NaiveDataset(torch.utils.data.Dataset):
+    """How most research code reads faces: PIL decode, torchvision float transforms, one sample at a time."""
+
+    def __init__(self, paths: list[Path], size: int, mean: list[float], std: list[float]):
+        from torchvision import transforms as T
+
+        self.paths = paths
+        self.tf = T.Compose([T.Resize((size, size)), T.ToTensor(), T.Normalize(mean, std)])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        return self.tf(Image.open(self.paths[i]).convert("RGB"))
+
+
+def naive_rate(ann: Annotator, paths: list[Path], batch: int, out_csv: Path) -> float:
+    """Images/s of the naive baseline: default DataLoader (no workers), fp32 model, probabilities to a CSV."""
+    import pandas as pd
+
+    loader = torch.utils.data.DataLoader(NaiveDataset(paths, ann.preprocessor.size, ann.mean, ann.std),
+                                         batch_size=batch)
+    model = ann.model
+    t0 = time.perf_counter()
+    probs = []
+    with torch.no_grad():
+        for x in loader:
+            probs.append(torch.sigmoid(model(x.to(ann.device))).cpu())
+    pd.DataFrame(torch.cat(probs).numpy(), columns=ann.attributes).assign(
+        file=[str(p) for p in paths]).to_csv(out_csv, index=False)
+    return len(paths) / (time.perf_counter() - t0)
+
+
+def demo_root(cache: Path, n: int) -> Path:
+    """A demo target folder (procedural faces, 112x112 ArcFace crops, JPEG) with at least n images."""
+    from facemac.data.demo import ensure_demo
+
+    ids = max(8, -(-n // 8))
+    d = ensure_demo(cache, celeba_identities=8, celeba_images_per_identity=2, target_identities=ids,
+                    target_images_per_identity=8, progress=False)
+    return d.targets["demo_real_a"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1024)
+    ap.add_argument("--data", choices=["demo", "synthetic"], default="demo",
+                    help="demo: procedural demo faces (generated once under --cache); synthetic: noise JPEGs")
+    ap.add_argument("--cache", default=None, help="demo cache folder (default: $FACEMAC_CACHE or ~/.cache/facemac)")
     ap.add_argument("--model", default="resnet18")
     ap.add_argument("--input", type=int, default=112)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", default="auto", help="torch intra-op threads: auto (cores - workers) | N")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", default="auto")
     ap.add_argument("--channels-last", default="auto")
     ap.add_argument("--mc", type=int, default=0)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (annotate.compile=true)")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive PIL/torchvision baseline")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    default_threads = torch.get_num_threads()
+    device = pick_device(args.device)
+    threads = resolve_threads(args.threads, args.workers, device)
+    if threads:
+        torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="facemac-bench-"))
+    load = os.getloadavg()[0]
     try:
-        make_dataset(work / "data", args.images)
+        if args.data == "demo":
+            root = demo_root(Path(args.cache or os.environ.get("FACEMAC_CACHE", "~/.cache/facemac")).expanduser(),
+                             args.images)
+        else:
+            root = work / "data"
+            make_dataset(root, args.images)
         ck = make_ckpt(work / "m.pt", args.model, args.input)
-        device = pick_device(args.device)
         cl = args.channels_last if args.channels_last == "auto" else args.channels_last.lower() == "true"
-        ann = Annotator.from_checkpoint(ck, device, amp=args.amp, channels_last=cl, mc_samples=args.mc)
-        spec = TargetSpec("bench", "real", "folders", str(work / "data"), "arcface_112")
+        ann = Annotator.from_checkpoint(ck, device, amp=args.amp, channels_last=cl, mc_samples=args.mc,
+                                        compile=args.compile)
+        spec = TargetSpec("bench", "real", "folders", str(root), "arcface_112")
         table = load_target_table(spec, work)
+        table = table.subset(np.arange(min(args.images, len(table))))
 
         # model alone: the same images, decoded and preprocessed beforehand, in the same batches
         ds = FaceDataset(table, ann.preprocessor)
         batches = [collate_faces([ds[i] for i in range(s, min(s + args.batch, len(ds)))])["image"]
                    for s in range(0, len(ds), args.batch)]
-        ann.predict(batches[0])  # warm-up (allocator, oneDNN/cuDNN kernels)
+        ann.predict(batches[0])  # warm-up (allocator, oneDNN/cuDNN kernels, compilation)
         before = model_only_rate(ann, batches, len(ds))
 
         acfg = OmegaConf.create({"batch_size": args.batch, "num_workers": args.workers, "shard_size": 4096,
@@ -109,15 +173,37 @@ def main() -> None:
         e2e = res.processed / res.seconds
         after = model_only_rate(ann, batches, len(ds))  # before and after: load drift on a shared CPU shows up
         model_only = (before + after) / 2
+        naive = None
+        if not args.no_naive:  # research-code style: torch's default threads, no workers, fp32, float transforms
+            torch.set_num_threads(default_threads)
+            paths = [Path(root) / k for k in table.keys]
+            naive = naive_rate(ann, paths, args.batch, work / "naive.csv")
+            torch.set_num_threads(cores)
+            full = model_only_rate(ann, batches, len(ds))
+            torch.set_num_threads(threads or default_threads)
+        else:
+            full = None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    load = max(load, os.getloadavg()[0])
+    rows = [("model only (decoded uint8 tensors)", model_only), ("end to end (read..Parquet)", e2e)]
+    if naive is not None:
+        rows += [("naive (PIL + torchvision, fp32)", naive), (f"model only, {cores} threads", full)]
     print(f"device={device} model={args.model} input={args.input} batch={args.batch} workers={args.workers} "
-          f"threads={torch.get_num_threads()} amp={ann.amp_dtype} channels_last={ann.channels_last} mc={args.mc}")
-    print(f"images: {len(table)}")
-    print(f"model only (decoded tensors): {model_only:9.1f} img/s   (before {before:.1f}, after {after:.1f})")
-    print(f"end to end (read..Parquet):   {e2e:9.1f} img/s   (incl. manifest and hashing: "
-          f"{res.processed / wall:.1f} img/s)")
-    print(f"ratio end-to-end / model-only: {e2e / model_only:.2f}")
+          f"threads={threads or default_threads} amp={ann.amp_dtype} channels_last={ann.channels_last} "
+          f"mc={args.mc} compile={args.compile} data={args.data} images={len(table)} load={load:.2f}")
+    print(f"{'pipeline':40s} {'img/s':>9s}")
+    for name, v in rows:
+        print(f"{name:40s} {v:9.1f}")
+    print(f"(model only before {before:.1f}, after {after:.1f}; end to end incl. manifest {res.processed / wall:.1f})")
+    figures = {"bench": "annotate", "device": str(device), "model": args.model, "input": args.input,
+               "batch": args.batch, "workers": args.workers, "threads": threads or default_threads,
+               "images": len(table), "load1": round(load, 2), "model_only": round(model_only, 1),
+               "end_to_end": round(e2e, 1), "e2e_over_model": round(e2e / model_only, 3)}
+    if naive is not None:
+        figures.update(naive=round(naive, 1), e2e_over_naive=round(e2e / naive, 3),
+                       model_only_all_cores=round(full, 1), e2e_over_model_all_cores=round(e2e / full, 3))
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,25 @@ def pick_amp(spec: str, device: torch.device) -> torch.dtype | None:
     return AMP_DTYPES[spec]
 
 
+def resolve_threads(spec, num_workers: int, device: torch.device) -> int | None:
+    """torch CPU threads for annotation: ``auto`` = the cores the decode workers leave free (>= 1) when the model runs
+    on the CPU (OpenMP threads that share cores with busy workers stall at every barrier); None = torch's default."""
+    if spec in (None, "", "null"):
+        return None
+    if str(spec) == "auto":
+        if device.type != "cpu":
+            return None
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores - int(num_workers))
+    try:
+        n = int(spec)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise ConfigError(f"annotate.num_threads={spec!r}: use auto, null or a positive integer")
+    return n
+
+
 @dataclass
 class Annotator:
     """Model + the preprocessing it was trained with; ``predict`` runs under inference_mode."""
@@ -61,7 +81,7 @@ class Annotator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device, amp: str = "auto",
-                        channels_last: str | bool = "auto", mc_samples: int = 0) -> Annotator:
+                        channels_last: str | bool = "auto", mc_samples: int = 0, compile: bool = False) -> Annotator:
         """Rebuild the MAC (no weights downloaded: the state comes from the file) and its Preprocessor."""
         ckpt = load_checkpoint(path)
         attributes = list(ckpt["attributes"])
@@ -78,7 +98,8 @@ class Annotator:
                                   f"{str(e).splitlines()[0]}") from e
         data_cfg = ckpt["data_cfg"]
         try:
-            pre = Preprocessor(data_cfg["align"], int(data_cfg["input_size"][-1]))
+            pre = Preprocessor(data_cfg["align"], int(data_cfg["input_size"][-1]),
+                               reduced_decode=bool(data_cfg.get("reduced_decode", False)))
             mean, std = [float(v) for v in data_cfg["mean"]], [float(v) for v in data_cfg["std"]]
         except KeyError as e:
             raise CheckpointError(f"checkpoint {path}: data_cfg lacks {e}") from e
@@ -91,6 +112,11 @@ class Annotator:
         if mc_samples and not dropout_modules(model):
             log.warning("annotate.mc_samples=%d but the model has no dropout with p>0 (model.drop_rate=0?): "
                         "every reliability will be 1", mc_samples)
+        if compile:  # annotate.compile: MC-dropout toggles train mode on submodules, so only the plain pass compiles
+            if mc_samples:
+                log.warning("annotate.compile is ignored with annotate.mc_samples > 0")
+            else:
+                model = torch.compile(model)
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
                    device=device, amp_dtype=pick_amp(amp, device), channels_last=cl, mc_samples=int(mc_samples))
 

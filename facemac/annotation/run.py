@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.dist import DistInfo, barrier, broadcast_object, init_distributed, shutdown
-from facemac.annotation.inference import Annotator, pick_device
+from facemac.annotation.inference import Annotator, pick_device, resolve_threads
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -79,8 +79,9 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
 
 def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
     acfg = cfg.annotate
-    if acfg.get("num_threads"):
-        torch.set_num_threads(int(acfg.num_threads))
+    threads = resolve_threads(acfg.get("num_threads"), int(acfg.num_workers), device)
+    if threads:
+        torch.set_num_threads(threads)
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
@@ -89,7 +90,7 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
     if d.is_main:
         log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, cfg.ckpt, how)
     annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
-                                          mc_samples=int(acfg.mc_samples))
+                                          mc_samples=int(acfg.mc_samples), compile=bool(acfg.get("compile", False)))
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
 
     roots = _on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])

@@ -53,6 +53,11 @@ def build_augment(augment_cfg: Mapping[str, Any] | Any | None, seed: int | None 
     cfg = _plain(augment_cfg)
     if not cfg or not cfg.get("enabled", True):
         return None
+    backend = cfg.get("backend", "albumentations")
+    if backend not in ("albumentations", "fast"):
+        raise ConfigError(f"augment.backend={backend!r}; choose albumentations or fast")
+    if backend == "fast" and not float((cfg.get("color") or {}).get("hue", 0.0) or 0.0):  # fast has no hue jitter
+        return _fast(cfg, seed)
     import albumentations as A
 
     ops: list[Any] = []
@@ -79,3 +84,20 @@ def build_augment(augment_cfg: Mapping[str, Any] | Any | None, seed: int | None 
         return A.Compose(ops, seed=seed) if seed is not None else A.Compose(ops)
     except TypeError:  # albumentations < 1.4.? has no Compose seed
         return A.Compose(ops)
+
+
+def _fast(cfg: dict[str, Any], seed: int | None):
+    """augment.backend=fast: the same transforms in plain OpenCV/NumPy (facemac.data.fast_augment), ~2x cheaper."""
+    from facemac.data.fast_augment import FastAugment
+
+    hflip = _prob(cfg.get("hflip", 0.0), "augment.hflip")
+    affine, color, blur = (dict(cfg.get(k) or {}) for k in ("affine", "color", "blur"))
+    for key, sub in (("affine", affine), ("color", color), ("blur", blur)):
+        _prob(sub.get("p", 0.0), f"augment.{key}.p")
+    if blur.get("p", 0.0):
+        k = int(blur.get("max_kernel", 3))
+        if k < 3 or k % 2 == 0:
+            raise ConfigError(f"augment.blur.max_kernel={k} must be an odd number >= 3")
+    if not (hflip or affine.get("p") or color.get("p") or blur.get("p")):
+        return None
+    return FastAugment(hflip, affine, color, blur, seed=seed)

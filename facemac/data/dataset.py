@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from facemac.data.decode import decode_image
 from facemac.data.preprocess import Preprocessor
 from facemac.data.table import FaceTable
 from facemac.errors import DataError
@@ -30,12 +29,11 @@ class FaceDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         key = self.table.keys[i]
+        lm = self.table.landmarks[i] if self.table.landmarks is not None else None
         try:
-            img = decode_image(self.table.source.read(key), key)
+            img = self.preprocess.load(self.table.source.read(key), key, lm)  # decode + geometry (maybe reduced)
         except (OSError, DataError) as e:
             return {"index": i, "ok": False, "reason": getattr(e, "reason", None) or f"{type(e).__name__}: {e}"}
-        lm = self.table.landmarks[i] if self.table.landmarks is not None else None
-        img = self.preprocess(img, lm)
         if self.augment is not None:
             img = self.augment(image=img)["image"]
         return {

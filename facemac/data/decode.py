@@ -22,20 +22,60 @@ class ImageDecodeError(DataError):
         self.reason = reason
 
 
-def decode_image(data: bytes, key: str = "<bytes>") -> np.ndarray:
-    """Bytes of a JPEG/PNG/BMP/WebP → HxWx3 uint8 RGB. Grayscale, RGBA and 16-bit inputs are converted."""
+_JPEG_FLAGS = {1: cv2.IMREAD_COLOR_RGB if hasattr(cv2, "IMREAD_COLOR_RGB") else cv2.IMREAD_COLOR,
+               2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_image(data: bytes, key: str = "<bytes>", reduce: int = 1) -> np.ndarray:
+    """Bytes of a JPEG/PNG/BMP/WebP → HxWx3 uint8 RGB. Grayscale, RGBA, CMYK and 16-bit inputs are converted.
+
+    ``reduce`` (1, 2, 4, 8) decodes at 1/reduce scale, ceil(H/reduce) x ceil(W/reduce): for JPEGs inside libjpeg
+    (DCT scaling, several times cheaper than a full decode), other formats are area-resized after decoding. Pixel
+    (x, y) of the result covers source pixels around ((x + 0.5) * reduce - 0.5, ...) (see ``reduced_points``).
+    """
     if not data:
         raise ImageDecodeError(key, "empty file")
+    if reduce not in _JPEG_FLAGS:
+        raise ValueError(f"reduce={reduce}: use 1, 2, 4 or 8")
     data = bytes(data)
     _check_size(data, key)
     _check_complete(data, key)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if data[:2] == b"\xff\xd8":  # JPEG fast path: straight to 8-bit colour (no metadata pass, no EXIF rotation)
+        img = _imdecode(buf, _JPEG_FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION, key)
+        if reduce > 1 or _JPEG_FLAGS[1] == cv2.IMREAD_COLOR:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return img
+    img = _to_rgb(_imdecode(buf, cv2.IMREAD_UNCHANGED, key), key)
+    if reduce > 1:
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def reduced_points(points: np.ndarray, reduce: int) -> np.ndarray:
+    """Pixel coordinates in the full image → the same points in a 1/reduce decode (pixel centres at integers)."""
+    return ((np.asarray(points, dtype=np.float32) + 0.5) / reduce - 0.5).astype(np.float32)
+
+
+def header_shape(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG or JPEG header without decoding; None for other formats or broken headers."""
+    return _header_shape(bytes(data)) if data else None
+
+
+def _imdecode(buf: np.ndarray, flags: int, key: str) -> np.ndarray:
     try:
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(buf, flags)
     except cv2.error as e:  # OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS, ...) raise instead of returning None
         detail = str(e).strip().splitlines()[-1][-120:]
         raise ImageDecodeError(key, f"not a decodable image (OpenCV: {detail})") from None
     if img is None:
         raise ImageDecodeError(key, "not a decodable image (corrupt, truncated or not an image)")
+    return img
+
+
+def _to_rgb(img: np.ndarray, key: str) -> np.ndarray:
+    """Any decoded layout (gray, gray+alpha, BGR, BGRA; 8 or 16 bit) → HxWx3 uint8 RGB."""
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:

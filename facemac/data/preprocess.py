@@ -7,9 +7,12 @@ Preprocessor from it.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
+from facemac.data.decode import decode_image, header_shape
 from facemac.errors import ConfigError, DataError
 
 # insightface's 5-point ArcFace template for 112x112 crops: left eye, right eye, nose tip, left and right mouth corner.
@@ -20,10 +23,30 @@ ARCFACE_TEMPLATE_112 = np.array(
 ALIGN_POLICIES = ("arcface", "resize")
 # Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo).
 GEOMETRIES = ("arcface_112", "loose", "unknown")
+# A 1/f DCT-scaled decode is used when the geometry step then enlarges by at most this much (f * scale <= this).
+REDUCE_SLACK = 1.1
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, shift) mapping src→dst points (Umeyama 1991); 2x3 matrix."""
+    """Least-squares similarity (rotation, uniform scale, shift) mapping src→dst points (Umeyama 1991); 2x3 matrix.
+
+    In 2-D Umeyama's SVD solution has a closed form (rotation+scale as one complex factor a + ib), 10x cheaper per
+    image than the SVD, which matters when every training image is warped.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    var_s = float((s_c * s_c).sum())
+    a = float((s_c[:, 0] * d_c[:, 0] + s_c[:, 1] * d_c[:, 1]).sum()) / var_s
+    b = float((s_c[:, 0] * d_c[:, 1] - s_c[:, 1] * d_c[:, 0]).sum()) / var_s
+    rs = np.array([[a, -b], [b, a]])
+    shift = mu_d - rs @ mu_s
+    return np.hstack([rs, shift[:, None]]).astype(np.float32)
+
+
+def _umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The general SVD form of the same estimate (kept as the tests' oracle)."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     mu_s, mu_d = src.mean(0), dst.mean(0)
@@ -43,12 +66,39 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 class Preprocessor:
     """Stored image (HxWx3 uint8) → input_size x input_size x 3 uint8 in the policy's geometry."""
 
-    def __init__(self, align: str, input_size: int):
+    def __init__(self, align: str, input_size: int, reduced_decode: bool = False):
         if align not in ALIGN_POLICIES:
             raise ConfigError(f"data align={align!r} is unknown; choose one of {', '.join(ALIGN_POLICIES)}")
         self.align = align
         self.size = int(input_size)
         self.template = ARCFACE_TEMPLATE_112 * (self.size / 112.0)
+        self.reduced_decode = bool(reduced_decode)
+
+    @staticmethod
+    def _factor(scale: float) -> int:
+        """Largest libjpeg reduction (8, 4, 2) after which the warp enlarges by at most REDUCE_SLACK, else 1."""
+        for f in (8, 4, 2):
+            if f * scale <= REDUCE_SLACK:
+                return f
+        return 1
+
+    def load(self, data: bytes, key: str, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """Encoded bytes → model input, decoding at 1/2, 1/4 or 1/8 scale when ``reduced_decode`` and the geometry
+        step shrinks that much anyway (e.g. CelebA 178x218 → 64 px): the warp matrix is adapted, not the output."""
+        s = self.size
+        if self.align == "arcface" and landmarks is not None:
+            m = similarity_transform(landmarks, self.template)
+            f = self._factor(math.hypot(float(m[0, 0]), float(m[1, 0]))) if self.reduced_decode else 1
+            img = decode_image(data, key, f)
+            if f > 1:  # reduced pixel x_r sits at f * x_r + (f - 1) / 2 in the full image
+                m = np.hstack([m[:, :2] * f, (m[:, 2] + m[:, :2].sum(1) * (f - 1) / 2)[:, None]]).astype(np.float32)
+            return cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        f = 1
+        if self.reduced_decode:
+            shape = header_shape(data)
+            if shape is not None and min(shape) > 0:
+                f = self._factor(max(s / shape[0], s / shape[1]))
+        return self(decode_image(data, key, f), None)
 
     def check_geometry(self, geometry: str, has_landmarks: bool, name: str) -> None:
         """Refuse a dataset whose stored crop cannot be brought to this policy's geometry."""

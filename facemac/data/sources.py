@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -10,9 +11,11 @@ class FileSource:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._prefix = os.path.join(str(self.root), "")
 
     def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        with open(self._prefix + key, "rb") as f:  # plain open: pathlib's per-call parsing costs as much as the read
+            return f.read()
 
     def describe(self) -> str:
         return f"files under {self.root}"

@@ -70,17 +70,36 @@ def make_loader(dataset: FaceDataset, cfg: DictConfig, dist: D.DistInfo, train: 
     )
 
 
-def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[str, FaceDataset]:
-    """train/val/test FaceDatasets in the configured geometry; augmentation on train only."""
+def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[str, Any]:
+    """train/val/test datasets in the configured geometry; augmentation on train only; train.decoded_cache serves
+    the faces from a memory-mapped cache of decoded, warped faces instead of decoding every epoch."""
     align = str(cfg.data.align)
-    pre = Preprocessor(align, input_size)
+    pre = Preprocessor(align, input_size, reduced_decode=bool(cfg.data.get("reduced_decode", False)))
     pre.check_geometry(table.geometry, table.landmarks is not None, table.name)
     augment = make_augment(cfg)
-    return {
-        "train": FaceDataset(table.split("train"), pre, augment),
-        "val": FaceDataset(table.split("val"), pre, None),
-        "test": FaceDataset(table.split("test"), pre, None),
-    }
+    parts = {name: table.split(name) for name in ("train", "val", "test")}
+    if bool((cfg.get("train") or {}).get("decoded_cache", False)):
+        return _cached_datasets(parts, pre, augment, cfg)
+    return {name: FaceDataset(t, pre, augment if name == "train" else None) for name, t in parts.items()}
+
+
+def _cached_datasets(parts: dict[str, FaceTable], pre: Preprocessor, augment: Any,
+                     cfg: DictConfig) -> dict[str, Any]:
+    """train.decoded_cache=true: each split's faces decoded and warped once into a memmap (rank 0 builds first)."""
+    from facemac.data.decoded_cache import CachedFaceDataset, open_or_build
+
+    def build() -> dict[str, Any]:
+        out = {}
+        for name, t in parts.items():
+            cache = open_or_build(t, pre, cfg.paths.cache_dir, f"{t.name}-{name}-{pre.align}{pre.size}",
+                                  workers=int(cfg.data.num_workers),
+                                  progress=bool((cfg.get("train") or {}).get("progress", True)))
+            out[name] = CachedFaceDataset(t, cache, augment if name == "train" else None)
+        return out
+
+    result = build() if D.is_main_process() else None
+    D.barrier()
+    return result if result is not None else build()
 
 
 def plain(cfg: Any) -> Any:

@@ -183,7 +183,8 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
     input_size = mcfg["img_size"]
     model = create_mac(mcfg, len(attributes)).to(dist.device)
     dcfg = model_data_config(model, input_size)
-    data_cfg = {**dcfg, "align": str(cfg.data.align), "geometry": table.geometry, "dataset": table.name}
+    data_cfg = {**dcfg, "align": str(cfg.data.align), "geometry": table.geometry, "dataset": table.name,
+                "reduced_decode": bool(cfg.data.get("reduced_decode", False))}
     datasets = build_datasets(table, cfg, input_size)
     loaders = {k: make_loader(ds, cfg, dist, train=k == "train", seed=seed) for k, ds in datasets.items()}
     keys = {k: ds.table.keys for k, ds in datasets.items()}
@@ -208,7 +209,8 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[s
                       precision=str(tcfg.precision), channels_last=bool(tcfg.channels_last),
                       grad_clip=tcfg.get("grad_clip"), ema=ema, pos_rate=pos_rate,
                       limit_batches=tcfg.get("limit_batches"), max_steps=tcfg.get("max_steps"),
-                      max_bad_fraction=float(tcfg.max_bad_fraction), progress=bool(tcfg.progress))
+                      max_bad_fraction=float(tcfg.max_bad_fraction), progress=bool(tcfg.progress),
+                      compile=bool(tcfg.get("compile", False)))
 
     select = str(tcfg.early_stopping.monitor)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
@@ -346,7 +348,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, table: FaceTable, split: str = "t
     model.load_state_dict(ckpt["model_state"])
     model.eval().to(device)
     dc = ckpt["data_cfg"]
-    ds = FaceDataset(table.split(split), Preprocessor(dc["align"], dc["input_size"][-1]))
+    ds = FaceDataset(table.split(split), Preprocessor(dc["align"], dc["input_size"][-1],
+                                                      reduced_decode=bool(dc.get("reduced_decode", False))))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate_faces)
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), None, D.DistInfo(device=torch.device(device)),
                       dc["mean"], dc["std"], precision="fp32", channels_last=False, progress=False)

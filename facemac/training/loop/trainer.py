@@ -79,7 +79,7 @@ class Trainer:
                  mean: list[float], std: list[float], precision: str = "auto", channels_last: bool = True,
                  grad_clip: float | None = None, ema: ModelEma | None = None, pos_rate: torch.Tensor | None = None,
                  limit_batches: int | None = None, max_steps: int | None = None, max_bad_fraction: float = 0.01,
-                 progress: bool = True):
+                 progress: bool = True, compile: bool = False):
         self.dist = dist
         self.device = dist.device
         self.model = model  # unwrapped; self.net is what trains (DDP-wrapped when distributed)
@@ -90,6 +90,8 @@ class Trainer:
         if dist.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if compile:  # train.compile: torch.compile the training forward (eval passes use the plain module)
+            self.net = torch.compile(self.net)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.mean, self.std = mean, std

@@ -1,0 +1,202 @@
+"""Decoded-face cache: a table's faces, already brought to the model's input geometry, in one memory-mapped uint8 file.
+
+Decoding and warping cost more CPU than a small model's forward+backward; a cache pays them once per
+(dataset, split, preprocessing) so later epochs and sweeps only copy bytes (augmentation still runs on top).
+
+Layout: ``<cache_dir>/decoded/<name>/`` holding ``images.npy`` ([N, S, S, 3] uint8, opened with ``mmap_mode="r"``)
+and ``meta.json`` (fingerprint, count, size, unreadable rows with their reasons). The fingerprint hashes the keys,
+labels, mask, landmarks, the preprocessing parameters and the source (its description and, for files, every file's
+size and mtime), so a changed label, image or setting makes the cache stale and it is rebuilt. A build is written into a
+temporary sibling folder and renamed into place, so a killed build never leaves a half-written cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.preprocess import Preprocessor
+from facemac.data.sources import FileSource
+from facemac.data.table import FaceTable
+from facemac.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the layout or the preprocessing code changes what a cached face looks like
+IMAGES, META = "images.npy", "meta.json"
+
+
+def _source_fingerprint(table: FaceTable, h: Any) -> None:
+    """The source's identity: its description, plus size and mtime of every file (FileSource) or of its own files."""
+    src = table.source
+    h.update(src.describe().encode())
+    if isinstance(src, FileSource):
+        for k in table.keys:
+            try:
+                st = os.stat(src.root / k)
+                h.update(f"{st.st_size}:{st.st_mtime_ns};".encode())
+            except OSError:
+                h.update(b"missing;")
+        return
+    for value in vars(src).values() if hasattr(src, "__dict__") else ():  # packed formats: stat their files
+        if isinstance(value, (str, Path)) and Path(value).is_file():
+            st = Path(value).stat()
+            h.update(f"{value}:{st.st_size}:{st.st_mtime_ns};".encode())
+
+
+def fingerprint(table: FaceTable, preprocess: Preprocessor) -> str:
+    """sha256 over everything that decides the cached bytes and the labels served with them."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": CACHE_VERSION, "align": preprocess.align, "size": preprocess.size,
+                         "reduced_decode": preprocess.reduced_decode,
+                         "n": len(table), "geometry": table.geometry, "attributes": list(table.attributes)}).encode())
+    h.update("\n".join(table.keys).encode())
+    for arr in (table.labels, table.mask, table.landmarks):
+        h.update(b"none" if arr is None else np.ascontiguousarray(arr).tobytes())
+    _source_fingerprint(table, h)
+    return h.hexdigest()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "cache"
+
+
+class DecodedCache:
+    """An opened, validated cache: ``images`` (read-only memmap), ``ok`` per row, ``reasons`` for unreadable rows."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = path
+        self.meta = meta
+        self.size = int(meta["size"])
+        self.count = int(meta["count"])
+        self.reasons = {int(i): str(r) for i, r in meta["failures"]}
+        self.ok = np.ones(self.count, dtype=bool)
+        self.ok[list(self.reasons)] = False
+        self._images: np.ndarray | None = None
+
+    @property
+    def images(self) -> np.ndarray:
+        """Opened lazily (per process: a memmap must not be pickled into DataLoader workers)."""
+        if self._images is None:
+            self._images = np.load(self.path / IMAGES, mmap_mode="r")
+        return self._images
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_images": None}
+
+    @classmethod
+    def open(cls, path: Path, expected: str | None = None) -> DecodedCache | None:
+        """The cache at ``path`` if it is complete and (when given) has the expected fingerprint, else None."""
+        try:
+            meta = json.loads((path / META).read_text())
+            arr = np.load(path / IMAGES, mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        s = int(meta.get("size", -1))
+        if (expected is not None and meta.get("fingerprint") != expected) or arr.dtype != np.uint8 \
+                or arr.shape != (int(meta.get("count", -1)), s, s, 3):
+            return None
+        return cls(path, meta)
+
+
+def cache_path(cache_dir: str | Path, name: str) -> Path:
+    return Path(str(cache_dir)).expanduser() / "decoded" / _safe(name)
+
+
+def open_or_build(table: FaceTable, preprocess: Preprocessor, cache_dir: str | Path, name: str,
+                  workers: int = 0, batch_size: int = 256, progress: bool = True) -> DecodedCache:
+    """The decoded cache of ``table`` under ``<cache_dir>/decoded/<name>``: reused when current, else (re)built."""
+    path = cache_path(cache_dir, name)
+    fp = fingerprint(table, preprocess)
+    cache = DecodedCache.open(path, fp)
+    if cache is not None:
+        log.info("decoded cache: reusing %s (%d faces)", path, cache.count)
+        return cache
+    if path.exists():
+        log.info("decoded cache: %s is stale (data or preprocessing changed): rebuilding", path)
+    return _build(table, preprocess, path, fp, workers, batch_size, progress)
+
+
+def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, workers: int, batch_size: int,
+           progress: bool) -> DecodedCache:
+    """Decode + warp every row once (DataLoader workers) into a temp folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    n, s = len(table), preprocess.size
+    failures: list[tuple[int, str]] = []
+    try:
+        tmp.mkdir()
+        images = np.lib.format.open_memmap(tmp / IMAGES, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
+        loader = DataLoader(FaceDataset(table, preprocess, None), batch_size=batch_size, num_workers=workers,
+                            collate_fn=collate_faces)
+        with tqdm(total=n, unit="img", desc=f"decoded cache {path.name}", disable=not progress or None) as bar:
+            for batch in loader:
+                idx = batch["index"].numpy()
+                if len(idx):
+                    images[idx] = batch["image"].permute(0, 2, 3, 1).numpy()
+                for i, reason in batch["failures"]:
+                    images[i] = 0
+                    failures.append((int(i), str(reason)))
+                bar.update(len(idx) + len(batch["failures"]))
+        images.flush()
+        del images
+        failures.sort()
+        meta = {"fingerprint": fp, "count": n, "size": s, "align": preprocess.align, "table": table.name,
+                "version": CACHE_VERSION, "failures": failures}
+        (tmp / META).write_text(json.dumps(meta))
+        old = None
+        if path.exists():
+            old = path.parent / f".old-{path.name}-{uuid.uuid4().hex[:8]}"
+            os.rename(path, old)
+        os.rename(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if failures:
+        log.warning("decoded cache %s: %d of %d images unreadable (recorded; skipped like the uncached path)",
+                    path, len(failures), n)
+    cache = DecodedCache.open(path, fp)
+    if cache is None:  # pragma: no cover - only if another process replaced it with something else meanwhile
+        raise DataError(f"decoded cache {path} could not be read back after building it")
+    return cache
+
+
+class CachedFaceDataset(Dataset):
+    """FaceDataset's items, served from a DecodedCache: copy the cached face, augment, CHW uint8 tensor."""
+
+    def __init__(self, table: FaceTable, cache: DecodedCache, augment: Callable[..., Any] | None = None):
+        if cache.count != len(table):
+            raise DataError(f"decoded cache {cache.path} holds {cache.count} faces, table {table.name!r} {len(table)}")
+        self.table = table
+        self.cache = cache
+        self.augment = augment
+        n, a = len(table), len(table.attributes)
+        self.labels = torch.from_numpy(table.labels.astype(np.float32)) if table.labels is not None else torch.zeros(n, a)
+        self.mask = torch.from_numpy(table.mask) if table.mask is not None else torch.zeros(n, a, dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not self.cache.ok[i]:
+            return {"index": i, "ok": False, "reason": self.cache.reasons[i]}
+        img = np.array(self.cache.images[i])  # copy out of the page cache: augmentation may write in place
+        if self.augment is not None:
+            img = self.augment(image=img)["image"]
+        return {"index": i, "ok": True, "image": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),
+                "labels": self.labels[i], "mask": self.mask[i]}

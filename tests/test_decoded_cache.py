@@ -1,0 +1,204 @@
+"""Decoded cache: same batches as the uncached path, rebuilt when stale, written atomically, bad images recorded."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from facemac.data import decoded_cache as dc
+from facemac.data.augment import build_augment
+from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.decode import decode_image
+from facemac.data.preprocess import Preprocessor
+from facemac.data.registry import build_table
+from facemac.training.data import build_datasets
+from facemac.training.run import train
+from tests.train_helpers import make_table, write_celeba_tree
+
+AUG = {"hflip": 0.5, "affine": {"p": 0.8}, "color": {"p": 0.8, "brightness": 0.2, "contrast": 0.2}}
+
+
+@pytest.fixture
+def celeba(tmp_path):
+    """A tiny CelebA tree (178x218 JPEGs with landmarks) with one unreadable file."""
+    root = write_celeba_tree(tmp_path / "celeba", n=30)
+    (root / "img_align_celeba" / "000004.jpg").write_bytes(b"\xff\xd8 truncated")
+    return root
+
+
+def table_of(root: Path):
+    return build_table({"format": "celeba", "root": str(root), "name": "tinyceleba"})
+
+
+def batches(ds, seed: int, bs: int = 8):
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(ds, batch_size=bs, sampler=RandomSampler(ds, generator=gen), collate_fn=collate_faces)
+    return list(loader)
+
+
+def test_cached_batches_equal_uncached_for_the_same_seed(celeba, tmp_path):
+    table = table_of(celeba)
+    pre = Preprocessor("arcface", 32)
+    cache = dc.open_or_build(table, pre, tmp_path / "cache", "t", progress=False)
+    assert cache.images.shape == (30, 32, 32, 3) and cache.count == 30
+    plain = batches(FaceDataset(table, pre, build_augment(AUG, seed=7)), seed=3)
+    cached = batches(dc.CachedFaceDataset(table, cache, build_augment(AUG, seed=7)), seed=3)
+    assert len(plain) == len(cached) == 4
+    for a, b in zip(plain, cached):
+        assert torch.equal(a["index"], b["index"])
+        assert torch.equal(a["image"], b["image"]) and a["image"].dtype == torch.uint8
+        assert torch.equal(a["labels"], b["labels"]) and torch.equal(a["mask"], b["mask"])
+        assert a["failures"] == b["failures"]
+    fails = [f for b in cached for f in b["failures"]]
+    keys = [table.keys[i] for i, _ in fails]
+    assert keys == ["000004.jpg"] and not cache.ok[table.keys.index("000004.jpg")]
+    assert "decodable" in fails[0][1]  # the uncached path's reason, recorded at build time
+    # an oracle independent of the loaders: row 0 of the cache is decode -> warp of its file
+    lm = table.landmarks[0]
+    expect = pre(decode_image((celeba / "img_align_celeba" / table.keys[0]).read_bytes()), lm)
+    assert np.array_equal(cache.images[0], expect)
+
+
+def test_reused_when_current_rebuilt_when_a_label_or_file_changes(celeba, tmp_path):
+    pre = Preprocessor("arcface", 24)
+    table = table_of(celeba)
+    c1 = dc.open_or_build(table, pre, tmp_path / "cache", "t", progress=False)
+    marker = c1.path / "marker"
+    marker.write_text("x")
+    dc.open_or_build(table_of(celeba), pre, tmp_path / "cache", "t", progress=False)
+    assert marker.exists(), "an unchanged source must reuse the cache"
+
+    t2 = table_of(celeba)
+    t2.labels[5, 2] = 1 - t2.labels[5, 2]
+    dc.open_or_build(t2, pre, tmp_path / "cache", "t", progress=False)
+    assert not marker.exists(), "a changed label must rebuild"
+
+    marker.write_text("x")
+    dc.open_or_build(table, Preprocessor("arcface", 28), tmp_path / "cache", "t", progress=False)
+    assert not marker.exists(), "other preprocessing must rebuild"
+
+    marker.write_text("x")
+    f = celeba / "img_align_celeba" / table.keys[1]
+    img = decode_image(f.read_bytes())
+    import cv2
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(255 - img, cv2.COLOR_RGB2BGR))
+    f.write_bytes(buf.tobytes())
+    os.utime(f, ns=(1, 1))  # an older mtime and another size: whatever changes, the fingerprint sees it
+    c3 = dc.open_or_build(table_of(celeba), Preprocessor("arcface", 28), tmp_path / "cache", "t", progress=False)
+    assert not marker.exists(), "a changed image file must rebuild"
+    assert np.array_equal(c3.images[1], Preprocessor("arcface", 28)(255 - img, table.landmarks[1]))
+
+
+def test_build_is_atomic_and_a_corrupt_cache_is_rebuilt(celeba, tmp_path, monkeypatch):
+    pre = Preprocessor("arcface", 24)
+    table = table_of(celeba)
+    base = tmp_path / "cache"
+    good = dc.open_or_build(table, pre, base, "t", progress=False)
+    before = np.array(good.images)
+
+    t2 = table_of(celeba)
+    t2.labels[0, 0] = 1 - t2.labels[0, 0]
+    calls = {"n": 0}
+    real = FaceDataset.__getitem__
+
+    def dying(self, i):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise KeyboardInterrupt("killed mid-build")
+        return real(self, i)
+
+    monkeypatch.setattr(FaceDataset, "__getitem__", dying)
+    with pytest.raises(KeyboardInterrupt):
+        dc.open_or_build(t2, pre, base, "t", progress=False)
+    monkeypatch.setattr(FaceDataset, "__getitem__", real)
+    leftovers = [p.name for p in (base / "decoded").iterdir() if p.name != "t"]
+    assert leftovers == [], leftovers
+    # the previous complete cache is untouched (still valid for the old table)
+    again = dc.DecodedCache.open(dc.cache_path(base, "t"), dc.fingerprint(table, pre))
+    assert again is not None and np.array_equal(np.array(again.images), before)
+
+    # a truncated images.npy (e.g. copied half-way by hand) is detected and rebuilt
+    npy = dc.cache_path(base, "t") / dc.IMAGES
+    npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])
+    assert dc.DecodedCache.open(dc.cache_path(base, "t"), dc.fingerprint(table, pre)) is None
+    rebuilt = dc.open_or_build(table, pre, base, "t", progress=False)
+    assert np.array_equal(np.array(rebuilt.images), before)
+
+
+def test_cache_survives_pickling_into_workers(celeba, tmp_path):
+    table = table_of(celeba)
+    pre = Preprocessor("resize", 16)
+    cache = dc.open_or_build(table, pre, tmp_path / "cache", "r", workers=2, progress=False)
+    ds = dc.CachedFaceDataset(table, cache)
+    _ = cache.images  # opened in the parent: must not travel by value
+    import pickle
+    assert len(pickle.dumps(ds.cache)) < 10_000
+    got = list(DataLoader(ds, batch_size=16, num_workers=2, collate_fn=collate_faces))
+    ref = list(DataLoader(FaceDataset(table, pre), batch_size=16, collate_fn=collate_faces))
+    for a, b in zip(got, ref):
+        assert torch.equal(a["image"], b["image"]) and a["failures"] == b["failures"]
+
+
+def test_training_with_decoded_cache_equals_uncached(make_cfg, tmp_path):
+    """train.decoded_cache=true builds each split's cache under paths.cache_dir and trains to the same weights."""
+    table = make_table(48, broken=2)
+    fast = ["logger=none", "model.timm_name=test_resnet", "model.input_size=32", "data.num_workers=0",
+            "data.batch_size=16", "augment=none", "train.progress=false", "train.epochs=1", "train.max_bad_fraction=0.5",
+            f"paths.cache_dir={tmp_path / 'cache'}"]
+    cfg = make_cfg("train", fast + ["train.decoded_cache=true"], tmp_path / "a")
+    ds = build_datasets(table, cfg, 32)
+    assert isinstance(ds["train"], dc.CachedFaceDataset)
+    assert sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir()) == [
+        "tiny-test-arcface32", "tiny-train-arcface32", "tiny-val-arcface32"]
+    a = train(cfg, table=table)
+    b = train(make_cfg("train", fast, tmp_path / "b"), table=table)
+    wa = torch.load(a["best"], weights_only=True)["model_state"]
+    wb = torch.load(b["best"], weights_only=True)["model_state"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a["test"]["mA"] == pytest.approx(b["test"]["mA"])
+
+
+def test_closed_form_similarity_equals_umeyama_svd():
+    from facemac.data.preprocess import ARCFACE_TEMPLATE_112, _umeyama_svd, similarity_transform
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        src = rng.uniform(0, 200, (5, 2))
+        if rng.random() < 0.5:  # near-template points, like real landmarks
+            ang, sc = rng.uniform(-0.5, 0.5), rng.uniform(0.3, 3)
+            rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+            src = ARCFACE_TEMPLATE_112 @ rot.T * sc + rng.uniform(-50, 50, 2) + rng.normal(0, 1, (5, 2))
+        np.testing.assert_allclose(similarity_transform(src, ARCFACE_TEMPLATE_112),
+                                   _umeyama_svd(src, ARCFACE_TEMPLATE_112), rtol=1e-4, atol=1e-3)
+
+
+def test_reduced_decode_keeps_landmarks_on_the_template(tmp_path):
+    """A 1/4 decode (CelebA-size image -> 32 px) warps the marked landmarks onto the template like a full decode."""
+    import cv2
+
+    from facemac.data.preprocess import ARCFACE_TEMPLATE_112, similarity_transform
+
+    lm = np.array([[69, 111], [108, 111], [88, 135], [71, 153], [105, 153]], np.float32)
+    img = np.full((218, 178, 3), 40, np.uint8)
+    for x, y in lm:
+        cv2.circle(img, (int(x), int(y)), 4, (255, 255, 255), -1)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 98])
+    data = buf.tobytes()
+    for size in (32, 64):
+        fast, full = Preprocessor("arcface", size, reduced_decode=True), Preprocessor("arcface", size)
+        a, b = fast.load(data, "k", lm), full.load(data, "k", lm)
+        assert a.shape == b.shape == (size, size, 3)
+        m = similarity_transform(lm, ARCFACE_TEMPLATE_112 * size / 112)
+        expect = lm @ m[:, :2].T + m[:, 2]  # where the full-resolution warp puts each landmark (LS fit, not exact)
+        for out in (a, b):
+            g = out[..., 0].astype(float)
+            for x, y in expect:  # each landmark blob's brightness centroid sits where the warp maps the landmark
+                x0, y0 = int(round(x)), int(round(y))
+                win = g[y0 - 3:y0 + 4, x0 - 3:x0 + 4] - 40
+                yy, xx = np.mgrid[y0 - 3:y0 + 4, x0 - 3:x0 + 4]
+                assert abs((win * xx).sum() / win.sum() - x) < 0.6 and abs((win * yy).sum() / win.sum() - y) < 0.6
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 6
+    assert Preprocessor._factor(0.26) == 4 and Preprocessor._factor(0.52) == 2 and Preprocessor._factor(0.57) == 1
