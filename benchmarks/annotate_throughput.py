@@ -28,9 +28,9 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemac.annotation.dist import DistInfo  # noqa: E402
-from facemac.annotation.inference import Annotator, pick_device, resolve_threads  # noqa: E402
+from facemac.annotation.inference import Annotator, resolve_threads  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
+from facemac.distributed import DistInfo, pick_device  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
 from facemac.models.mac import create_mac  # noqa: E402
@@ -168,7 +168,7 @@ def main() -> None:
                                  "mc_samples": args.mc, "max_failure_fraction": 0.05})
         info = {"checkpoint": str(ck), "checkpoint_sha256": file_sha256(ck)}
         t0 = time.perf_counter()
-        res = annotate_target(spec, table, ann, work / "out", acfg, info, DistInfo())
+        res = annotate_target(spec, table, ann, work / "out", acfg, info, DistInfo(device=device))
         wall = time.perf_counter() - t0
         e2e = res.processed / res.seconds
         after = model_only_rate(ann, batches, len(ds))  # before and after: load drift on a shared CPU shows up

@@ -34,25 +34,28 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
-def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
+def pick_device(requested: str = "auto", local_rank: int = 0, key: str = "device") -> torch.device:
     """`auto` → this rank's GPU when CUDA exists, else the CPU; any other value is passed to torch.device."""
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
     dev = torch.device(requested)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from facemac.errors import ConfigError
+        raise ConfigError(f"{key}={requested!r} but CUDA is not available; use {key}=cpu")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     return dev
 
 
-def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
+def init_distributed(device: str = "auto", timeout_s: float = 1800.0, key: str = "device") -> DistInfo:
     """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU); a no-op otherwise."""
     if not launched_by_torchrun():
-        return DistInfo(device=pick_device(device))
+        return DistInfo(device=pick_device(device, key=key))
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device, local_rank)
+    dev = pick_device(device, local_rank, key=key)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():

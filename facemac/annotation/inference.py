@@ -22,16 +22,6 @@ log = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def pick_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto``: this rank's GPU when there is one, else the CPU."""
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"annotate.device={spec!r} but CUDA is not available; use annotate.device=cpu")
-    return device
-
-
 def pick_amp(spec: str, device: torch.device) -> torch.dtype | None:
     """``auto``: bf16 on a GPU that supports it, full fp32 on the CPU (CPU autocast rarely pays for small models)."""
     if spec in (None, "off", False):

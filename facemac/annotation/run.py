@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
-from facemac.annotation.dist import DistInfo, barrier, broadcast_object, init_distributed, shutdown
-from facemac.annotation.inference import Annotator, pick_device, resolve_threads
+from facemac.annotation.inference import Annotator, resolve_threads
+from facemac.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -58,23 +58,20 @@ class TargetResult:
 def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
     """Annotate every target with one checkpoint; resumable, rank-sharded under torchrun; marks the run done."""
     acfg = cfg.annotate
-    device_spec = str(acfg.get("device", "auto"))
-    use_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
     output_dir = Path(cfg.paths.output_dir)
-    d = init_distributed(use_cuda)
+    d = init_distributed(str(acfg.get("device", "auto")), key="annotate.device")
     lock = RunLock(output_dir, "annotate run", hint="give this run its own hydra.run.dir")  # one writer per folder
     try:
         _on_main(d, lambda: (lock.acquire(), None)[1])
-        device = pick_device(device_spec, d.local_rank)
         with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
-            results = _annotate(cfg, d, device, tracker, output_dir)
-        barrier(d)
+            results = _annotate(cfg, d, d.device, tracker, output_dir)
+        barrier()
         if d.is_main:
             mark_done(output_dir)
         return results
     finally:
         lock.release()
-        shutdown(d)
+        cleanup()
 
 
 def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
@@ -120,10 +117,10 @@ def _on_main(d: DistInfo, fn: Callable[[], Any]) -> Any:
         try:
             result = fn()
         except FacemacError as e:
-            if d.world == 1:
+            if d.world_size == 1:
                 raise
             error = f"{type(e).__name__}: {e}"
-    result, error = broadcast_object((result, error), d)
+    result, error = broadcast_object((result, error))
     if error is not None:
         raise FacemacError(f"rank 0 failed: {error}")
     return result
@@ -157,23 +154,23 @@ def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, an
     if d.is_main:
         store.prepare()
         store.write_run_info(info)
-    barrier(d)
+    barrier()
     store.check_run_info(info)  # every rank raises the same refusal, so none waits at a barrier
 
     shards = plan_shards(len(table), shard_size)
-    pending = [i for i in shards_for_rank(len(shards), d.rank, d.world) if not store.is_done(i)]
-    done_before = len(shards_for_rank(len(shards), d.rank, d.world)) - len(pending)
+    pending = [i for i in shards_for_rank(len(shards), d.rank, d.world_size) if not store.is_done(i)]
+    done_before = len(shards_for_rank(len(shards), d.rank, d.world_size)) - len(pending)
     if done_before and d.is_main:
         log.info("%s: resuming, %d of %d shards already written", spec.name, done_before, len(shards))
     if pending:
         t0 = time.perf_counter()
         result.processed = _run_shards(table, annotator, store, shards, pending, acfg, seed, d,
-                                       desc=f"{spec.name} r{d.rank}" if d.world > 1 else spec.name)
+                                       desc=f"{spec.name} r{d.rank}" if d.world_size > 1 else spec.name)
         result.seconds = time.perf_counter() - t0
-    barrier(d)
+    barrier()
     if d.is_main:
         _finalize(spec, table, annotator, store, shards, acfg, ckpt_info, result)
-    barrier(d)
+    barrier()
     manifest = read_manifest(out_dir)
     if not manifest["complete"]:
         limit = float(acfg.max_failure_fraction)
