@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from facemac.atomic import atomic_write
 
 RELIABILITY_PREFIX = "reliability:"
 
@@ -42,31 +43,14 @@ def build_part(paths: list[str], identities: list[str | None], probs: np.ndarray
 
 
 def write_part_atomic(table: pa.Table, path: str | Path) -> Path:
-    """Write beside the target under a dot-name, fsync, rename: readers see the whole part or none."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    """Readers see the whole part or none (facemac.atomic)."""
+    with atomic_write(path) as f:
+        pq.write_table(table, f, compression="zstd")
+    return Path(path)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Small text files (sidecars, manifest, failures.csv) with the same all-or-nothing rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
