@@ -186,7 +186,7 @@ class CountAccumulator:
         if len(batch) == 0:
             return
         valid = batch.valid
-        hard = (batch.values >= self.thresholds) & valid
+        hard = (batch.values > self.thresholds) & valid  # the rule training tuned the thresholds for
         contrib = np.where(valid, batch.values, 0.0).astype(np.float32) if self.soft else hard
         self.rows += len(batch)
         self.n += valid.sum(0)

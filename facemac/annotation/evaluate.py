@@ -48,7 +48,7 @@ def evaluate_dataset(ann_dir: str | Path, labels_csv: str | Path | None = None) 
             continue
         true_col = f"{attr}_true" if f"{attr}_true" in joined.columns else attr
         y = joined[true_col].to_numpy(dtype=np.float64) > 0.5
-        yhat = joined[attr].to_numpy(dtype=np.float64) >= manifest["thresholds"][attr]
+        yhat = joined[attr].to_numpy(dtype=np.float64) > manifest["thresholds"][attr]
         rows.append({"dataset": manifest["dataset"], "attribute": attr, "n": len(joined),
                      "accuracy": float((y == yhat).mean()), "true_rate": float(y.mean()),
                      "predicted_rate": float(yhat.mean())})

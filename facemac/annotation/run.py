@@ -255,7 +255,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
-               "label_rule": "probability >= threshold",
+               "label_rule": "probability > threshold",
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,
@@ -265,7 +265,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
 
 
 def positive_rates(parts: list[Path], attributes: list[str], thresholds: list[float]) -> dict[str, float]:
-    """Share of rows with probability >= threshold, per attribute, one part in memory at a time."""
+    """Share of rows with probability > threshold (the rule the thresholds were tuned for), per attribute, one part in memory at a time."""
     pos = np.zeros(len(attributes), dtype=np.int64)
     n = 0
     thr = np.asarray(thresholds, dtype=np.float32)
@@ -274,7 +274,7 @@ def positive_rates(parts: list[Path], attributes: list[str], thresholds: list[fl
         if t.num_rows == 0:
             continue
         arr = np.stack([t.column(a).to_numpy() for a in attributes], axis=1)
-        pos += (arr >= thr).sum(axis=0)
+        pos += (arr > thr).sum(axis=0)
         n += t.num_rows
     return {a: float(pos[j] / n) if n else float("nan") for j, a in enumerate(attributes)}
 
