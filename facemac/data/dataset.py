@@ -13,12 +13,12 @@ from facemac.data.table import FaceTable
 from facemac.errors import DataError
 
 
-class FaceDataset(Dataset):
-    """Decode → geometry → optional augmentation (albumentations on uint8) → CHW uint8 tensor."""
+class FaceItems(Dataset):
+    """Shared item building: labels/mask per row, augmentation (on uint8 HxWx3), CHW uint8 tensor; the subclass
+    says where the aligned face comes from (``face``) and raises OSError/DataError for an unreadable one."""
 
-    def __init__(self, table: FaceTable, preprocess: Preprocessor, augment: Callable[..., Any] | None = None):
+    def __init__(self, table: FaceTable, augment: Callable[..., Any] | None = None):
         self.table = table
-        self.preprocess = preprocess
         self.augment = augment
         n, a = len(table), len(table.attributes)
         self.labels = torch.from_numpy(table.labels.astype(np.float32)) if table.labels is not None else torch.zeros(n, a)
@@ -27,11 +27,12 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
+    def face(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        key = self.table.keys[i]
-        lm = self.table.landmarks[i] if self.table.landmarks is not None else None
         try:
-            img = self.preprocess.load(self.table.source.read(key), key, lm)  # decode + geometry (maybe reduced)
+            img = self.face(i)
         except (OSError, DataError) as e:
             return {"index": i, "ok": False, "reason": getattr(e, "reason", None) or f"{type(e).__name__}: {e}"}
         if self.augment is not None:
@@ -40,6 +41,19 @@ class FaceDataset(Dataset):
             "index": i, "ok": True, "image": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),
             "labels": self.labels[i], "mask": self.mask[i],
         }
+
+
+class FaceDataset(FaceItems):
+    """Decode → geometry → optional augmentation (on uint8) → CHW uint8 tensor."""
+
+    def __init__(self, table: FaceTable, preprocess: Preprocessor, augment: Callable[..., Any] | None = None):
+        super().__init__(table, augment)
+        self.preprocess = preprocess
+
+    def face(self, i: int) -> np.ndarray:
+        key = self.table.keys[i]
+        lm = self.table.landmarks[i] if self.table.landmarks is not None else None
+        return self.preprocess.load(self.table.source.read(key), key, lm)  # decode + geometry (maybe reduced)
 
 
 def collate_faces(samples: list[dict[str, Any]]) -> dict[str, Any]:

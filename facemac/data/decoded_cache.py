@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.dataset import FaceDataset, FaceItems, collate_faces
+from facemac.data.decode import ImageDecodeError
 from facemac.data.preprocess import Preprocessor
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
@@ -176,27 +176,16 @@ def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, work
     return cache
 
 
-class CachedFaceDataset(Dataset):
+class CachedFaceDataset(FaceItems):
     """FaceDataset's items, served from a DecodedCache: copy the cached face, augment, CHW uint8 tensor."""
 
     def __init__(self, table: FaceTable, cache: DecodedCache, augment: Callable[..., Any] | None = None):
         if cache.count != len(table):
             raise DataError(f"decoded cache {cache.path} holds {cache.count} faces, table {table.name!r} {len(table)}")
-        self.table = table
+        super().__init__(table, augment)
         self.cache = cache
-        self.augment = augment
-        n, a = len(table), len(table.attributes)
-        self.labels = torch.from_numpy(table.labels.astype(np.float32)) if table.labels is not None else torch.zeros(n, a)
-        self.mask = torch.from_numpy(table.mask) if table.mask is not None else torch.zeros(n, a, dtype=torch.bool)
 
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def face(self, i: int) -> np.ndarray:
         if not self.cache.ok[i]:
-            return {"index": i, "ok": False, "reason": self.cache.reasons[i]}
-        img = np.array(self.cache.images[i])  # copy out of the page cache: augmentation may write in place
-        if self.augment is not None:
-            img = self.augment(image=img)["image"]
-        return {"index": i, "ok": True, "image": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),
-                "labels": self.labels[i], "mask": self.mask[i]}
+            raise ImageDecodeError(self.table.keys[i], self.cache.reasons[i])  # the reason recorded at build time
+        return np.array(self.cache.images[i])  # copy out of the page cache: augmentation may write in place
