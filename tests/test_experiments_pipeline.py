@@ -16,7 +16,7 @@ def test_plan_routes_overrides_and_chains_outputs_explicitly(tmp_path):
     for stage in ("train", "annotate", "analyze"):
         assert f"hydra.run.dir={tmp_path / 'exp' / stage}" in cmd[stage]
         assert "experiment=demo" in cmd[stage] and "seed=3" in cmd[stage]
-        assert f"++logger.group=demo-exp" in cmd[stage]
+        assert "++logger.group=demo-exp" in cmd[stage]
     assert "train.epochs=2" in cmd["train"] and "train.resume=auto" in cmd["train"]
     assert f"ckpt={tmp_path / 'exp' / 'train' / 'checkpoints' / 'best.pt'}" in cmd["annotate"]
     assert "annotate.batch_size=8" in cmd["annotate"] and "annotate.batch_size=8" not in cmd["train"]
