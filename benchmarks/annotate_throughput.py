@@ -12,6 +12,7 @@ torchvision Resize/ToTensor/Normalize on float tensors, a default DataLoader (no
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -89,12 +90,13 @@ class NaiveDataset(torch.utils.data.Dataset):
 
 
 def naive_rate(ann: Annotator, paths: list[Path], batch: int, out_csv: Path) -> float:
-    """Images/s of the naive baseline: default DataLoader (no workers), fp32 model, probabilities to a CSV."""
+    """Images/s of the naive baseline: default DataLoader (no workers), the plain fp32 model (never compiled),
+    probabilities to a CSV."""
     import pandas as pd
 
     loader = torch.utils.data.DataLoader(NaiveDataset(paths, ann.preprocessor.size, ann.mean, ann.std),
                                          batch_size=batch)
-    model = ann.model
+    model = ann.plain_model
     t0 = time.perf_counter()
     probs = []
     with torch.no_grad():
@@ -161,7 +163,9 @@ def main() -> None:
         ds = FaceDataset(table, ann.preprocessor)
         batches = [collate_faces([ds[i] for i in range(s, min(s + args.batch, len(ds)))])["image"]
                    for s in range(0, len(ds), args.batch)]
+        t0 = time.perf_counter()
         ann.predict(batches[0])  # warm-up (allocator, oneDNN/cuDNN kernels, compilation)
+        warmup = time.perf_counter() - t0
         before = model_only_rate(ann, batches, len(ds))
 
         acfg = OmegaConf.create({"batch_size": args.batch, "num_workers": args.workers, "shard_size": 4096,
@@ -178,8 +182,9 @@ def main() -> None:
             torch.set_num_threads(default_threads)
             paths = [Path(root) / k for k in table.keys]
             naive = naive_rate(ann, paths, args.batch, work / "naive.csv")
-            torch.set_num_threads(cores)
-            full = model_only_rate(ann, batches, len(ds))
+            torch.set_num_threads(cores)  # context: the eager model alone with every core
+            full = model_only_rate(dataclasses.replace(ann, model=ann.plain_model, eager_model=None), batches,
+                                   len(ds))
             torch.set_num_threads(threads or default_threads)
         else:
             full = None
@@ -188,17 +193,19 @@ def main() -> None:
     load = max(load, os.getloadavg()[0])
     rows = [("model only (decoded uint8 tensors)", model_only), ("end to end (read..Parquet)", e2e)]
     if naive is not None:
-        rows += [("naive (PIL + torchvision, fp32)", naive), (f"model only, {cores} threads", full)]
+        rows += [("naive (PIL + torchvision, fp32)", naive), (f"model only, eager, {cores} threads", full)]
     print(f"device={device} model={args.model} input={args.input} batch={args.batch} workers={args.workers} "
           f"threads={threads or default_threads} amp={ann.amp_dtype} channels_last={ann.channels_last} "
           f"mc={args.mc} compile={args.compile} data={args.data} images={len(table)} load={load:.2f}")
     print(f"{'pipeline':40s} {'img/s':>9s}")
     for name, v in rows:
         print(f"{name:40s} {v:9.1f}")
-    print(f"(model only before {before:.1f}, after {after:.1f}; end to end incl. manifest {res.processed / wall:.1f})")
+    print(f"(model only before {before:.1f}, after {after:.1f}; end to end incl. manifest {res.processed / wall:.1f}; "
+          f"first batch incl. compilation {warmup:.1f} s)")
     figures = {"bench": "annotate", "device": str(device), "model": args.model, "input": args.input,
                "batch": args.batch, "workers": args.workers, "threads": threads or default_threads,
-               "images": len(table), "load1": round(load, 2), "model_only": round(model_only, 1),
+               "compile": args.compile, "images": len(table), "load1": round(load, 2),
+               "first_batch_s": round(warmup, 2), "model_only": round(model_only, 1),
                "end_to_end": round(e2e, 1), "e2e_over_model": round(e2e / model_only, 3)}
     if naive is not None:
         figures.update(naive=round(naive, 1), e2e_over_naive=round(e2e / naive, 3),

@@ -123,3 +123,45 @@ def test_targets_config(make_cfg):
     assert {s.name: s.format for s in resolve_targets(cfg)} == {"casia_webface": "recordio", "mine": "folders"}
     with pytest.raises(ConfigError, match="annotate.only"):
         resolve_targets(make_cfg("annotate", ["annotate.only=[nope]"]))
+
+
+def _compile_with(monkeypatch, backend):
+    """Make Annotator's torch.compile use ``backend`` (fast, no C++ toolchain) instead of inductor."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real(model, backend=backend, **kw))
+
+
+def test_compiled_annotator_pads_short_batches_instead_of_recompiling(tmp_path, monkeypatch):
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    _compile_with(monkeypatch, counter)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    plain = Annotator.from_checkpoint(ck, torch.device("cpu"))
+    fast = Annotator.from_checkpoint(ck, torch.device("cpu"), compile=True)
+    g = torch.Generator().manual_seed(0)
+    for n in (8, 3, 8, 1, 5):  # the last batch of a shard, or one with unreadable images, is shorter
+        x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+        p, r = fast.predict(x)
+        assert p.shape == (n, len(ATTRS)) and r is None
+        torch.testing.assert_close(p, plain.predict(x)[0], atol=1e-6, rtol=1e-6)
+    assert counter.frame_count == 1 and fast.compiled_batch == 8  # one graph, built for the first batch size
+
+
+def test_compile_failure_falls_back_to_the_eager_model(tmp_path, monkeypatch, caplog):
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("no C++ compiler found")
+
+    torch._dynamo.reset()
+    _compile_with(monkeypatch, broken_backend)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    plain = Annotator.from_checkpoint(ck, torch.device("cpu"))
+    fast = Annotator.from_checkpoint(ck, torch.device("cpu"), compile=True)
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    with caplog.at_level("WARNING"):
+        p, _ = fast.predict(x)
+    assert "torch.compile failed" in caplog.text and "no C++ compiler" in caplog.text
+    torch.testing.assert_close(p, plain.predict(x)[0])
+    assert fast.eager_model is None and fast.model is fast.plain_model  # eager from now on, no retry per batch
+    torch.testing.assert_close(fast.predict(x[:2])[0], p[:2])

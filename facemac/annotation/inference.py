@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class Annotator:
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
     mc_samples: int = 0
+    eager_model: torch.nn.Module | None = None  # the uncompiled module when ``model`` is torch.compile'd
+    compiled_batch: int = 0  # batch size the compiled graph was built for; smaller batches are padded up to it
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device, amp: str = "auto",
@@ -102,13 +105,20 @@ class Annotator:
         if mc_samples and not dropout_modules(model):
             log.warning("annotate.mc_samples=%d but the model has no dropout with p>0 (model.drop_rate=0?): "
                         "every reliability will be 1", mc_samples)
+        eager = None
         if compile:  # annotate.compile: MC-dropout toggles train mode on submodules, so only the plain pass compiles
             if mc_samples:
                 log.warning("annotate.compile is ignored with annotate.mc_samples > 0")
-            else:
-                model = torch.compile(model)
+            else:  # static shapes: a last, shorter batch is padded instead of costing a second (dynamic) compile
+                eager, model = model, torch.compile(model, dynamic=False)
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
-                   device=device, amp_dtype=pick_amp(amp, device), channels_last=cl, mc_samples=int(mc_samples))
+                   device=device, amp_dtype=pick_amp(amp, device), channels_last=cl, mc_samples=int(mc_samples),
+                   eager_model=eager)
+
+    @property
+    def plain_model(self) -> torch.nn.Module:
+        """The model without torch.compile (what a naive baseline or an eager fallback runs)."""
+        return self.eager_model if self.eager_model is not None else self.model
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -121,6 +131,8 @@ class Annotator:
         x = normalize_on_device(images, self.mean, self.std, self.device, channels_last=self.channels_last)
         model = self.model
         with self._autocast():
+            if self.eager_model is not None:
+                return self._predict_compiled(x), None
             if self.mc_samples <= 0:
                 return torch.sigmoid(model(x).float()).cpu(), None
             if _head_only_dropout(model):  # features once, then K cheap stochastic heads: same distribution
@@ -140,6 +152,32 @@ class Annotator:
                 finally:
                     set_mc_dropout(model, False)
         return probs.cpu(), reliability_from_samples(samples).cpu()
+
+    def _predict_compiled(self, x: torch.Tensor) -> torch.Tensor:
+        """Compiled forward on a fixed batch size (shorter batches are zero-padded, the padding rows dropped).
+
+        The first call compiles; when that fails (no C++ compiler for inductor on a CPU, an unsupported op) the
+        annotator warns once and goes on with the eager model, so a long run never dies on an optional speed-up."""
+        n = x.shape[0]
+        first = self.compiled_batch == 0
+        self.compiled_batch = max(self.compiled_batch, n)  # a larger batch compiles once more, then is the size
+        if n < self.compiled_batch:
+            x = torch.cat([x, x.new_zeros((self.compiled_batch - n, *x.shape[1:]))])
+        if not first:
+            return torch.sigmoid(self.model(x)[:n].float()).cpu()
+        t0 = time.perf_counter()
+        try:
+            logits = self.model(x)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, the eager model is the reference
+            root = e
+            while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
+                root = inner  # dynamo wraps the compiler's own error: report that one
+            log.warning("annotate.compile: torch.compile failed (%s: %s); annotating with the eager model",
+                        type(root).__name__, (str(root).strip().splitlines() or [""])[0])
+            self.model, self.eager_model = self.eager_model, None
+            return torch.sigmoid(self.model(x)[:n].float()).cpu()
+        log.info("annotate.compile: compiled for batches of %d in %.1f s", self.compiled_batch, time.perf_counter() - t0)
+        return torch.sigmoid(logits[:n].float()).cpu()
 
 
 def _head_only_dropout(model: torch.nn.Module) -> bool:
