@@ -30,14 +30,19 @@ def _rows(ann: Path) -> pd.DataFrame:
 
 
 def _oracle(ck: Path, root: Path, keys: list[str]) -> np.ndarray:
-    """Probabilities computed without the annotation code: cv2 read, resize, normalise, plain forward."""
+    """Probabilities computed without the annotation code: cv2 read, scale to the input size by a hand-written
+    matrix (aligned crops are resampled like landmark-warped photos), normalise, plain forward."""
     c = load_checkpoint(ck)
     model = create_mac({**c["model_cfg"], "pretrained": False}, len(c["attributes"]))
     model.load_state_dict(c["model_state"])
     model.eval()
     size = c["data_cfg"]["input_size"][-1]
-    imgs = [cv2.resize(cv2.cvtColor(cv2.imread(str(root / k)), cv2.COLOR_BGR2RGB), (size, size),
-                       interpolation=cv2.INTER_AREA) for k in keys]
+    imgs = []
+    for k in keys:
+        img = cv2.cvtColor(cv2.imread(str(root / k)), cv2.COLOR_BGR2RGB)
+        f = size / img.shape[1]  # square aligned crops: the template-to-template similarity is this scale
+        imgs.append(cv2.warpAffine(img, np.array([[f, 0, 0], [0, f, 0]], np.float32), (size, size),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
     x = (x - torch.tensor(c["data_cfg"]["mean"]).view(1, 3, 1, 1)) / torch.tensor(c["data_cfg"]["std"]).view(1, 3, 1, 1)
     with torch.no_grad():

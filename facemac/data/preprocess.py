@@ -82,17 +82,31 @@ class Preprocessor:
                 return f
         return 1
 
+    def crop_matrix(self, height: int, width: int) -> np.ndarray:
+        """Warp of a stored ArcFace-aligned crop of ``height`` x ``width``: the scale that takes the template at the
+        crop's size onto the template at the input size (for square crops, the similarity a landmark fit would give).
+
+        Aligned crops thus go through the same resampling as photos warped by their landmarks, so a MAC trained on
+        landmark-warped faces (CelebA) annotates aligned crops (BUPT, DCFace, ...) the way it saw its training faces."""
+        return np.array([[self.size / width, 0.0, 0.0], [0.0, self.size / height, 0.0]], dtype=np.float32)
+
     def load(self, data: bytes, key: str, landmarks: np.ndarray | None = None) -> np.ndarray:
         """Encoded bytes → model input, decoding at 1/2, 1/4 or 1/8 scale when ``reduced_decode`` and the geometry
         step shrinks that much anyway (e.g. CelebA 178x218 → 64 px): the warp matrix is adapted, not the output."""
         s = self.size
-        if self.align == "arcface" and landmarks is not None:
-            m = similarity_transform(landmarks, self.template)
+        if self.align == "arcface":
+            if landmarks is None:  # a stored aligned crop
+                shape = header_shape(data)
+                if shape is None or min(shape) <= 0 or shape == (s, s):  # unknown size (not JPEG/PNG) or no warp
+                    return self(decode_image(data, key), None)
+                m = self.crop_matrix(*shape)
+            else:
+                m = similarity_transform(landmarks, self.template)
             f = self._factor(math.hypot(float(m[0, 0]), float(m[1, 0]))) if self.reduced_decode else 1
             img = decode_image(data, key, f)
             if f > 1:  # reduced pixel x_r sits at f * x_r + (f - 1) / 2 in the full image
                 m = np.hstack([m[:, :2] * f, (m[:, 2] + m[:, :2].sum(1) * (f - 1) / 2)[:, None]]).astype(np.float32)
-            return cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return self._warp(img, m)
         f = 1
         if self.reduced_decode:
             shape = header_shape(data)
@@ -110,11 +124,16 @@ class Preprocessor:
                             "loose images (align=resize); its rates would measure the crop, not the faces")
 
     def __call__(self, img: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """Decoded image (+ its landmarks) → model input; ``align=arcface`` without landmarks = a stored aligned crop."""
         s = self.size
-        if self.align == "arcface" and landmarks is not None:
-            m = similarity_transform(landmarks, self.template)
-            return cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self.align == "arcface":
+            if landmarks is not None:
+                return self._warp(img, similarity_transform(landmarks, self.template))
+            return img if img.shape[:2] == (s, s) else self._warp(img, self.crop_matrix(*img.shape[:2]))
         if img.shape[0] == s and img.shape[1] == s:
             return img
         interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
         return cv2.resize(img, (s, s), interpolation=interp)
+
+    def _warp(self, img: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(img, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
