@@ -165,3 +165,12 @@ def test_compile_failure_falls_back_to_the_eager_model(tmp_path, monkeypatch, ca
     torch.testing.assert_close(p, plain.predict(x)[0])
     assert fast.eager_model is None and fast.model is fast.plain_model  # eager from now on, no retry per batch
     torch.testing.assert_close(fast.predict(x[:2])[0], p[:2])
+
+
+def test_compile_auto_turns_on_for_large_runs_only():
+    from facemac.annotation.inference import COMPILE_AUTO_MIN_IMAGES, resolve_compile
+
+    assert resolve_compile("auto", COMPILE_AUTO_MIN_IMAGES) and not resolve_compile("auto", COMPILE_AUTO_MIN_IMAGES - 1)
+    assert resolve_compile(True, 1) and not resolve_compile(False, 10**9)
+    with pytest.raises(ConfigError, match="annotate.compile"):
+        resolve_compile("yes", 10)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
-from facemac.annotation.inference import Annotator, resolve_threads
+from facemac.annotation.inference import Annotator, resolve_compile, resolve_threads
 from facemac.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
@@ -86,14 +86,14 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
     ckpt_path = Path(ckpt_path)
     if d.is_main:
         log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, cfg.ckpt, how)
-    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
-                                          mc_samples=int(acfg.mc_samples), compile=bool(acfg.get("compile", False)))
-    ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
-
     roots = _on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
     for s, r in zip(specs, roots):
         s.root = r
     tables = {s.name: load_target_table(s, cfg.paths.cache_dir) for s in specs}
+    compile_model = resolve_compile(acfg.get("compile", False), sum(len(t) for t in tables.values()))
+    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
+                                          mc_samples=int(acfg.mc_samples), compile=compile_model)
+    ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
     _check_geometries(specs, tables, annotator)
 
     results: dict[str, TargetResult] = {}
