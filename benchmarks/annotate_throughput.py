@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--cache", default=None, help="demo cache folder (default: $FACEMAC_CACHE or ~/.cache/facemac)")
     ap.add_argument("--model", default="resnet18")
     ap.add_argument("--input", type=int, default=112)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", default="auto", help="torch intra-op threads: auto (cores - workers) | N")
     ap.add_argument("--device", default="auto")
