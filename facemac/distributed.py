@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
+
+from facemac.errors import FacemacError
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,22 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_main(d: DistInfo, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only and hand its result (or its error, re-raised) to every rank: no rank hangs."""
+    result, error = None, None
+    if d.is_main:
+        try:
+            result = fn()
+        except FacemacError as e:
+            if d.world_size == 1:
+                raise
+            error = f"{type(e).__name__}: {e}"
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        raise FacemacError(f"rank 0 failed: {error}")
+    return result
 
 
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:

@@ -198,6 +198,29 @@ def test_a_second_annotation_run_into_a_locked_folder_is_refused_and_a_dead_hold
     assert sorted(_parts(run / "annotations" / "dcface")["path"]) == sorted(keys)
 
 
+
+def test_a_second_training_run_into_a_locked_folder_is_refused_before_touching_its_checkpoints(make_cfg, tmp_path):
+    table = make_table(48)
+    run = tmp_path / "run"
+    train(make_cfg("train", FAST + ["train.stop_after_epochs=1"], run), table=table)
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    holder = subprocess.Popen(  # stands in for a live training run (e.g. a resume started twice)
+        [sys.executable, "-c", "import sys, time\nfrom facemac.runlock import RunLock\n"
+         "RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(600)", str(run)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=rf"another training run \(pid {holder.pid} on .*\) is writing "
+                                                 rf"into {run}"):
+            train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)
+        assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+    train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)  # the dead holder blocks nothing
+
+
 # --- config mistakes ----------------------------------------------------------------------------------------------
 
 def test_attributes_that_differ_between_checkpoint_and_table_are_named(make_cfg, tmp_path):

@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile, resolve_threads
-from facemac.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
+from facemac.distributed import DistInfo, barrier, cleanup, init_distributed, on_main
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -26,7 +25,7 @@ from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_
 from facemac.annotation.writer import build_part
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
-from facemac.errors import ConfigError, DataError, FacemacError
+from facemac.errors import ConfigError, DataError
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
@@ -62,7 +61,7 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
     d = init_distributed(str(acfg.get("device", "auto")), key="annotate.device")
     lock = RunLock(output_dir, "annotate run", hint="give this run its own hydra.run.dir")  # one writer per folder
     try:
-        _on_main(d, lambda: (lock.acquire(), None)[1])
+        on_main(d, lambda: (lock.acquire(), None)[1])
         with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
             results = _annotate(cfg, d, d.device, tracker, output_dir)
         barrier()
@@ -82,11 +81,11 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
-    ckpt_path, how = _on_main(d, lambda: _resolve_ckpt(cfg, tracker))
+    ckpt_path, how = on_main(d, lambda: _resolve_ckpt(cfg, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
         log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, cfg.ckpt, how)
-    roots = _on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
+    roots = on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
     for s, r in zip(specs, roots):
         s.root = r
     tables = {s.name: load_target_table(s, cfg.paths.cache_dir) for s in specs}
@@ -108,22 +107,6 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
 def _resolve_ckpt(cfg: DictConfig, tracker) -> tuple[str, str]:
     path, how = resolve_checkpoint(cfg.ckpt, cfg.paths.log_dir, tracker)
     return str(path), how
-
-
-def _on_main(d: DistInfo, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on rank 0 only and hand its result (or its error, re-raised) to every rank: no rank hangs."""
-    result, error = None, None
-    if d.is_main:
-        try:
-            result = fn()
-        except FacemacError as e:
-            if d.world_size == 1:
-                raise
-            error = f"{type(e).__name__}: {e}"
-    result, error = broadcast_object((result, error))
-    if error is not None:
-        raise FacemacError(f"rank 0 failed: {error}")
-    return result
 
 
 def _check_geometries(specs: list[TargetSpec], tables: dict[str, FaceTable], annotator: Annotator) -> None:

@@ -19,6 +19,7 @@ from facemac.attributes import attribute_difference
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
 from facemac.models.mac import MAC, create_mac, model_data_config
+from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
 from facemac.training.checkpoint import load_checkpoint, save_checkpoint
@@ -157,15 +158,20 @@ def train(cfg: DictConfig, table: FaceTable | None = None) -> dict[str, Any]:
     ``table`` replaces the dataset named by ``cfg.dataset`` (tests and notebooks pass in-memory tables).
     """
     dist = D.init_distributed(str(cfg.train.get("device", "auto")))
+    # one training run per folder: a second one (same hydra.run.dir, e.g. a resume started while the first still
+    # runs) would overwrite last.pt/best.pt under it; all ranks of one torchrun job share the folder
+    out = output_dir(cfg)
+    lock = RunLock(out, "training run", hint="give this run its own hydra.run.dir")
     try:
-        return _train(cfg, dist, table)
+        D.on_main(dist, lambda: (lock.acquire(), None)[1])
+        return _train(cfg, dist, table, out)
     finally:
+        lock.release()
         D.cleanup()
 
 
-def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None) -> dict[str, Any]:
+def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path) -> dict[str, Any]:
     tcfg = cfg.train
-    out = output_dir(cfg)
     ckpt_dir = out / "checkpoints"
     if tcfg.threshold_objective not in OBJECTIVES:
         raise ConfigError(f"train.threshold_objective={tcfg.threshold_objective!r}; choose one of "
