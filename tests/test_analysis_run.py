@@ -74,9 +74,33 @@ def test_run_end_to_end_matches_oracles(make_cfg, ann, tmp_path):
         assert (out / "figures" / fig).stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "alpha = 0.5" in report and "mode: hard" in report and str(ann / "P") in report
-    assert f"KL(Q ‖ P) = {KL_JOINT_QP:.4f} nats is larger than KL(P ‖ Q) = {KL_JOINT_PQ:.4f}" in report
+    # 4 images each, every combination seen < 5 times: the joint values are stated but not read as a finding
+    assert pr.loc[("P", "Q"), "joint_sparse_p"] == 1.0 and pr.loc[("P", "Q"), "joint_sparse_q"] == 1.0
+    assert (f"Joint KL over attribute combinations: not estimable from these samples — 100% of P's and 100% of Q's "
+            f"images have a combination seen fewer than 5 times") in report
+    assert f"KL(P ‖ Q) = {KL_JOINT_PQ:.4f}, KL(Q ‖ P) = {KL_JOINT_QP:.4f} nats in kl_pairs.csv" in report
     assert "Attributes driving the divergence" in report
     assert (out / "DONE").exists()
+
+
+def test_joint_kl_is_reported_as_a_finding_once_combinations_repeat(make_cfg, tmp_path):
+    """The hand example with every row 5x: no combination is rare, so the report states the joint direction."""
+    root = tmp_path / "annotations"
+    write_annotation_dir(root / "P", "P", "real", ATTRS, [(_probs(P_ROWS * 5), None)])
+    write_annotation_dir(root / "Q", "Q", "synthetic", ATTRS, [(_probs(Q_ROWS * 5), None)])
+    res = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "n_boot=0"], output_dir=tmp_path / "out"))
+    pr = res["tables"].kl_pairs.set_index(["p", "q"])
+    assert pr.loc[("P", "Q"), "joint_sparse_p"] == 0.0 and pr.loc[("P", "Q"), "joint_sparse_q"] == 0.0
+    # smoothed joint on the union {000, 001, 010, 011}: P = (10, 5, 0, 5) + .5, Q = (5, 0, 15, 0) + .5, each / 22
+    p = (np.array([10, 5, 0, 5]) + 0.5) / 22
+    q = (np.array([5, 0, 15, 0]) + 0.5) / 22
+    assert pr.loc[("P", "Q"), "kl_joint"] == pytest.approx(entropy(p, q), abs=1e-9)
+    assert pr.loc[("Q", "P"), "kl_joint"] == pytest.approx(entropy(q, p), abs=1e-9)
+    report = (res["output_dir"] / "report.md").read_text()
+    big, small = ("P", "Q") if entropy(p, q) > entropy(q, p) else ("Q", "P")
+    assert (f"Joint KL over attribute combinations: KL({big} ‖ {small}) = {max(entropy(p, q), entropy(q, p)):.4f} "
+            "nats is larger than") in report
+    assert "not estimable" not in report
 
 
 def test_run_with_labels_csv_and_soft_mode(make_cfg, ann, tmp_path):

@@ -70,8 +70,12 @@ def test_measured_kl_tracks_the_true_kl_and_its_asymmetry(demo_run):
             forward, backward = pairs.loc[(real, synth)], pairs.loc[(synth, real)]
             assert forward.kl_sum > 1.5 * backward.kl_sum
             assert forward.kl_mean_ci_low > backward.kl_mean_ci_high
+            # experiment=demo's joint over six attributes is estimable (few rare combinations) and agrees
+            assert max(forward.joint_sparse_p, forward.joint_sparse_q) <= 0.5
+            assert forward.kl_joint_ci_low > backward.kl_joint_ci_high
     report = (demo_run / "analyze" / "report.md").read_text()
     assert "KL(real(pooled) ‖ synthetic(pooled))" in report and "is larger than" in report
+    assert "joint KL over 6 attributes" in report and "not estimable" not in report
 
 
 @pytest.mark.slow

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facemac.analysis.tables import JOINT_MAX_SPARSE, JOINT_MIN_COUNT
+
 
 @dataclass
 class ReportContext:
@@ -45,7 +47,7 @@ def _direction(a: str, b: str, x: float, y: float, what: str) -> str:
 
 
 def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, rates: pd.DataFrame,
-                  top_k: int) -> list[str]:
+                  top_k: int, joint_hint: str = "") -> list[str]:
     fwd = pairs[(pairs.p == p) & (pairs.q == q)].iloc[0]
     bwd = pairs[(pairs.p == q) & (pairs.q == p)].iloc[0]
     lines = [f"### {p} vs {q}", ""]
@@ -53,10 +55,19 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
     if "kl_mean_ci_low" in pairs:
         lines.append(f"  - bootstrap intervals: KL({p} ‖ {q}){_ci(fwd, 'kl_mean')}, KL({q} ‖ {p}){_ci(bwd, 'kl_mean')}")
     lines.append(f"- Sum over attributes: KL({p} ‖ {q}) = {_num(fwd.kl_sum)}, KL({q} ‖ {p}) = {_num(bwd.kl_sum)} nats.")
-    lines.append("- " + _direction(p, q, fwd.kl_joint, bwd.kl_joint, "Joint KL over attribute combinations"))
-    if "kl_joint_ci_low" in pairs:
-        lines.append(f"  - bootstrap intervals: KL({p} ‖ {q}){_ci(fwd, 'kl_joint')}, "
-                     f"KL({q} ‖ {p}){_ci(bwd, 'kl_joint')}")
+    sparse = max(float(fwd.get("joint_sparse_p", np.nan)), float(fwd.get("joint_sparse_q", np.nan)))
+    if np.isfinite(sparse) and sparse > JOINT_MAX_SPARSE:
+        lines.append(f"- Joint KL over attribute combinations: not estimable from these samples — "
+                     f"{fwd.joint_sparse_p:.0%} of {p}'s and {fwd.joint_sparse_q:.0%} of {q}'s images have a "
+                     f"combination seen fewer than {JOINT_MIN_COUNT} times in their dataset, so the smoothing, not "
+                     f"the data, sets the value (KL({p} ‖ {q}) = {_num(fwd.kl_joint)}, KL({q} ‖ {p}) = "
+                     f"{_num(bwd.kl_joint)} nats in kl_pairs.csv) and its bootstrap intervals are biased. "
+                     f"{joint_hint}")
+    else:
+        lines.append("- " + _direction(p, q, fwd.kl_joint, bwd.kl_joint, "Joint KL over attribute combinations"))
+        if "kl_joint_ci_low" in pairs:
+            lines.append(f"  - bootstrap intervals: KL({p} ‖ {q}){_ci(fwd, 'kl_joint')}, "
+                         f"KL({q} ‖ {p}){_ci(bwd, 'kl_joint')}")
     lines.append(f"- Coverage: {_num(fwd.coverage)} of {p}'s images have a combination that {q} also has; "
                  f"{_num(bwd.coverage)} of {q}'s have one {p} has.")
     a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
@@ -111,8 +122,12 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
         for _, row in pairs.sort_values("kl_mean", ascending=False).head(ctx.top_k).iterrows():
             lines.append(f"- KL({row.p} ‖ {row.q}) mean {_num(row.kl_mean)} nats, joint {_num(row.kl_joint)}")
         lines.append("")
+    rows = [int(d["rows"]) for d in ctx.datasets if d.get("rows")]
+    k = int(np.floor(np.log2(min(rows) / 20))) if rows and min(rows) >= 40 else 1
+    hint = (f"Choose `joint_attributes=[...]` with at most {k} attributes (2^k combinations, about 20 images each "
+            f"in the smallest dataset) for a joint comparison.")
     for p, q in rs:
-        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k)
+        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint)
     checks = [(d["name"], d["labels_of"]) for d in ctx.datasets if d.get("labels_of") in names]
     if checks:
         lines += ["## The MAC's view vs human labels", ""]
@@ -126,7 +141,9 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
         lines.append("")
     lines += ["## Files", "", "- `rates.csv`: dataset, group, attribute, n, positives, rate, ci_low, ci_high",
               "- `kl_attributes.csv`: p, q, attribute, kl (KL(p‖q) in nats, every ordered pair)",
-              "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, coverage",
+              "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, coverage, joint_sparse_p, joint_sparse_q (share of "
+              f"p's / q's images in combinations seen < {JOINT_MIN_COUNT} times; above {JOINT_MAX_SPARSE} the joint KL "
+              "is not reported as a finding)",
               "- `figures/`: rates.png, kl_heatmap.png, kl_asymmetry.png", ""]
     path.write_text("\n".join(lines))
     return path
