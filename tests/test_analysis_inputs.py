@@ -114,7 +114,7 @@ def test_maadface_csv_masks_undefined(tmp_path):
     bad = tmp_path / "bad" / "MAAD_Face.csv"
     bad.parent.mkdir()
     bad.write_text("Filename,Identity,Male\nx.jpg,n1,2\n")
-    with pytest.raises(DataError, match="bad/MAAD_Face.csv.*'Male' has value 2"):
+    with pytest.raises(DataError, match="bad/MAAD_Face.csv, line 2, column 'Male': 2 is not 1, -1 or 0"):
         _stream(expand_path(bad)[0], ["Male"])
 
 

@@ -339,3 +339,57 @@ def test_benign_edits_read_the_same_table(tmp_path, edit):
         reference = read(path)
         path.write_bytes(BENIGN[edit](base))
         _same_table(read(path), reference)
+
+
+# ---------------------------------------------------------------- analysis label inputs
+
+def _analysis_rows_or_facemac_error(path: Path) -> int | None:
+    """What analyze.py does with a label file: sniff it, then stream its batches. Rows, or None when refused."""
+    from facemac.analysis.inputs import expand_path
+
+    try:
+        (d,) = expand_path(path)
+        rows = 0
+        for batch in d.batches(d.attributes, batch_size=2):
+            a = len(d.attributes)
+            assert batch.values.shape == batch.valid.shape == (len(batch), a)
+            assert np.isin(batch.values[batch.valid], (0.0, 1.0)).all()
+            assert batch.identity_codes.shape == (len(batch),)
+            assert (batch.identity_codes < len(batch.identity_names)).all()
+            rows += len(batch)
+    except FacemacError as e:
+        assert str(e).strip(), "a FacemacError must say what is wrong"
+        _event(f"refused: {type(e).__name__}")
+        return None
+    _event("read")
+    return rows
+
+
+_DEMO_LABELS = (b"path,identity,Male,Young,Smiling\n"
+                b"id1/0.jpg,id1,1,0,1\n"
+                b"id1/1.jpg,id1,1,0,0\n"
+                b"id2/0.jpg,id2,0,1,\n")
+
+
+@DEPTH
+@pytest.mark.parametrize("kind", ["celeba", "maadface", "labels"])
+def test_analysis_label_inputs_under_fuzzing(tmp_path_factory, kind, examples):
+    """analysis/readers.py parses the same label formats for counting (streamed, no FaceTable)."""
+    folder = tmp_path_factory.mktemp(f"an_{kind}")
+    if kind == "celeba":
+        name, base, sep = ATTR_FILE, _celeba_base(ATTR_FILE), None
+        (folder / IDENTITY_FILE).write_bytes(_celeba_base(IDENTITY_FILE))
+    elif kind == "maadface":
+        name, base, sep = "MAAD_Face.csv", _maad_csv(), b","
+    else:
+        name, base, sep = "labels.csv", _DEMO_LABELS, b","
+    (folder / name).write_bytes(base)
+    assert _analysis_rows_or_facemac_error(folder / name)  # the valid file reads
+
+    @fuzz(examples)
+    @given(data=edited(base, sep=sep))
+    def check(data):
+        (folder / name).write_bytes(data)
+        _analysis_rows_or_facemac_error(folder / name)
+
+    check()

@@ -13,6 +13,10 @@ from omegaconf import DictConfig, ListConfig
 
 from facemac.analysis import readers
 from facemac.analysis.manifest import is_annotation_dir, load_verified_manifest
+from facemac.data.celeba import read_celeba_labels
+from facemac.data.labelcsv import RESERVED as LABEL_CSV_RESERVED
+from facemac.data.labelcsv import header_columns, read_label_csv
+from facemac.data.maadface import read_maadface_labels
 from facemac.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -46,11 +50,12 @@ class DatasetInput:
         if self.kind == "annotations":
             return readers.iter_parquet_batches(self.files, attributes, batch_size, min_reliability)
         if self.kind == "celeba":
-            return readers.iter_celeba_batches(self.path, attributes, batch_size)
-        if self.kind == "maadface":
-            return readers.iter_csv_batches(self.path, attributes, batch_size, "Identity", 1, -1)
-        return readers.iter_csv_batches(self.path, attributes, batch_size,
-                                        "identity" if "identity" in self.details.get("columns", ()) else None, 1, 0)
+            table = read_celeba_labels(self.path, attributes)
+        elif self.kind == "maadface":
+            table = read_maadface_labels(self.path, attributes)
+        else:
+            table = read_label_csv(self.path, attributes=attributes)
+        return readers.iter_table_batches(table, attributes, batch_size)
 
     def describe(self) -> str:
         """One line for logs and the report."""
@@ -81,18 +86,22 @@ def _label_input(path: Path, name: str | None, group: str | None) -> DatasetInpu
     """A ground-truth label file as a dataset (hard 0/1 labels, threshold 0.5)."""
     kind = sniff_label_file(path)
     if kind == "celeba":
-        attrs, columns = readers.celeba_attributes(path), []
+        try:
+            with open(path, encoding="utf-8") as fh:
+                fh.readline()
+                attrs = fh.readline().split()
+        except UnicodeDecodeError:
+            raise DataError(f"{path}, line 2: not UTF-8 text; expected a header of attribute names") from None
     else:
-        with open(path) as fh:
-            columns = [h.strip() for h in fh.readline().strip().split(",")]
-        skip = {"Filename", "Identity"} if kind == "maadface" else {"path", "identity"}
-        attrs = [c for c in columns if c not in skip]
+        columns = header_columns(path)  # the readers' own rules for which columns are not attributes
+        attrs = ([c for c in columns if c.lower() not in ("filename", "identity")] if kind == "maadface"
+                 else [c for c in columns if c not in LABEL_CSV_RESERVED])
     if not attrs:
         raise DataError(f"{path}: no attribute columns found")
     default_group = "real" if kind in ("celeba", "maadface") else None
     return DatasetInput(name=name or f"{path.parent.name}(labels)", group=group or default_group, kind=kind,
                         path=path, attributes=attrs, thresholds={a: 0.5 for a in attrs},
-                        details={"columns": columns, "base_name": path.parent.name})
+                        details={"base_name": path.parent.name})
 
 
 def _annotation_input(directory: Path, name: str | None, group: str | None) -> DatasetInput:

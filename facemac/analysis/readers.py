@@ -1,8 +1,6 @@
-"""Streaming readers: every input (annotation Parquet or a label file) becomes batches of values + validity.
-
-Only counts are kept downstream, so nothing here holds more than one batch of rows. Label files are read directly
-(CelebA ``list_attr_celeba.txt`` +-1, MAAD-Face CSV 1/-1/0 with 0 masked, demo ``labels.csv`` 0/1) because the
-analysis needs counts, not FaceTables.
+"""Batches of values + validity for the counting: annotation Parquet parts streamed a batch at a time, label files
+(CelebA ``list_attr_celeba.txt``, MAAD-Face CSV, ``labels.csv``) parsed by the data readers training uses, so each
+format has one hardened parser, and then handed over in batches.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from facemac.errors import DataError
+from facemac.data.table import FaceTable
 
 RELIABILITY_PREFIX = "reliability:"
 
@@ -85,70 +83,16 @@ def iter_parquet_batches(files: list[Path], attributes: list[str], batch_size: i
             yield Batch(values, valid, codes, ids, dropped)
 
 
-def _frame_batch(frame: pd.DataFrame, attributes: list[str], identity_col: str | None,
-                 positive: float, negative: float, file: Path) -> Batch:
-    """Label-file chunk -> Batch: ``positive`` -> 1, ``negative`` -> 0, anything else (0 in MAAD, blanks) masked."""
-    try:
-        raw = frame[attributes].apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{file}: non-numeric attribute value ({exc})") from exc
-    is_pos, is_neg = raw == positive, raw == negative
-    other = ~(is_pos | is_neg) & ~np.isnan(raw)
-    if negative != 0 and positive != 0 and other.any():  # MAAD/CelebA: the only other legal code is 0 (undefined)
-        bad = other & (raw != 0)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise DataError(f"{file}: attribute {attributes[c]!r} has value {raw[r, c]:g}; expected "
-                            f"{int(positive)}, {int(negative)} or 0")
-    elif other.any():
-        r, c = np.argwhere(other)[0]
-        raise DataError(f"{file}: attribute {attributes[c]!r} has value {raw[r, c]:g}; expected 0 or 1 (or empty)")
-    values = is_pos.astype(np.float32)
-    valid = is_pos | is_neg
-    if identity_col is not None:
-        ident = frame[identity_col]
-        ident = ident.where(ident.notna(), None).astype(object)
-        codes, names = pd.factorize(ident.map(lambda v: None if v is None or v == "" else str(v)), use_na_sentinel=True)
-        codes = codes.astype(np.int64)
-        names = np.asarray(names, dtype=object)
+def iter_table_batches(table: FaceTable, attributes: list[str], batch_size: int) -> Iterator[Batch]:
+    """A label file read by facemac's data readers (the ones training uses) in ``batch_size`` rows at a time."""
+    cols = [table.attributes.index(a) for a in attributes]
+    labels, mask = table.labels[:, cols], table.mask[:, cols]
+    if table.identities is not None:
+        ids = pd.Series(table.identities, dtype=object)
+        codes, names = pd.factorize(ids.where(ids != "", None), use_na_sentinel=True)
+        codes, names = codes.astype(np.int64), np.asarray(names, dtype=object)
     else:
-        codes, names = np.full(len(frame), -1, dtype=np.int64), np.array([], dtype=object)
-    return Batch(values, valid, codes, names, np.zeros(len(attributes), dtype=np.int64))
-
-
-def celeba_attributes(file: Path) -> list[str]:
-    """Attribute names from the header line (line 2) of ``list_attr_celeba.txt``."""
-    with open(file) as fh:
-        fh.readline()
-        return fh.readline().split()
-
-
-def read_celeba_identities(file: Path) -> dict[str, str] | None:
-    """``identity_CelebA.txt`` beside the attribute file, if present: image file -> identity number."""
-    id_file = file.parent / "identity_CelebA.txt"
-    if not id_file.exists():
-        return None
-    frame = pd.read_csv(id_file, sep=r"\s+", header=None, names=["path", "identity"], dtype=str)
-    return dict(zip(frame["path"], frame["identity"]))
-
-
-def iter_celeba_batches(file: Path, attributes: list[str], batch_size: int) -> Iterator[Batch]:
-    """``list_attr_celeba.txt``: count line, header, then ``file +-1 ...`` separated by one or more spaces."""
-    header = celeba_attributes(file)
-    identities = read_celeba_identities(file)
-    reader = pd.read_csv(file, sep=r"\s+", skiprows=2, header=None, names=["path", *header],
-                         dtype={"path": str}, chunksize=batch_size)
-    for chunk in reader:
-        if identities is not None:
-            chunk = chunk.assign(identity=chunk["path"].map(identities))
-        yield _frame_batch(chunk, attributes, "identity" if identities is not None else None, 1, -1, file)
-
-
-def iter_csv_batches(file: Path, attributes: list[str], batch_size: int, identity_col: str | None,
-                     positive: float, negative: float) -> Iterator[Batch]:
-    """A CSV label file (MAAD-Face: 1/-1/0, demo labels.csv: 1/0) in chunks of ``batch_size`` rows."""
-    usecols = list(attributes) + ([identity_col] if identity_col else [])
-    reader = pd.read_csv(file, usecols=usecols, chunksize=batch_size,
-                         dtype={identity_col: str} if identity_col else None)
-    for chunk in reader:
-        yield _frame_batch(chunk, attributes, identity_col, positive, negative, file)
+        codes, names = np.full(len(table), -1, dtype=np.int64), np.array([], dtype=object)
+    for lo in range(0, len(table), batch_size):
+        hi = min(lo + batch_size, len(table))
+        yield Batch(labels[lo:hi], mask[lo:hi], codes[lo:hi], names, np.zeros(len(cols), dtype=np.int64))

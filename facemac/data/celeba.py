@@ -6,6 +6,7 @@ identity and landmark files are joined by file name, so a reordered file cannot 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -103,25 +104,16 @@ def read_attr_file(path: str | Path) -> tuple[list[str], pd.Index, np.ndarray]:
     return names, pd.Index(df.iloc[:, 0]), vals.astype(np.int8)
 
 
-def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geometry: str = "loose",
-                name: str = "celeba") -> FaceTable:
-    """FaceTable of a CelebA tree: 0/1 labels, official splits, identities and (if present) 5-point landmarks."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
-    base = find_celeba_dir(root)
-    require_dir(base / IMAGES_DIR, CELEBA_LAYOUT)
-    names, keys, vals = read_attr_file(base / ATTR_FILE)
-    cols = select_attributes(names, attributes, str(base / ATTR_FILE))
+def read_celeba_labels(attr_path: str | Path, attributes: Sequence[str] | None = None,
+                       name: str = "celeba") -> FaceTable:
+    """The labels of a CelebA tree without its images: ``list_attr_celeba.txt`` (0/1 labels) and, when it sits beside
+    it, ``identity_CelebA.txt``. Training adds splits and landmarks (``read_celeba``); the analysis needs only this."""
+    attr_path = Path(attr_path)
+    names, keys, vals = read_attr_file(attr_path)
+    cols = select_attributes(names, attributes, str(attr_path))
     labels = (vals[:, cols] > 0).astype(np.float32)
-
-    part_path = require_file(base / PARTITION_FILE, "rows 'file 0|1|2' (train/valid/test)")
-    splits = _align(_read_table(part_path, 0, 1, "rows 'file 0|1|2'"), keys, part_path)[:, 0]
-    if ((splits < 0) | (splits > 2)).any():
-        i = int(np.flatnonzero((splits < 0) | (splits > 2))[0])
-        raise DataError(f"{part_path}: partition {splits[i]} for {keys[i]} is not 0, 1 or 2")
-
     identities = None
-    id_path = base / IDENTITY_FILE
+    id_path = attr_path.parent / IDENTITY_FILE
     if id_path.is_file():
         ids = _align(_read_table(id_path, 0, 1, "rows 'file identity'"), keys, id_path)[:, 0]
         bad = ~np.isfinite(ids.astype(np.float64)) | (ids != np.round(ids.astype(np.float64)))
@@ -129,13 +121,30 @@ def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geome
             i = int(np.flatnonzero(bad)[0])
             raise DataError(f"{id_path}: identity {ids[i]} of {keys[i]} is not an integer")
         identities = ids.astype(np.int64).astype(str).tolist()
+    return FaceTable(name=name, source=FileSource(attr_path.parent / IMAGES_DIR), keys=keys.tolist(),
+                     attributes=[names[c] for c in cols], identities=identities, labels=labels,
+                     mask=np.ones(labels.shape, dtype=bool))
+
+
+def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geometry: str = "loose",
+                name: str = "celeba") -> FaceTable:
+    """FaceTable of a CelebA tree: 0/1 labels, official splits, identities and (if present) 5-point landmarks."""
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
+    base = find_celeba_dir(root)
+    require_dir(base / IMAGES_DIR, CELEBA_LAYOUT)
+    table = read_celeba_labels(base / ATTR_FILE, attributes, name)
+    keys = pd.Index(table.keys)
+
+    part_path = require_file(base / PARTITION_FILE, "rows 'file 0|1|2' (train/valid/test)")
+    splits = _align(_read_table(part_path, 0, 1, "rows 'file 0|1|2'"), keys, part_path)[:, 0]
+    if ((splits < 0) | (splits > 2)).any():
+        i = int(np.flatnonzero((splits < 0) | (splits > 2))[0])
+        raise DataError(f"{part_path}: partition {splits[i]} for {keys[i]} is not 0, 1 or 2")
 
     landmarks = None
     lm_path = base / LANDMARKS_FILE
     if lm_path.is_file():
         lm = _align(_read_table(lm_path, 2, 10, "a count line, a header, rows 'file x1 y1 ... x5 y5'"), keys, lm_path)
         landmarks = lm.astype(np.float32).reshape(-1, 5, 2)
-
-    return FaceTable(name=name, source=FileSource(base / IMAGES_DIR), keys=keys.tolist(),
-                     attributes=[names[c] for c in cols], identities=identities, labels=labels,
-                     mask=np.ones(labels.shape, dtype=bool), splits=splits.astype(np.int8), landmarks=landmarks, geometry=geometry)
+    return dataclasses.replace(table, splits=splits.astype(np.int8), landmarks=landmarks, geometry=geometry)

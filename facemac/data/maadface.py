@@ -7,6 +7,7 @@ across machines and runs, and no person appears in two splits.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,16 +60,11 @@ def _column(header: list[str], name: str, path: Path) -> str:
                     f"expected {MAADFACE_LAYOUT}")
 
 
-def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_dir: str | Path | None = None,
-                  val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-                  attributes: Sequence[str] | None = None, geometry: str = "loose",
-                  name: str = "maadface") -> FaceTable:
-    """FaceTable of MAAD-Face: labels 0/1 with undefined cells masked, identity-disjoint seeded splits."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
-    root = require_dir(root, f"a folder holding the MAAD-Face CSV and the VGGFace2 images ({MAADFACE_LAYOUT})")
-    path = require_file(root / csv, MAADFACE_LAYOUT)
-    images = _find_images_dir(root, images_dir)
+def read_maadface_labels(path: str | Path, attributes: Sequence[str] | None = None,
+                         name: str = "maadface") -> FaceTable:
+    """The labels of ``MAAD_Face.csv`` without its images or splits (the analysis needs only this): 0/1 labels,
+    undefined (0) cells masked, identities."""
+    path = require_file(path, MAADFACE_LAYOUT)
     check_field_counts(path, layout=MAADFACE_LAYOUT)
     header = header_columns(path)
     if "" in header:
@@ -103,8 +99,20 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
     keys = df[fcol].fillna("").str.strip().str.replace("\\", "/").tolist()
     if "" in keys:
         raise DataError(f"{path}, line {keys.index('') + 2}: empty {fcol}; expected {MAADFACE_LAYOUT}")
-    return FaceTable(
-        name=name, source=FileSource(images), keys=keys,
-        attributes=list(cols), identities=identities, labels=(num == 1).astype(np.float32),
-        mask=num != 0, splits=identity_splits(identities, val_fraction, test_fraction, seed), geometry=geometry,
-    )
+    return FaceTable(name=name, source=FileSource(path.parent), keys=keys, attributes=list(cols),
+                     identities=identities, labels=(num == 1).astype(np.float32), mask=num != 0)
+
+
+def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_dir: str | Path | None = None,
+                  val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                  attributes: Sequence[str] | None = None, geometry: str = "loose",
+                  name: str = "maadface") -> FaceTable:
+    """FaceTable of MAAD-Face: labels 0/1 with undefined cells masked, identity-disjoint seeded splits."""
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
+    root = require_dir(root, f"a folder holding the MAAD-Face CSV and the VGGFace2 images ({MAADFACE_LAYOUT})")
+    path = require_file(root / csv, MAADFACE_LAYOUT)
+    images = _find_images_dir(root, images_dir)
+    table = read_maadface_labels(path, attributes, name)
+    return dataclasses.replace(table, source=FileSource(images), geometry=geometry,
+                               splits=identity_splits(table.identities, val_fraction, test_fraction, seed))
