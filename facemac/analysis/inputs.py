@@ -16,7 +16,6 @@ from facemac.analysis.manifest import is_annotation_dir, load_verified_manifest
 from facemac.data.celeba import read_celeba_labels
 from facemac.data.labelcsv import RESERVED as LABEL_CSV_RESERVED
 from facemac.data.labelcsv import header_columns, read_label_csv
-from facemac.data.maadface import read_maadface_labels
 from facemac.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -51,8 +50,8 @@ class DatasetInput:
             return readers.iter_parquet_batches(self.files, attributes, batch_size, min_reliability)
         if self.kind == "celeba":
             table = read_celeba_labels(self.path, attributes)
-        elif self.kind == "maadface":
-            table = read_maadface_labels(self.path, attributes)
+        elif self.kind == "maadface":  # the largest label file: streamed
+            return readers.iter_maadface_batches(self.path, attributes, batch_size)
         else:
             table = read_label_csv(self.path, attributes=attributes)
         return readers.iter_table_batches(table, attributes, batch_size)

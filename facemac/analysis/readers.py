@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from facemac.data.maadface import maadface_chunks
 from facemac.data.table import FaceTable
 
 RELIABILITY_PREFIX = "reliability:"
@@ -83,16 +84,30 @@ def iter_parquet_batches(files: list[Path], attributes: list[str], batch_size: i
             yield Batch(values, valid, codes, ids, dropped)
 
 
+def _identity_codes_of(identities: list[str] | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Identity strings -> (codes, names); empty or missing identities get -1."""
+    if identities is None:
+        return np.full(rows, -1, dtype=np.int64), np.array([], dtype=object)
+    ids = pd.Series(identities, dtype=object)
+    codes, names = pd.factorize(ids.where(ids != "", None), use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray(names, dtype=object)
+
+
 def iter_table_batches(table: FaceTable, attributes: list[str], batch_size: int) -> Iterator[Batch]:
     """A label file read by facemac's data readers (the ones training uses) in ``batch_size`` rows at a time."""
     cols = [table.attributes.index(a) for a in attributes]
     labels, mask = table.labels[:, cols], table.mask[:, cols]
-    if table.identities is not None:
-        ids = pd.Series(table.identities, dtype=object)
-        codes, names = pd.factorize(ids.where(ids != "", None), use_na_sentinel=True)
-        codes, names = codes.astype(np.int64), np.asarray(names, dtype=object)
-    else:
-        codes, names = np.full(len(table), -1, dtype=np.int64), np.array([], dtype=object)
+    codes, names = _identity_codes_of(table.identities, len(table))
     for lo in range(0, len(table), batch_size):
         hi = min(lo + batch_size, len(table))
         yield Batch(labels[lo:hi], mask[lo:hi], codes[lo:hi], names, np.zeros(len(cols), dtype=np.int64))
+
+
+def iter_maadface_batches(path: Path, attributes: list[str], batch_size: int) -> Iterator[Batch]:
+    """``MAAD_Face.csv`` streamed through the data reader's chunks (3.3M rows never held at once); 0 = masked."""
+    cols, chunks = maadface_chunks(path, attributes, chunk_rows=batch_size)
+    order = [cols.index(a) for a in attributes]
+    for chunk in chunks:
+        codes = chunk.codes[:, order]
+        ids, names = _identity_codes_of(chunk.identities, len(codes))
+        yield Batch((codes == 1).astype(np.float32), codes != 0, ids, names, np.zeros(len(order), dtype=np.int64))

@@ -93,9 +93,9 @@ def not_utf8(path: Path, lineno: int | None, layout: str) -> DataError:
     return DataError(f"{path}{where}: not UTF-8 text; expected {layout}")
 
 
-def numeric_columns(df: pd.DataFrame, cols: Sequence[str], path: Path, layout: str) -> np.ndarray:
+def numeric_columns(df: pd.DataFrame, cols: Sequence[str], path: Path, layout: str, first_line: int = 2) -> np.ndarray:
     """float32 [N, len(cols)] of columns pandas parsed as numbers (empty cells = NaN); a column holding text fails
-    with the line and column of its first non-number."""
+    with the line and column of its first non-number (``first_line``: the file line of the frame's first row)."""
     out = np.empty((len(df), len(cols)), dtype=np.float32)
     for j, c in enumerate(cols):
         col = df[c]
@@ -105,7 +105,7 @@ def numeric_columns(df: pd.DataFrame, cols: Sequence[str], path: Path, layout: s
             bad = (num.isna() & (text != "") & (text.str.lower() != "nan")).to_numpy()
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{path}, line {r + 2}, column {c.strip()!r}: {text.iat[r]!r} is not a number; "
+                raise DataError(f"{path}, line {r + first_line}, column {c.strip()!r}: {text.iat[r]!r} is not a number; "
                                 f"expected {layout}")
             col = num
         out[:, j] = col.to_numpy(np.float32, na_value=np.nan)

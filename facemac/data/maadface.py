@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,16 @@ from facemac.errors import ConfigError, DataError
 MAADFACE_LAYOUT = ("a CSV with a header 'Filename,Identity,<47 attributes>' and cells 1 / -1 / 0 (0 = undefined), "
                    "Filename relative to the VGGFace2 images folder (n000002/0001_01.jpg)")
 IMAGE_DIR_GUESSES = ("images", "train", "data/train", "vggface2/train")
+CHUNK_ROWS = 262_144
+
+
+@dataclass
+class MaadChunk:
+    """Consecutive rows of MAAD_Face.csv: file names, identities, int8 codes 1 / -1 / 0 [rows, attributes]."""
+
+    keys: list[str]
+    identities: list[str]
+    codes: np.ndarray
 
 
 def identity_splits(identities: Sequence[str] | np.ndarray, val_fraction: float, test_fraction: float,
@@ -60,10 +71,13 @@ def _column(header: list[str], name: str, path: Path) -> str:
                     f"expected {MAADFACE_LAYOUT}")
 
 
-def read_maadface_labels(path: str | Path, attributes: Sequence[str] | None = None,
-                         name: str = "maadface") -> FaceTable:
-    """The labels of ``MAAD_Face.csv`` without its images or splits (the analysis needs only this): 0/1 labels,
-    undefined (0) cells masked, identities."""
+def maadface_chunks(path: str | Path, attributes: Sequence[str] | None = None,
+                    chunk_rows: int = CHUNK_ROWS) -> tuple[list[str], Iterator[MaadChunk]]:
+    """(attribute names, chunks of rows) of ``MAAD_Face.csv``; the header is checked now, rows as they are read.
+
+    Each chunk holds ``keys``, ``identities`` and ``codes`` (int8 1 / -1 / 0 per attribute). Streaming keeps a
+    3.3M-row file from being held as pandas columns (~5 GB at once): ``read_maadface_labels`` concatenates the chunks,
+    the analysis counts them one by one."""
     path = require_file(path, MAADFACE_LAYOUT)
     check_field_counts(path, layout=MAADFACE_LAYOUT)
     header = header_columns(path)
@@ -75,31 +89,55 @@ def read_maadface_labels(path: str | Path, attributes: Sequence[str] | None = No
         raise DataError(f"{path}, line 1: column name(s) {', '.join(repr(c) for c in dupes)} appear more than once; "
                         f"expected {MAADFACE_LAYOUT}")
     fcol, icol = _column(header, "Filename", path), _column(header, "Identity", path)
-    try:
-        df = pd.read_csv(path, skipinitialspace=True, dtype={fcol: str, icol: str}, keep_default_na=False,
-                         na_values=[""], engine="c")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: cannot be parsed ({e}); expected {MAADFACE_LAYOUT}") from None
-    except UnicodeDecodeError:
-        raise not_utf8(path, None, MAADFACE_LAYOUT) from None
-    df.columns = header
-    if len(df) == 0:
-        raise DataError(f"{path}: header only, no rows; expected {MAADFACE_LAYOUT}")
     attr_cols = [c for c in header if c not in (fcol, icol)]
     if not attr_cols:
         raise DataError(f"{path}: no attribute columns after Filename and Identity; expected {MAADFACE_LAYOUT}")
     cols = [attr_cols[i] for i in select_attributes(attr_cols, attributes, str(path))]
-    num = numeric_columns(df, cols, path, MAADFACE_LAYOUT)
-    bad = ~((num == 1) | (num == -1) | (num == 0))
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        what = "missing" if np.isnan(num[r, c]) else f"{num[r, c]:g} is not 1, -1 or 0"
-        raise DataError(f"{path}, line {r + 2}, column {cols[c]!r}: {what}; expected {MAADFACE_LAYOUT}")
-    identities = df[icol].fillna("").str.strip().tolist()
-    keys = df[fcol].fillna("").str.strip().str.replace("\\", "/").tolist()
-    if "" in keys:
-        raise DataError(f"{path}, line {keys.index('') + 2}: empty {fcol}; expected {MAADFACE_LAYOUT}")
-    return FaceTable(name=name, source=FileSource(path.parent), keys=keys, attributes=list(cols),
+
+    def rows() -> Iterator[MaadChunk]:
+        done = 0
+        try:
+            for chunk in pd.read_csv(path, skipinitialspace=True, dtype={fcol: str, icol: str}, keep_default_na=False,
+                                     na_values=[""], engine="c", chunksize=chunk_rows):
+                chunk.columns = header
+                first_line = done + 2
+                num = numeric_columns(chunk, cols, path, MAADFACE_LAYOUT, first_line)
+                bad = ~((num == 1) | (num == -1) | (num == 0))
+                if bad.any():
+                    r, c = np.argwhere(bad)[0]
+                    what = "missing" if np.isnan(num[r, c]) else f"{num[r, c]:g} is not 1, -1 or 0"
+                    raise DataError(f"{path}, line {r + first_line}, column {cols[c]!r}: {what}; "
+                                    f"expected {MAADFACE_LAYOUT}")
+                keys = chunk[fcol].fillna("").str.strip().str.replace("\\", "/").tolist()
+                if "" in keys:
+                    raise DataError(f"{path}, line {keys.index('') + first_line}: empty {fcol}; "
+                                    f"expected {MAADFACE_LAYOUT}")
+                done += len(keys)
+                yield MaadChunk(keys, chunk[icol].fillna("").str.strip().tolist(), num.astype(np.int8))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise DataError(f"{path}: cannot be parsed ({e}); expected {MAADFACE_LAYOUT}") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path, None, MAADFACE_LAYOUT) from None
+        if not done:
+            raise DataError(f"{path}: header only, no rows; expected {MAADFACE_LAYOUT}")
+
+    return cols, rows()
+
+
+def read_maadface_labels(path: str | Path, attributes: Sequence[str] | None = None,
+                         name: str = "maadface") -> FaceTable:
+    """The labels of ``MAAD_Face.csv`` without its images or splits: 0/1 labels, undefined (0) cells masked,
+    identities."""
+    cols, chunks = maadface_chunks(path, attributes)
+    keys: list[str] = []
+    identities: list[str] = []
+    codes = []
+    for c in chunks:
+        keys += c.keys
+        identities += c.identities
+        codes.append(c.codes)
+    num = np.concatenate(codes)
+    return FaceTable(name=name, source=FileSource(Path(path).parent), keys=keys, attributes=cols,
                      identities=identities, labels=(num == 1).astype(np.float32), mask=num != 0)
 
 
