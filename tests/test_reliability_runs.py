@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,6 +173,23 @@ def test_a_part_write_failing_half_way_leaves_no_part_and_the_rerun_redoes_that_
     assert [p["rows"] for p in manifest["parts"]] == [40, 40, 20] and len(files) == 3
 
 
+@contextlib.contextmanager
+def _lock_held_by_another_process(run: Path):
+    """A separate process holding ``run``'s RunLock; yields its pid, then kills it with SIGKILL (no clean-up code
+    runs, the kernel drops the flock)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom facemac.runlock import RunLock\n"
+         "RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(600)", str(run)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder.pid
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+
+
 def test_a_second_annotation_run_into_a_locked_folder_is_refused_and_a_dead_holder_does_not_block(make_cfg,
                                                                                                   tmp_path):
     root = tmp_path / "data"
@@ -179,20 +197,11 @@ def test_a_second_annotation_run_into_a_locked_folder_is_refused_and_a_dead_hold
     ck = make_checkpoint(tmp_path / "m.pt", size=24)
     run = tmp_path / "run"
     run.mkdir()
-    holder = subprocess.Popen(  # stands in for a live annotate run writing into the same hydra.run.dir
-        [sys.executable, "-c", "import sys, time\nfrom facemac.runlock import RunLock\n"
-         "RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(600)", str(run)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunLockedError, match=rf"another annotate run \(pid {holder.pid} on .*\) is writing "
+    with _lock_held_by_another_process(run) as pid:  # stands in for a live annotate run in the same hydra.run.dir
+        with pytest.raises(RunLockedError, match=rf"another annotate run \(pid {pid} on .*\) is writing "
                                                  rf"into {run}.*hydra.run.dir"):
             annotate(_ann_cfg(make_cfg, ck, root, run))
         assert not (run / "annotations").exists()  # refused before touching anything
-    finally:
-        os.kill(holder.pid, signal.SIGKILL)  # no clean-up code runs: the kernel drops the flock
-        holder.wait()
-        holder.stdout.close()
     annotate(_ann_cfg(make_cfg, ck, root, run))
     annotate(_ann_cfg(make_cfg, ck, root, run))  # released at exit: the same folder can be resumed right after
     assert sorted(_parts(run / "annotations" / "dcface")["path"]) == sorted(keys)
@@ -204,20 +213,11 @@ def test_a_second_training_run_into_a_locked_folder_is_refused_before_touching_i
     run = tmp_path / "run"
     train(make_cfg("train", FAST + ["train.stop_after_epochs=1"], run), table=table)
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
-    holder = subprocess.Popen(  # stands in for a live training run (e.g. a resume started twice)
-        [sys.executable, "-c", "import sys, time\nfrom facemac.runlock import RunLock\n"
-         "RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\ntime.sleep(600)", str(run)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunLockedError, match=rf"another training run \(pid {holder.pid} on .*\) is writing "
+    with _lock_held_by_another_process(run) as pid:  # stands in for a live training run (a resume started twice)
+        with pytest.raises(RunLockedError, match=rf"another training run \(pid {pid} on .*\) is writing "
                                                  rf"into {run}"):
             train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)
         assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
-    finally:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
-        holder.stdout.close()
     train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)  # the dead holder blocks nothing
 
 

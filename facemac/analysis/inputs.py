@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig
 
 from facemac.analysis import readers
 from facemac.analysis.manifest import is_annotation_dir, load_verified_manifest
-from facemac.data.celeba import read_celeba_labels
+from facemac.data.celeba import read_attr_names, read_celeba_labels
 from facemac.data.labelcsv import RESERVED as LABEL_CSV_RESERVED
 from facemac.data.labelcsv import header_columns, read_label_csv
 from facemac.errors import ConfigError, DataError
@@ -85,12 +85,7 @@ def _label_input(path: Path, name: str | None, group: str | None) -> DatasetInpu
     """A ground-truth label file as a dataset (hard 0/1 labels, threshold 0.5)."""
     kind = sniff_label_file(path)
     if kind == "celeba":
-        try:
-            with open(path, encoding="utf-8") as fh:
-                fh.readline()
-                attrs = fh.readline().split()
-        except UnicodeDecodeError:
-            raise DataError(f"{path}, line 2: not UTF-8 text; expected a header of attribute names") from None
+        attrs = read_attr_names(path)
     else:
         columns = header_columns(path)  # the readers' own rules for which columns are not attributes
         attrs = ([c for c in columns if c.lower() not in ("filename", "identity")] if kind == "maadface"

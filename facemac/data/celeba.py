@@ -84,8 +84,8 @@ def _align(df: pd.DataFrame, keys: pd.Index, path: Path) -> np.ndarray:
     return vals[pos]
 
 
-def read_attr_file(path: str | Path) -> tuple[list[str], pd.Index, np.ndarray]:
-    """(attribute names from the header, file names, int8 values in {-1, 1}) of list_attr_celeba.txt."""
+def read_attr_names(path: str | Path) -> list[str]:
+    """The attribute names in the header (line 2) of list_attr_celeba.txt, without reading its rows."""
     path = require_file(path, f"{ATTR_FILE}: a count line, a header of attribute names, rows 'file ±1 ...'")
     try:
         with open(path, encoding="utf-8") as f:
@@ -95,6 +95,13 @@ def read_attr_file(path: str | Path) -> tuple[list[str], pd.Index, np.ndarray]:
         raise DataError(f"{path}, line 1 or 2: not UTF-8 text; expected a count line and a header of names") from None
     if not names:
         raise DataError(f"{path}, line 2: no attribute names; expected a header of names after the count line")
+    return names
+
+
+def read_attr_file(path: str | Path) -> tuple[list[str], pd.Index, np.ndarray]:
+    """(attribute names from the header, file names, int8 values in {-1, 1}) of list_attr_celeba.txt."""
+    names = read_attr_names(path)
+    path = Path(path)
     df = _read_table(path, 2, len(names), f"{len(names)} values of -1/1 per row, one per header name")
     vals = df.iloc[:, 1:].to_numpy()
     bad = (vals != 1) & (vals != -1)
