@@ -1,6 +1,6 @@
 """Batches of values + validity for the counting: annotation Parquet parts streamed a batch at a time, label files
 (CelebA ``list_attr_celeba.txt``, MAAD-Face CSV, ``labels.csv``) parsed by the data readers training uses, so each
-format has one hardened parser, and then handed over in batches.
+format has one hardened parser; the MAAD-Face CSV (millions of rows) is streamed through that reader's chunks.
 """
 
 from __future__ import annotations
@@ -105,9 +105,8 @@ def iter_table_batches(table: FaceTable, attributes: list[str], batch_size: int)
 
 def iter_maadface_batches(path: Path, attributes: list[str], batch_size: int) -> Iterator[Batch]:
     """``MAAD_Face.csv`` streamed through the data reader's chunks (3.3M rows never held at once); 0 = masked."""
-    cols, chunks = maadface_chunks(path, attributes, chunk_rows=batch_size)
-    order = [cols.index(a) for a in attributes]
+    _, chunks = maadface_chunks(path, attributes, chunk_rows=batch_size)  # columns in the order of ``attributes``
     for chunk in chunks:
-        codes = chunk.codes[:, order]
+        codes = chunk.codes
         ids, names = _identity_codes_of(chunk.identities, len(codes))
-        yield Batch((codes == 1).astype(np.float32), codes != 0, ids, names, np.zeros(len(order), dtype=np.int64))
+        yield Batch((codes == 1).astype(np.float32), codes != 0, ids, names, np.zeros(len(attributes), dtype=np.int64))
