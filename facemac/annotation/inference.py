@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from facemac.annotation.reliability import dropout_modules, reliability_from_samples, set_mc_dropout
 from facemac.data.dataset import normalize_on_device
+from facemac.distributed import cores_per_local_rank, get_world_size
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
 from facemac.models.mac import create_mac
@@ -44,8 +44,7 @@ def resolve_threads(spec, num_workers: int, device: torch.device) -> int | None:
     if str(spec) == "auto":
         if device.type != "cpu":
             return None
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores - int(num_workers))
+        return max(1, cores_per_local_rank(get_world_size()) - int(num_workers))
     try:
         n = int(spec)
     except (TypeError, ValueError):

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile, resolve_threads
-from facemac.distributed import DistInfo, barrier, cleanup, init_distributed, on_main
+from facemac.distributed import DistInfo, barrier, cleanup, init_distributed, on_main, resolve_workers
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -75,6 +75,8 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
 
 def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
     acfg = cfg.annotate
+    with open_dict(cfg):  # annotate.num_workers=auto → a number, recorded as such in the run's config
+        acfg.num_workers = resolve_workers(acfg.num_workers, device, "annotate.num_workers", d.world_size)
     threads = resolve_threads(acfg.get("num_threads"), int(acfg.num_workers), device)
     if threads:
         torch.set_num_threads(threads)

@@ -54,9 +54,7 @@ def check_table(table: FaceTable) -> None:
 def make_loader(dataset: FaceDataset, cfg: DictConfig, dist: D.DistInfo, train: bool, seed: int) -> DataLoader:
     """A loader over this rank's shard (DistributedSampler with 1 replica when not distributed, for one code path)."""
     dcfg = cfg.data
-    workers = int(dcfg.num_workers)
-    if workers < 0:
-        raise ConfigError(f"data.num_workers={workers} must be >= 0")
+    workers = D.resolve_workers(dcfg.num_workers, dist.device, "data.num_workers", dist.world_size)
     sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=seed,
                                  drop_last=False)
     gen = torch.Generator()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +100,7 @@ def set_cpu_threads(setting: Any, num_workers: int, dist: D.DistInfo) -> None:
     if setting is None or (setting == "auto" and dist.device.type != "cpu"):
         return
     if setting == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
-        threads = max(1, cores // max(local, 1) - num_workers)
+        threads = max(1, D.cores_per_local_rank(dist.world_size) - num_workers)
     else:
         threads = int(setting)
         if threads < 1:
@@ -180,6 +177,9 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
         raise ConfigError(f"train.loss_weighting={tcfg.loss_weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     seed = int(cfg.seed)
     seed_everything(seed)
+    with open_dict(cfg):  # data.num_workers=auto → a number, recorded as such in the run's config
+        cfg.data.num_workers = D.resolve_workers(cfg.data.num_workers, dist.device, "data.num_workers",
+                                                 dist.world_size)
     set_cpu_threads(tcfg.get("cpu_threads", "auto"), int(cfg.data.num_workers), dist)
 
     table = table if table is not None else load_table(cfg)

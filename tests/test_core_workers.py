@@ -1,0 +1,43 @@
+"""data.num_workers / annotate.num_workers = auto: a share of the cores this rank may use, by device."""
+
+import os
+
+import pytest
+import torch
+
+from facemac.distributed import cores_per_local_rank, resolve_workers
+from facemac.errors import ConfigError
+
+CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """Pretend this process may run on ``n`` cores (its affinity set)."""
+    def set_cores(n: int) -> None:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(n)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    return set_cores
+
+
+@pytest.mark.parametrize("n,cpu,gpu", [(1, 1, 1), (2, 1, 1), (8, 2, 7), (16, 4, 15), (64, 16, 16)])
+def test_auto_workers_by_cores_and_device(cores, n, cpu, gpu):
+    cores(n)
+    assert resolve_workers("auto", CPU, "data.num_workers") == cpu
+    assert resolve_workers("auto", GPU, "data.num_workers") == gpu
+
+
+def test_ranks_on_one_node_share_its_cores(cores, monkeypatch):
+    cores(16)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun --nproc_per_node=4
+    assert cores_per_local_rank() == 4
+    assert resolve_workers("auto", GPU, "annotate.num_workers") == 3
+    assert resolve_workers("auto", CPU, "annotate.num_workers") == 1
+
+
+def test_explicit_workers_and_bad_values(cores):
+    cores(8)
+    assert resolve_workers(0, CPU, "data.num_workers") == 0 and resolve_workers("6", GPU, "data.num_workers") == 6
+    for bad in (-1, "many", None):
+        with pytest.raises(ConfigError, match=r"annotate.num_workers=.*auto or a number"):
+            resolve_workers(bad, CPU, "annotate.num_workers")
