@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -11,6 +12,8 @@ import torch
 import torch.distributed as dist
 
 from facemac.errors import FacemacError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ def resolve_workers(spec: Any, device: torch.device, key: str, world_size: int =
     rest; on 2 cores 1 worker measured best), all but one core (at most 16) when a GPU runs the model; or N >= 0."""
     if str(spec) == "auto":
         cores = cores_per_local_rank(world_size)
-        return max(1, min(cores - 1, 16)) if device.type == "cuda" else max(1, cores // 4)
+        n = max(1, min(cores - 1, 16)) if device.type == "cuda" else max(1, cores // 4)
+        log.info("%s=auto: %d DataLoader workers (%d cores for this rank, model on %s)", key, n, cores, device.type)
+        return n
     try:
         n = int(spec)
     except (TypeError, ValueError):
