@@ -6,7 +6,7 @@ runs Annotator.predict (uint8 → device normalisation → forward → sigmoid) 
 torchvision Resize/ToTensor/Normalize on float tensors, a default DataLoader (no workers), fp32, a CSV at the end.
 
     python benchmarks/annotate_throughput.py [--images 1024] [--data demo|synthetic] [--model resnet18]
-        [--input 112] [--batch 64] [--workers 1] [--threads auto|N] [--device cpu] [--amp off] [--compile]
+        [--input 112] [--batch 128] [--workers auto|N] [--threads auto|N] [--device cpu] [--amp off] [--compile]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facemac.annotation.inference import Annotator, resolve_threads  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
-from facemac.distributed import DistInfo, pick_device  # noqa: E402
+from facemac.distributed import DistInfo, pick_device, resolve_workers  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
 from facemac.models.mac import create_mac  # noqa: E402
@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--model", default="resnet18")
     ap.add_argument("--input", type=int, default=112)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", default="auto", help="decode workers: auto (as annotate.num_workers=auto) | N")
     ap.add_argument("--threads", default="auto", help="torch intra-op threads: auto (cores - workers) | N")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", default="auto")
@@ -139,6 +139,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     default_threads = torch.get_num_threads()
     device = pick_device(args.device)
+    args.workers = resolve_workers(args.workers, device, "--workers")
     threads = resolve_threads(args.threads, args.workers, device)
     if threads:
         torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ with and without the decoded cache (train.decoded_cache); each is given one warm
 cache) and the figure is the mean of the timed epochs after it.
 
     python benchmarks/train_throughput.py [--images 1024] [--model test_efficientnet] [--input 64] [--batch 64]
-        [--workers 1] [--threads auto|N] [--epochs 2] [--augment default|none] [--device cpu] [--compile]
+        [--workers auto|N] [--threads auto|N] [--epochs 2] [--augment default|none] [--device cpu] [--compile]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--model", default="test_efficientnet", help="timm name (test_efficientnet = model=demo_tiny)")
     ap.add_argument("--input", type=int, default=64)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", default="auto", help="decode workers: auto (as data.num_workers=auto) | N")
     ap.add_argument("--threads", default="auto", help="torch threads: auto (cores - workers, >= 1) | N")
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline (after one warm-up epoch)")
     ap.add_argument("--augment", default="default", help="conf/augment/<name>.yaml")
@@ -90,7 +90,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    args.workers = D.resolve_workers(args.workers, device, "--workers")
+    cores = D.cores_per_local_rank()
     threads = max(1, cores - args.workers) if args.threads == "auto" else int(args.threads)
     if device.type == "cpu":
         torch.set_num_threads(threads)
