@@ -29,9 +29,9 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemac.annotation.inference import Annotator, resolve_threads  # noqa: E402
+from facemac.annotation.inference import Annotator  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
-from facemac.distributed import DistInfo, pick_device, resolve_workers  # noqa: E402
+from facemac.distributed import DistInfo, cores_per_local_rank, pick_device, resolve_threads, resolve_workers  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
 from facemac.models.mac import create_mac  # noqa: E402
@@ -136,11 +136,11 @@ def main() -> None:
     ap.add_argument("--no-naive", action="store_true", help="skip the naive PIL/torchvision baseline")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = cores_per_local_rank()
     default_threads = torch.get_num_threads()
     device = pick_device(args.device)
     args.workers = resolve_workers(args.workers, device, "--workers")
-    threads = resolve_threads(args.threads, args.workers, device)
+    threads = resolve_threads(args.threads, args.workers, device, "--threads")
     if threads:
         torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="facemac-bench-"))

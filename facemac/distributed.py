@@ -79,6 +79,24 @@ def resolve_workers(spec: Any, device: torch.device, key: str, world_size: int =
     return n
 
 
+def resolve_threads(spec: Any, num_workers: int, device: torch.device, key: str, world_size: int = 1) -> int | None:
+    """torch CPU threads: ``auto`` = the rank's cores that its DataLoader workers leave free (>= 1) when the model runs
+    on the CPU (OpenMP threads that share cores with busy workers stall at every barrier), torch's default with a
+    GPU; ``null`` = torch's default; or N >= 1."""
+    if spec in (None, "", "null"):
+        return None
+    if str(spec) == "auto":
+        return max(1, cores_per_local_rank(world_size) - int(num_workers)) if device.type == "cpu" else None
+    try:
+        n = int(spec)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        from facemac.errors import ConfigError
+        raise ConfigError(f"{key}={spec!r}: use auto, null or a positive integer")
+    return n
+
+
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0, key: str = "device") -> DistInfo:
     """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU); a no-op otherwise."""
     if not launched_by_torchrun():

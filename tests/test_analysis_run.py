@@ -76,8 +76,8 @@ def test_run_end_to_end_matches_oracles(make_cfg, ann, tmp_path):
     assert "alpha = 0.5" in report and "mode: hard" in report and str(ann / "P") in report
     # 4 images each, every combination seen < 5 times: the joint values are stated but not read as a finding
     assert pr.loc[("P", "Q"), "joint_sparse_p"] == 1.0 and pr.loc[("P", "Q"), "joint_sparse_q"] == 1.0
-    assert (f"Joint KL over attribute combinations: not estimable from these samples — 100% of P's and 100% of Q's "
-            f"images have a combination seen fewer than 5 times") in report
+    assert ("Joint KL over attribute combinations: not estimable from these samples — 100% of P's and 100% of Q's "
+            "images have a combination seen fewer than 5 times") in report
     assert f"KL(P ‖ Q) = {KL_JOINT_PQ:.4f}, KL(Q ‖ P) = {KL_JOINT_QP:.4f} nats in kl_pairs.csv" in report
     assert "Attributes driving the divergence" in report
     assert (out / "DONE").exists()

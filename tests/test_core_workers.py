@@ -1,11 +1,11 @@
-"""data.num_workers / annotate.num_workers = auto: a share of the cores this rank may use, by device."""
+"""num_workers / num_threads = auto: DataLoader workers and torch threads as shares of the cores this rank may use."""
 
 import os
 
 import pytest
 import torch
 
-from facemac.distributed import cores_per_local_rank, resolve_workers
+from facemac.distributed import cores_per_local_rank, resolve_threads, resolve_workers
 from facemac.errors import ConfigError
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
@@ -41,3 +41,16 @@ def test_explicit_workers_and_bad_values(cores):
     for bad in (-1, "many", None):
         with pytest.raises(ConfigError, match=r"annotate.num_workers=.*auto or a number"):
             resolve_workers(bad, CPU, "annotate.num_workers")
+
+
+def test_auto_threads_are_the_cores_the_workers_leave_free_on_cpu_only(cores, monkeypatch):
+    cores(8)
+    assert resolve_threads("auto", 2, CPU, "train.cpu_threads") == 6
+    assert resolve_threads("auto", 8, CPU, "train.cpu_threads") == 1  # never below one
+    assert resolve_threads("auto", 2, GPU, "train.cpu_threads") is None  # torch's default next to a GPU
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resolve_threads("auto", 1, CPU, "annotate.num_threads") == 3
+    assert resolve_threads(None, 1, CPU, "annotate.num_threads") is None and resolve_threads(3, 1, CPU, "x") == 3
+    for bad in (0, "many"):
+        with pytest.raises(ConfigError, match=r"annotate.num_threads=.*auto, null or a positive integer"):
+            resolve_threads(bad, 1, CPU, "annotate.num_threads")

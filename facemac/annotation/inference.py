@@ -12,7 +12,6 @@ import torch
 
 from facemac.annotation.reliability import dropout_modules, reliability_from_samples, set_mc_dropout
 from facemac.data.dataset import normalize_on_device
-from facemac.distributed import cores_per_local_rank, get_world_size
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
 from facemac.models.mac import create_mac
@@ -34,24 +33,6 @@ def pick_amp(spec: str, device: torch.device) -> torch.dtype | None:
     if spec not in AMP_DTYPES:
         raise ConfigError(f"annotate.amp={spec!r}; choose auto, off, bf16 or fp16")
     return AMP_DTYPES[spec]
-
-
-def resolve_threads(spec, num_workers: int, device: torch.device) -> int | None:
-    """torch CPU threads for annotation: ``auto`` = the cores the decode workers leave free (>= 1) when the model runs
-    on the CPU (OpenMP threads that share cores with busy workers stall at every barrier); None = torch's default."""
-    if spec in (None, "", "null"):
-        return None
-    if str(spec) == "auto":
-        if device.type != "cpu":
-            return None
-        return max(1, cores_per_local_rank(get_world_size()) - int(num_workers))
-    try:
-        n = int(spec)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise ConfigError(f"annotate.num_threads={spec!r}: use auto, null or a positive integer")
-    return n
 
 
 # annotate.compile=auto compiles from this many listed images on: compilation costs 3 s (warm inductor cache) to

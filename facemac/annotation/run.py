@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
-from facemac.annotation.inference import Annotator, resolve_compile, resolve_threads
-from facemac.distributed import DistInfo, barrier, cleanup, init_distributed, on_main, resolve_workers
+from facemac.annotation.inference import Annotator, resolve_compile
+from facemac.distributed import (DistInfo, barrier, cleanup, init_distributed, on_main, resolve_threads,
+                                 resolve_workers)
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -77,7 +78,8 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
     acfg = cfg.annotate
     with open_dict(cfg):  # annotate.num_workers=auto → a number, recorded as such in the run's config
         acfg.num_workers = resolve_workers(acfg.num_workers, device, "annotate.num_workers", d.world_size)
-    threads = resolve_threads(acfg.get("num_threads"), int(acfg.num_workers), device)
+    threads = resolve_threads(acfg.get("num_threads"), int(acfg.num_workers), device, "annotate.num_threads",
+                              d.world_size)
     if threads:
         torch.set_num_threads(threads)
     if int(acfg.batch_size) < 1:

@@ -92,23 +92,6 @@ def _resume_path(cfg: DictConfig, out: Path) -> Path | None:
     return path
 
 
-def set_cpu_threads(setting: Any, num_workers: int, dist: D.DistInfo) -> None:
-    """Keep CPU training from oversubscribing cores: OpenMP threads that outnumber free cores spin and crawl.
-
-    ``auto`` on a CPU device: the cores left after the DataLoader workers, shared among local ranks (at least 1).
-    """
-    if setting is None or (setting == "auto" and dist.device.type != "cpu"):
-        return
-    if setting == "auto":
-        threads = max(1, D.cores_per_local_rank(dist.world_size) - num_workers)
-    else:
-        threads = int(setting)
-        if threads < 1:
-            raise ConfigError(f"train.cpu_threads={setting!r} must be auto, null or a positive integer")
-    torch.set_num_threads(threads)
-    log.info("torch CPU threads: %d", threads)
-
-
 def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     """No weight decay on norms, biases and embeddings-like 1-d parameters (timm's default split)."""
     decay, no_decay = [], []
@@ -180,7 +163,11 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
     with open_dict(cfg):  # data.num_workers=auto → a number, recorded as such in the run's config
         cfg.data.num_workers = D.resolve_workers(cfg.data.num_workers, dist.device, "data.num_workers",
                                                  dist.world_size)
-    set_cpu_threads(tcfg.get("cpu_threads", "auto"), int(cfg.data.num_workers), dist)
+    threads = D.resolve_threads(tcfg.get("cpu_threads", "auto"), int(cfg.data.num_workers), dist.device,
+                                "train.cpu_threads", dist.world_size)
+    if threads:  # keep CPU training from oversubscribing cores: OpenMP threads beyond free cores spin and crawl
+        torch.set_num_threads(threads)
+        log.info("torch CPU threads: %d", threads)
 
     table = table if table is not None else load_table(cfg)
     check_table(table)
