@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -84,20 +83,11 @@ def iter_parquet_batches(files: list[Path], attributes: list[str], batch_size: i
             yield Batch(values, valid, codes, ids, dropped)
 
 
-def _identity_codes_of(identities: list[str] | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Identity strings -> (codes, names); empty or missing identities get -1."""
-    if identities is None:
-        return np.full(rows, -1, dtype=np.int64), np.array([], dtype=object)
-    ids = pd.Series(identities, dtype=object)
-    codes, names = pd.factorize(ids.where(ids != "", None), use_na_sentinel=True)
-    return codes.astype(np.int64), np.asarray(names, dtype=object)
-
-
 def iter_table_batches(table: FaceTable, attributes: list[str], batch_size: int) -> Iterator[Batch]:
     """A label file read by facemac's data readers (the ones training uses) in ``batch_size`` rows at a time."""
     cols = [table.attributes.index(a) for a in attributes]
     labels, mask = table.labels[:, cols], table.mask[:, cols]
-    codes, names = _identity_codes_of(table.identities, len(table))
+    codes, names = _identity_codes(None if table.identities is None else pa.array(table.identities), len(table))
     for lo in range(0, len(table), batch_size):
         hi = min(lo + batch_size, len(table))
         yield Batch(labels[lo:hi], mask[lo:hi], codes[lo:hi], names, np.zeros(len(cols), dtype=np.int64))
@@ -108,5 +98,5 @@ def iter_maadface_batches(path: Path, attributes: list[str], batch_size: int) ->
     _, chunks = maadface_chunks(path, attributes, chunk_rows=batch_size)  # columns in the order of ``attributes``
     for chunk in chunks:
         codes = chunk.codes
-        ids, names = _identity_codes_of(chunk.identities, len(codes))
+        ids, names = _identity_codes(pa.array(chunk.identities), len(codes))
         yield Batch((codes == 1).astype(np.float32), codes != 0, ids, names, np.zeros(len(attributes), dtype=np.int64))

@@ -149,8 +149,7 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
     if geometry not in GEOMETRIES:
         raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     root = require_dir(root, f"a folder holding the MAAD-Face CSV and the VGGFace2 images ({MAADFACE_LAYOUT})")
-    path = require_file(root / csv, MAADFACE_LAYOUT)
     images = _find_images_dir(root, images_dir)
-    table = read_maadface_labels(path, attributes, name)
+    table = read_maadface_labels(root / csv, attributes, name)  # checks that the CSV exists
     return dataclasses.replace(table, source=FileSource(images), geometry=geometry,
                                splits=identity_splits(table.identities, val_fraction, test_fraction, seed))
