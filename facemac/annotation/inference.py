@@ -14,7 +14,7 @@ from facemac.annotation.reliability import dropout_modules, reliability_from_sam
 from facemac.data.dataset import normalize_on_device
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
-from facemac.models.mac import create_mac
+from facemac.models.mac import mac_from_checkpoint
 from facemac.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,10 @@ class Annotator:
         thresholds = [float(t) for t in ckpt["thresholds"]]
         if len(thresholds) != len(attributes):
             raise CheckpointError(f"checkpoint {path}: {len(thresholds)} thresholds for {len(attributes)} attributes")
-        model_cfg = dict(ckpt["model_cfg"])
-        model_cfg.update(pretrained=False, weights=None)  # the checkpoint holds every weight
-        model = create_mac(model_cfg, len(attributes))
-        try:
-            model.load_state_dict(ckpt["model_state"])
-        except RuntimeError as e:
-            raise CheckpointError(f"checkpoint {path}: weights do not fit {model_cfg.get('timm_name')}: "
-                                  f"{str(e).splitlines()[0]}") from e
+        model = mac_from_checkpoint(ckpt, path)
         data_cfg = ckpt["data_cfg"]
         try:
-            pre = Preprocessor(data_cfg["align"], int(data_cfg["input_size"][-1]),
-                               reduced_decode=bool(data_cfg.get("reduced_decode", False)))
+            pre = Preprocessor.from_data_cfg(data_cfg)
             mean, std = [float(v) for v in data_cfg["mean"]], [float(v) for v in data_cfg["std"]]
         except KeyError as e:
             raise CheckpointError(f"checkpoint {path}: data_cfg lacks {e}") from e

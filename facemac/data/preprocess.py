@@ -74,6 +74,12 @@ class Preprocessor:
         self.template = ARCFACE_TEMPLATE_112 * (self.size / 112.0)
         self.reduced_decode = bool(reduced_decode)
 
+    @classmethod
+    def from_data_cfg(cls, data_cfg: dict) -> Preprocessor:
+        """The Preprocessor a checkpoint's ``data_cfg`` records (what training used, so annotation matches it)."""
+        return cls(data_cfg["align"], int(data_cfg["input_size"][-1]),
+                   reduced_decode=bool(data_cfg.get("reduced_decode", False)))
+
     @staticmethod
     def _factor(scale: float) -> int:
         """Largest libjpeg reduction (8, 4, 2) after which the warp enlarges by at most REDUCE_SLACK, else 1."""

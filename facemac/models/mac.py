@@ -10,7 +10,7 @@ import timm
 import torch
 from torch import nn
 
-from facemac.errors import ConfigError
+from facemac.errors import CheckpointError, ConfigError
 
 # Backbones whose constructor takes the input size (ViTs and friends need it for their position embeddings).
 _TAKES_IMG_SIZE = ("vit", "deit", "beit", "eva", "swin", "test_vit")
@@ -55,6 +55,19 @@ def create_mac(model_cfg: dict[str, Any], num_attributes: int) -> MAC:
         pretrained = True
     backbone = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
     return MAC(backbone, num_attributes, drop_rate=float(model_cfg.get("drop_rate", 0.0)))
+
+
+def mac_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> MAC:
+    """The MAC a loaded checkpoint holds. Built without pretrained or local weights (the state has every weight, so
+    nothing is downloaded or re-read, even when training started from ``model.pretrained``/``model.weights``)."""
+    model_cfg = {**ckpt["model_cfg"], "pretrained": False, "weights": None}
+    model = create_mac(model_cfg, len(ckpt["attributes"]))
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path}: weights do not fit {model_cfg.get('timm_name')}: "
+                              f"{str(e).splitlines()[0]}") from e
+    return model
 
 
 def model_data_config(model: MAC, input_size: int | None = None) -> dict[str, Any]:

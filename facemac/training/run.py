@@ -17,7 +17,7 @@ from facemac import distributed as D
 from facemac.attributes import attribute_difference
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
-from facemac.models.mac import MAC, create_mac, model_data_config
+from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
@@ -270,8 +270,7 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
         best_path = ckpt_dir / "best.pt"
         D.barrier()
         best = load_checkpoint(best_path, map_location=dist.device)
-        test_model = create_mac(best["model_cfg"], len(attributes)).to(dist.device)
-        test_model.load_state_dict(best["model_state"])
+        test_model = mac_from_checkpoint(best, best_path).to(dist.device)
         if trainer.channels_last:
             test_model.to(memory_format=torch.channels_last)
         test_preds = trainer.predict(loaders["test"], keys["test"], "test", model=test_model)
@@ -337,12 +336,9 @@ def evaluate_checkpoint(ckpt_path: str | Path, table: FaceTable, split: str = "t
     if diff:
         raise CheckpointError(f"checkpoint {ckpt_path} cannot be evaluated on table {table.name!r}: its attributes "
                               f"differ ({diff})")
-    model: MAC = create_mac(ckpt["model_cfg"], len(ckpt["attributes"]))
-    model.load_state_dict(ckpt["model_state"])
-    model.eval().to(device)
+    model = mac_from_checkpoint(ckpt, ckpt_path).eval().to(device)
     dc = ckpt["data_cfg"]
-    ds = FaceDataset(table.split(split), Preprocessor(dc["align"], dc["input_size"][-1],
-                                                      reduced_decode=bool(dc.get("reduced_decode", False))))
+    ds = FaceDataset(table.split(split), Preprocessor.from_data_cfg(dc))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate_faces)
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), None, D.DistInfo(device=torch.device(device)),
                       dc["mean"], dc["std"], precision="fp32", channels_last=False, progress=False)
