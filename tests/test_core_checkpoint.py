@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facemac.errors import CheckpointError
-from facemac.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from facemac.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 
 
 def _payload():

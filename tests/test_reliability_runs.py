@@ -21,7 +21,7 @@ import torch
 from facemac.analysis.manifest import load_verified_manifest
 from facemac.annotation.run import annotate
 from facemac.errors import DataError, RunLockedError, TrainingDivergedError
-from facemac.training.checkpoint import file_sha256, load_checkpoint
+from facemac.checkpoint import file_sha256, load_checkpoint
 from facemac.training.run import train
 from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
 from tests.badimages import ok_paths, skip_paths, write_bad_images
@@ -214,7 +214,7 @@ def test_a_second_training_run_into_a_locked_folder_is_refused_before_touching_i
     train(make_cfg("train", FAST + ["train.stop_after_epochs=1"], run), table=table)
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
     with _lock_held_by_another_process(run) as pid:  # stands in for a live training run (a resume started twice)
-        with pytest.raises(RunLockedError, match=rf"another training run \(pid {pid} on .*\) is writing "
+        with pytest.raises(RunLockedError, match=rf"another train run \(pid {pid} on .*\) is writing "
                                                  rf"into {run}"):
             train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)
         assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before

@@ -195,14 +195,14 @@ def collect_inputs(cfg, tracker) -> list[DatasetInput]:
     for d in datasets:  # a label file beside an annotated dataset shares its group
         if d.group is None and d.details.get("base_name") in by_name:
             d.group = by_name[d.details["base_name"]].group
-    overrides = dict(cfg.get("groups") or {})
+    overrides = dict(cfg.analyze.get("groups") or {})
     unknown = sorted(set(overrides) - set(by_name))
     if unknown:
-        raise ConfigError(f"groups: {unknown} are not datasets of this analysis; known: {sorted(by_name)}")
+        raise ConfigError(f"analyze.groups: {unknown} are not datasets of this analysis; known: {sorted(by_name)}")
     for name, group in overrides.items():
         by_name[name].group = str(group)
     for d in datasets:
         if d.group is None:
             d.group = "unknown"
-            log.warning("dataset %s has no group; set groups={%s: real|synthetic} to pool it", d.name, d.name)
+            log.warning("dataset %s has no group; set analyze.groups={%s: real|synthetic} to pool it", d.name, d.name)
     return datasets

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from facemac.annotation.writer import write_text_atomic
-from facemac.training.checkpoint import file_sha256
+from facemac.checkpoint import file_sha256
 
 FORMAT = "facemac-annotations"
 VERSION = 1

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile
-from facemac.distributed import (DistInfo, barrier, cleanup, init_distributed, on_main, resolve_threads,
-                                 resolve_workers)
+from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
                                          write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -27,10 +26,8 @@ from facemac.annotation.writer import build_part
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
-from facemac.runlock import RunLock
-from facemac.runs import mark_done
-from facemac.tracking import create_tracker
-from facemac.training.checkpoint import file_sha256
+from facemac.stage import Stage, StageContext, run_stage
+from facemac.checkpoint import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -55,33 +52,19 @@ class TargetResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
+ANNOTATE = Stage("annotate", device_key="annotate.device", workers_key="annotate.num_workers",
+                 threads_key="annotate.num_threads")
+
+
 def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
     """Annotate every target with one checkpoint; resumable, rank-sharded under torchrun; marks the run done."""
-    acfg = cfg.annotate
-    output_dir = Path(cfg.paths.output_dir)
-    d = init_distributed(str(acfg.get("device", "auto")), key="annotate.device")
-    lock = RunLock(output_dir, "annotate run", hint="give this run its own hydra.run.dir")  # one writer per folder
-    try:
-        on_main(d, lambda: (lock.acquire(), None)[1])
-        with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
-            results = _annotate(cfg, d, d.device, tracker, output_dir)
-        barrier()
-        if d.is_main:
-            mark_done(output_dir)
-        return results
-    finally:
-        lock.release()
-        cleanup()
+    return run_stage(cfg, ANNOTATE, _annotate)
 
 
-def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
+def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
+    cfg, d, tracker, output_dir = ctx.cfg, ctx.dist, ctx.tracker, ctx.out
+    device = d.device
     acfg = cfg.annotate
-    with open_dict(cfg):  # annotate.num_workers=auto → a number, recorded as such in the run's config
-        acfg.num_workers = resolve_workers(acfg.num_workers, device, "annotate.num_workers", d.world_size)
-    threads = resolve_threads(acfg.get("num_threads"), int(acfg.num_workers), device, "annotate.num_threads",
-                              d.world_size)
-    if threads:
-        torch.set_num_threads(threads)
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
