@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile
@@ -27,6 +26,7 @@ from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 from facemac.hashing import file_sha256
+from facemac.progress import progress_bar
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
@@ -184,7 +184,7 @@ def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shard
     probs: list[torch.Tensor] = []
     rels: list[torch.Tensor] = []
     failures: list[tuple[str, str]] = []
-    with tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
         for batch, (shard, first, last) in zip(loader, meta):
             if first:
                 torch.manual_seed(seed + shard)  # MC-dropout draws depend on the shard only: resume/world invariant

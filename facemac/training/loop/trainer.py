@@ -11,11 +11,11 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from facemac import distributed as D
 from facemac.data.dataset import normalize_on_device
 from facemac.errors import ConfigError, DataError, TrainingDivergedError
+from facemac.progress import progress_bar
 from facemac.training.ema import ModelEma
 from facemac.training.loss import masked_bce
 
@@ -119,7 +119,8 @@ class Trainer:
         total = len(loader)  # type: ignore[arg-type]
         if self.limit_batches is not None:
             total = min(total, int(self.limit_batches))
-        bar = tqdm(loader, total=total, desc=desc, disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = progress_bar(loader, total=total, desc=desc, unit="batch", disable=not self.progress, leave=False,
+                           dynamic_ncols=True)
         for i, batch in enumerate(bar):
             if i >= total:
                 break
