@@ -14,8 +14,9 @@ import torch
 from facemac.annotation.evaluate import evaluate_dataset
 from facemac.annotation.run import annotate
 from facemac.errors import CheckpointError, DataError
+from facemac.hashing import file_sha256
 from facemac.models.mac import create_mac
-from facemac.checkpoint import file_sha256, load_checkpoint
+from facemac.checkpoint import load_checkpoint
 from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
 
 

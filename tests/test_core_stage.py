@@ -92,7 +92,7 @@ def test_analysis_runs_are_locked_per_folder_like_the_other_stages(make_cfg, tmp
 def test_a_forked_worker_of_a_killed_run_does_not_keep_the_lock(tmp_path):
     """kill -9 of a run whose DataLoader worker (a forked child) lives on: an immediate resume gets the folder."""
     holder = _spawn_lock_holder(tmp_path, fork_child=True)
-    child = int(holder.stdout.readline())
+    child = int(holder.stdout.readline())  # printed by the child once its after-fork hooks have run
     try:
         _kill(holder.pid)
         holder.wait()
@@ -107,7 +107,8 @@ def _spawn_lock_holder(folder: Path, fork_child: bool) -> subprocess.Popen:
     code = ("import os, sys, time\nfrom facemac.runlock import RunLock\nRunLock(sys.argv[1]).acquire()\n"
             "print('locked', flush=True)\n")
     if fork_child:
-        code += "pid = os.fork()\nif pid == 0:\n    time.sleep(60)\n    os._exit(0)\nprint(pid, flush=True)\n"
+        code += ("pid = os.fork()\nif pid == 0:\n    print(os.getpid(), flush=True)\n    time.sleep(60)\n"
+                 "    os._exit(0)\n")
     code += "time.sleep(60)\n"
     p = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "locked"

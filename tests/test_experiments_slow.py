@@ -71,7 +71,7 @@ def _pipeline(tmp_path: Path, name: str, seed: int) -> Path:
 
 @pytest.mark.slow
 def test_two_pipelines_keep_their_outputs_apart(tmp_path):
-    from facemac.checkpoint import file_sha256
+    from facemac.hashing import file_sha256
 
     runs = [_pipeline(tmp_path, "first", 1), _pipeline(tmp_path, "second", 2)]
     shas = []

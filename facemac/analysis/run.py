@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
@@ -17,6 +16,7 @@ from facemac.analysis.plots import make_figures
 from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.errors import ConfigError
+from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: S
     acc = CountAccumulator(thresholds, np.array([attributes.index(a) for a in joint], dtype=np.int64),
                            soft=s.mode == "soft", track_units=s.n_boot > 0)
     total = d.details.get("num_images")
-    with tqdm(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
+    with progress_bar(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
         for batch in d.batches(attributes, s.rows_per_batch, s.min_reliability if d.is_prediction else None):
             acc.add(batch)
             bar.update(len(batch))

@@ -13,21 +13,20 @@ import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
-from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
-                                         write_manifest)
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
-from facemac.annotation.writer import build_part
+from facemac.annotation_table import (FAILURES, MANIFEST, build_manifest, build_part, read_manifest, write_failures,
+                                      write_manifest)
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.hashing import file_sha256
+from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
-from facemac.checkpoint import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shard
     probs: list[torch.Tensor] = []
     rels: list[torch.Tensor] = []
     failures: list[tuple[str, str]] = []
-    with tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
         for batch, (shard, first, last) in zip(loader, meta):
             if first:
                 torch.manual_seed(seed + shard)  # MC-dropout draws depend on the shard only: resume/world invariant
@@ -225,7 +224,6 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
-               "label_rule": "probability > threshold",
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,

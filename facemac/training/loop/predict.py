@@ -15,7 +15,7 @@ from torch import nn
 from facemac import distributed as D
 from facemac.data.dataset import normalize_on_device
 from facemac.errors import ConfigError, DataError
-from facemac.progress import progress
+from facemac.progress import progress_bar
 from facemac.training.loss import masked_bce
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def limited_batches(loader: Any, limit: int | None, desc: str, show: bool) -> It
     total = len(loader)
     if limit is not None:
         total = min(total, int(limit))
-    with progress(total=total, desc=desc, unit="batch", disable=not show, leave=False) as bar:
+    with progress_bar(total=total, desc=desc, unit="batch", disable=not show, leave=False) as bar:
         for i, batch in enumerate(loader):
             if i >= total:
                 break
