@@ -170,13 +170,18 @@ def run_stage(cfg: DictConfig, stage: Stage, work: Callable[[StageContext], T]) 
 
 @contextlib.contextmanager
 def report_errors() -> Iterator[None]:
-    """A FacemacError ends the process with one ``error: <message>`` line and exit status 2 (traceback with
-    HYDRA_FULL_ERROR=1); anything else is a bug and keeps its traceback."""
+    """A FacemacError, or a package that is not installed, ends the process with one ``error: <message>`` line and
+    exit status 2 (traceback with HYDRA_FULL_ERROR=1); anything else is a bug and keeps its traceback."""
     try:
         yield
-    except FacemacError as e:
+    except (FacemacError, ModuleNotFoundError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if isinstance(e, ModuleNotFoundError):
+            if not e.name or e.name.split(".")[0] == "facemac":
+                raise  # facemac's own module missing: a bug or a broken checkout, keep the traceback
+            e = FacemacError(f"the Python package providing {e.name!r} is not installed; install facemac with its "
+                             "dependencies (pip install -e .) or the package itself")
         _log_to_files(f"error: {e}")
         print(f"error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

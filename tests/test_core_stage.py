@@ -150,3 +150,17 @@ def test_owner_error_lists_the_keys(tmp_path):
 
     with pytest.raises(ConfigError, match=r"'n_boot=5' fits no stage.*analyze.*annotate"):
         plan(["n_boot=5"], root=tmp_path)
+
+
+def test_a_missing_package_is_one_line_but_a_missing_facemac_module_is_a_bug(capsys):
+    from facemac.stage import report_errors
+
+    with pytest.raises(SystemExit) as exit_info:
+        with report_errors():
+            import wandb_workspaces_that_is_not_there  # noqa: F401
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the Python package providing 'wandb_workspaces_that_is_not_there' is not installed")
+    with pytest.raises(ModuleNotFoundError):
+        with report_errors():
+            import facemac.no_such_module  # noqa: F401
