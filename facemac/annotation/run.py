@@ -19,14 +19,14 @@ from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import (DistInfo, barrier, cleanup, init_distributed, on_main, resolve_threads,
                                  resolve_workers)
-from facemac.annotation.manifest import (FAILURES, MANIFEST, build_manifest, read_manifest, write_failures,
-                                         write_manifest)
+from facemac.annotation.manifest import FAILURES, build_manifest, read_manifest, write_failures, write_manifest
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
 from facemac.annotation.writer import build_part
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.lineage import annotation_artifact_files, declare_checkpoint
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
@@ -110,6 +110,7 @@ def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, outpu
 
 def _resolve_ckpt(cfg: DictConfig, tracker) -> tuple[str, str]:
     path, how = resolve_checkpoint(cfg.ckpt, cfg.paths.log_dir, tracker)
+    declare_checkpoint(tracker, path)  # lineage by content, whatever form ckpt= took (W&B: model → annotations)
     return str(path), how
 
 
@@ -281,6 +282,6 @@ def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, out
         return
     for r in results.values():
         manifest = read_manifest(r.out_dir)
-        files = [r.out_dir / p["file"] for p in manifest["parts"]] + [r.out_dir / MANIFEST, r.out_dir / FAILURES]
+        files = annotation_artifact_files(r.out_dir, manifest)  # the same files analyze declares as its input
         meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds")}
         tracker.log_artifact(f"annotations-{r.name}", "annotations", files, metadata=meta)
