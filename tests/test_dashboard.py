@@ -136,6 +136,8 @@ def test_pipeline_and_sweeps_print_their_commands(tmp_path, caplog):
     run_dir.mkdir(parents=True)
     text = next_steps(tmp_path / "exp1", "demo-exp1", "demo")
     assert f"wandb sync {run_dir}" in text and dashboard_command("demo-exp1", "demo") in text
+    (run_dir / "run-abc.wandb.synced").touch()  # synced already: no sync line
+    assert "wandb sync" not in next_steps(tmp_path / "exp1", "demo-exp1", "demo")
     assert dashboard_command("demo-exp1", "demo") == "python -m facemac.dashboard group=demo-exp1 experiment=demo"
     cfg = OmegaConf.create({"logger": {"backend": "wandb", "group": "optuna-s1"},
                             "hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "runtime": {"choices": {}}}})

@@ -33,8 +33,8 @@ def compare_command(*folders: str | Path) -> str:
 
 
 def offline_run_dirs(folder: Path) -> list[Path]:
-    """The offline W&B runs under a run folder, not yet synced."""
-    return sorted(p for p in folder.glob("wandb/offline-run-*") if p.is_dir())
+    """The offline W&B runs under a run folder, not yet synced (``wandb sync`` leaves a ``.wandb.synced`` marker)."""
+    return sorted(p for p in folder.glob("wandb/offline-run-*") if p.is_dir() and not any(p.glob("*.wandb.synced")))
 
 
 def sync_commands(stage_dirs: list[Path]) -> list[str]:
