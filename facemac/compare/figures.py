@@ -20,7 +20,10 @@ def _annotate_cells(ax, grid: np.ndarray, fmt: str, threshold: float | None = No
     for (i, j), v in np.ndenumerate(grid):
         if np.isfinite(v):
             dark = threshold is not None and v < threshold
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=6, color="white" if dark else "black")
+            text = format(v, fmt)
+            if text.lstrip("+-").strip("0.") == "":  # rounds to zero: no sign, fewer digits to read past
+                text = "0"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
 
 
 def plot_train_heatmap(wide: pd.DataFrame, path: Path) -> Path:
