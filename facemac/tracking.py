@@ -93,7 +93,6 @@ class WandbTracker(NullTracker):
             dir=str(output_dir), mode=mode, reinit="create_new", settings=wandb.Settings(silent=True),
         )
         self.run_dir = Path(self.run.dir).parent
-        self._used_digests: set[str] = set()  # inputs already declared (use_artifact or use_input), by content
         if mode == "offline":
             log.info("W&B is offline (no credentials); upload later with: wandb sync %s", self.run_dir)
 
@@ -137,8 +136,14 @@ class WandbTracker(NullTracker):
             from facemac.errors import DataError
             raise DataError(f"W&B artifact {ref!r} downloaded to {folder} does not match its recorded digests ({e}); "
                             f"delete {folder} and run again to download it afresh") from None
-        self._used_digests.add(art.digest)
+        self._declared().add(art.digest)
         return folder
+
+    def _declared(self) -> set[str]:
+        """Digests of the inputs this run already declared (use_artifact or use_input), so none is declared twice."""
+        if "_used_digests" not in self.__dict__:  # also for trackers made without __init__ (tests)
+            self._used_digests: set[str] = set()
+        return self._used_digests
 
     def use_input(self, name: str, type: str, paths: Iterable[str | Path],
                   metadata: dict[str, Any] | None = None) -> str | None:
@@ -155,13 +160,13 @@ class WandbTracker(NullTracker):
         for p in map(Path, paths):
             art.add_reference(p.resolve().as_uri(), name=p.name)  # checksum=True: MD5 of the content
         digest = art.digest
-        if digest in self._used_digests or self.mode == "disabled":
+        if digest in self._declared() or self.mode == "disabled":
             return digest
         if self.mode == "online":
             self.run.use_artifact(art)
         else:
             self.run._log_artifact(art, is_user_created=True, use_after_commit=True)
-        self._used_digests.add(digest)
+        self._declared().add(digest)
         log.info("input %s (%s) declared by content, digest %s", art.name, type, digest)
         return digest
 
