@@ -102,6 +102,21 @@ def test_without_a_group_only_the_workspace_is_written(make_cfg, no_network):
     assert spec["entity"] == "team" and "x/images" in json.dumps(spec)
 
 
+def test_a_failed_save_keeps_the_specs_and_says_how_to_retry(make_cfg, monkeypatch):
+    import facemac.dashboard.publish as P
+    import facemac.tracking as T
+    from facemac.dashboard.run import PublishError
+
+    def unreachable(*a):
+        raise ConnectionError("no route to host")
+    monkeypatch.setattr(T, "has_wandb_credentials", lambda: True)
+    monkeypatch.setattr(P, "save", unreachable)
+    cfg = make_cfg("dashboard", ["group=g", "logger.entity=team"])
+    with pytest.raises(PublishError, match="no route to host.*publish="):
+        dashboard(cfg)
+    assert (Path(cfg.paths.output_dir) / "report.json").exists()
+
+
 def test_publish_needs_credentials_and_a_folder_with_specs(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="needs credentials"):
         dashboard(make_cfg("dashboard", [f"publish={tmp_path}"]))

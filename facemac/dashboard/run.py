@@ -9,10 +9,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from facemac.errors import ConfigError
+from facemac.errors import ConfigError, FacemacError
 from facemac.runs import mark_done
 
 log = logging.getLogger(__name__)
+
+
+class PublishError(FacemacError):
+    """W&B did not take the workspace or report (network, permissions, entity); the specs stay on disk."""
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 SWEEP_CONFIG = CONF_DIR / "hparams_search" / "optuna.yaml"
@@ -69,8 +73,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError("publish=...: saving to W&B needs credentials (wandb login, or WANDB_API_KEY)")
         if not entity:
             entity = default_entity()
-        workspace, report = P.read_specs(Path(str(cfg.publish)).expanduser(), entity)
-        urls = P.save(workspace, report)
+        folder = Path(str(cfg.publish)).expanduser()
+        workspace, report = P.read_specs(folder, entity)
+        try:
+            urls = P.save(workspace, report)
+        except Exception as e:  # noqa: BLE001 - as above
+            raise PublishError(f"saving the specs in {folder} to W&B failed ({type(e).__name__}: {e})") from e
         return _finish(out, urls, [])
 
     from facemac.dashboard.specs import build_report, build_workspace
@@ -83,7 +91,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     files = P.write_specs(out, workspace, report)
     urls: dict[str, str] = {}
     if online:
-        urls = P.save(workspace, report)
+        try:
+            urls = P.save(workspace, report)
+        except Exception as e:  # network, permissions, an unknown entity: the specs are written, say how to retry
+            raise PublishError(f"saving to W&B failed ({type(e).__name__}: {e}); the specs are in {out}: retry with "
+                               f"python -m facemac.dashboard publish={out}") from e
     else:
         why = "dashboard.dry_run=true" if cfg.dashboard.dry_run else "no W&B credentials"
         log.info("%s: specs written to %s; after `wandb login` (and `wandb sync` of the offline runs, train → "
