@@ -173,6 +173,8 @@ def test_nothing_to_compare_is_a_clear_error(make_cfg, tmp_path):
         compare(make_cfg("compare", ["runs=[x]", "stage=eval"]))
     with pytest.raises(ConfigError, match="latest=0"):
         compare(make_cfg("compare", ["latest=0"]))
+    with pytest.raises(ConfigError, match="latest=2 found no finished analyze run under"):
+        compare(make_cfg("compare", ["latest=2", "stage=analyze"]))
 
 
 def test_the_command(tmp_path):

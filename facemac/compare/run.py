@@ -53,7 +53,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("nothing to compare: pass runs=[<run folder>,<glob>,...] and/or latest=N")
     runs, problems = collect(entries, latest, cfg.paths.log_dir, stage)
     if not runs:
-        raise ConfigError("no finished run to compare: " + "; ".join(f"{p.path}: {p.reason}" for p in problems))
+        where = [f"{p.path}: {p.reason}" for p in problems]
+        if latest:
+            where.append(f"latest={latest} found no finished {stage or 'train, annotate or analyze'} run under "
+                         f"{cfg.paths.log_dir} (paths.log_dir)")
+        raise ConfigError("no finished run to compare: " + "; ".join(where))
     by_stage = {s: [r for r in runs if r.stage == s] for s in STAGES}
     top_k = int(cfg.get("top_k", 10))
     fig_dir = out / "figures"
