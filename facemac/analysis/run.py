@@ -156,7 +156,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     s = Settings.from_cfg(cfg)
     with create_tracker(cfg, "analyze", output_dir) as tracker:
         datasets = collect_inputs(cfg, tracker)
-        declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage: annotations → divergence
+        declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
         for d in datasets:
             log.info("input: %s", d.describe())
         attributes = choose_attributes(datasets, cfg.get("attributes"))
