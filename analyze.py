@@ -6,9 +6,11 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="analyze")
 def main(cfg: DictConfig) -> None:
-    """Thin entry point over facemac.analysis.run."""
     from facemac.analysis.run import run
-    run(cfg)
+    from facemac.stage import report_errors
+
+    with report_errors():
+        run(cfg)
 
 
 if __name__ == "__main__":

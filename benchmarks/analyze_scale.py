@@ -87,9 +87,9 @@ def main() -> None:
             generate(data, args.datasets, args.rows, attributes, per_identity, args.part_rows, seed=0)
         gen_s = time.perf_counter() - t0
         rss_after_gen = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        overrides = ["logger=none", f"annotations={data / 'annotations'}", f"n_boot={args.n_boot}"]
+        overrides = ["logger=none", f"annotations={data / 'annotations'}", f"analyze.n_boot={args.n_boot}"]
         if args.joint is not None:
-            overrides.append(f"joint_attributes=[{','.join(attributes[:args.joint])}]")
+            overrides.append(f"analyze.joint_attributes=[{','.join(attributes[:args.joint])}]")
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             cfg = compose(config_name="analyze", overrides=overrides, return_hydra_config=True)
         with open_dict(cfg):

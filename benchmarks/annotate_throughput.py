@@ -35,7 +35,8 @@ from facemac.distributed import DistInfo, cores_per_local_rank, pick_device, res
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
 from facemac.models.mac import create_mac  # noqa: E402
-from facemac.training.checkpoint import file_sha256, save_checkpoint  # noqa: E402
+from facemac.checkpoint import save_checkpoint  # noqa: E402
+from facemac.hashing import file_sha256  # noqa: E402
 
 
 def make_dataset(root: Path, n: int, per_identity: int = 16, size: int = 112, seed: int = 0) -> None:

@@ -30,3 +30,10 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Small text files (sidecars, manifests, failure lists) with the same all-or-nothing rename."""
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)

@@ -31,7 +31,7 @@ def annotation_artifact_name(dataset: str) -> str:
 
 def annotation_artifact_files(directory: Path, manifest: Mapping[str, Any]) -> list[Path]:
     """The files of one annotation table's artifact: its part files, manifest and failures list."""
-    from facemac.annotation.manifest import FAILURES, MANIFEST
+    from facemac.annotation_table import FAILURES, MANIFEST
 
     return [directory / p["file"] for p in manifest["parts"]] + [directory / MANIFEST, directory / FAILURES]
 
@@ -66,7 +66,7 @@ def declare_annotations(tracker, directories: Iterable[str | Path]) -> dict[str,
     """Record the annotation tables a run analyses; returns {dataset: artifact digest}."""
     if not getattr(tracker, "enabled", False):
         return {}
-    from facemac.annotation.manifest import read_manifest
+    from facemac.annotation_table import read_manifest
 
     out = {}
     for directory in map(Path, directories):

@@ -11,8 +11,10 @@ Every stage runs as its own ``<stage>.py`` process with ``hydra.run.dir`` inside
         pipeline.json
 
 Nothing is looked up with ``latest``, so concurrent experiments never read each other's runs. An override goes to
-every stage whose config accepts it (``seed=1`` to all, ``train.epochs=3`` to train only); ``annotate:key=value``
-sends it to one stage. Re-running with ``--dir`` of an interrupted experiment skips the stages already DONE and
+the stages that own its first key (``facemac.stage.STAGE_KEYS``): ``seed=1``, ``paths.*``, ``logger.*``, ``demo.*``,
+``experiment=`` to all; ``dataset=``, ``model.*``, ``data.*``, ``train.*`` to train; ``targets=``, ``ckpt=``,
+``annotate.*`` to annotate; ``annotations=``, ``inputs=``, ``analyze.*`` to analyze. ``annotate:key=value`` sends it
+to one stage as it is. Every stage's config is composed before the first one runs, so a typo fails at once. Re-running with ``--dir`` of an interrupted experiment skips the stages already DONE and
 resumes training from its ``last.pt``.
 """
 
@@ -32,8 +34,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from facemac.dashboard.hint import next_steps
-from facemac.errors import ConfigError
+from facemac.errors import ConfigError, FacemacError
 from facemac.runs import DONE_MARKER
+from facemac.stage import COMMON_GROUPS, COMMON_KEYS, STAGE_KEYS, owner_of, report_errors
 
 log = logging.getLogger("facemac.pipeline")
 
@@ -64,12 +67,6 @@ def _experiment_name(overrides: list[str]) -> str:
     return "default"
 
 
-def _is_value_override(override: str) -> bool:
-    """``a.b=1``: sets a value without changing which configs are composed (groups, ``+``, ``~`` do change it)."""
-    key, sep, _ = override.partition("=")
-    return bool(sep) and "." in key and key[0] not in "+~" and "@" not in key and not key.startswith("hydra.")
-
-
 def _split_stage_prefix(override: str) -> tuple[str | None, str]:
     """``annotate:annotate.batch_size=8`` → ("annotate", "annotate.batch_size=8"); no known prefix → (None, same)."""
     head, sep, rest = override.partition(":")
@@ -78,69 +75,36 @@ def _split_stage_prefix(override: str) -> tuple[str | None, str]:
     return None, override
 
 
-class _Composer:
-    """Composes the stage configs (no run) to learn where an override belongs and where outputs go."""
-
-    def __init__(self) -> None:
-        from hydra import initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
-
-        if not CONF_DIR.is_dir():
-            raise ConfigError(f"config folder {CONF_DIR} not found: run the pipeline from a facemac checkout")
-        GlobalHydra.instance().clear()
-        self._ctx = initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="pipeline")
-        self._ctx.__enter__()
-        self._cache: dict[tuple, object] = {}
-
-    def compose(self, stage: str, overrides: list[str]):
-        from hydra import compose
-
-        return compose(config_name=stage, overrides=overrides)
-
-    def accepts(self, stage: str, base: list[str], override: str) -> bool:
-        if override.startswith("hydra."):
-            return True
-        key, sep, _ = override.partition("=")
-        if sep and "." in key and key[0] not in "+~" and "@" not in key:
-            # a plain value override: look the key up in the stage's config (composed once per group choice set)
-            structure = tuple(o for o in base if not _is_value_override(o))
-            if (stage, structure) not in self._cache:
-                try:
-                    self._cache[(stage, structure)] = self.compose(stage, list(structure))
-                except Exception:  # noqa: BLE001
-                    return False
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(self._cache[(stage, structure)], parent, throw_on_missing=False)
-            return OmegaConf.is_dict(node) and leaf in node.keys()  # `in node` is False for ??? values
-        try:
-            self.compose(stage, [*base, override])
-            return True
-        except Exception:  # noqa: BLE001 - any composition error means "not this stage's key"
-            return False
-
-    def close(self) -> None:
-        self._ctx.__exit__(None, None, None)
-
-
-def route_overrides(overrides: list[str], composer: _Composer, stages: tuple[str, ...] = STAGES) -> dict[str, list[str]]:
-    """Each override → the stages whose config composes with it (after the overrides already routed there, so
-    ``targets=casia targets.casia_webface.root=…`` works); one that no stage accepts is an error naming it."""
+def route_overrides(overrides: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, list[str]]:
+    """Each override → the stages that own its top-level key or group (facemac.stage.STAGE_KEYS; common keys such as
+    ``seed``, ``paths.*``, ``logger.*``, ``experiment`` go to all three), in the order given. ``stage:`` sends one to a
+    single stage. An override that no stage owns is an error naming it and the keys that exist."""
     routed: dict[str, list[str]] = {s: [] for s in STAGES}
     for raw in overrides:
         stage, ov = _split_stage_prefix(raw)
-        if stage is not None:
-            routed[stage].append(ov)
-            continue
-        accepted = [s for s in STAGES if composer.accepts(s, routed[s], ov)]
-        if not accepted:
-            try:  # train's composition error names the bad key
-                composer.compose("train", [*routed["train"], ov])
-            except Exception as e:  # noqa: BLE001
-                raise ConfigError(f"override {ov!r} fits no stage ({', '.join(STAGES)}): {e}") from e
-            accepted = ["train"]  # composes after all (e.g. a new key under a dict): never drop an override
-        for s in accepted:
+        owners = (stage,) if stage is not None else owner_of(ov)
+        if not owners:
+            keys = sorted({*COMMON_KEYS, *COMMON_GROUPS, *(k for ks in STAGE_KEYS.values() for k in ks)})
+            raise ConfigError(f"override {ov!r} fits no stage: its first key is none of {', '.join(keys)} "
+                              "(prefix it with train:, annotate: or analyze: to send it to one stage as it is)")
+        for s in owners:
             routed[s].append(ov)
     return {s: routed[s] for s in stages}
+
+
+def _compose(stage: str, overrides: list[str]):
+    """The stage's config as its run would compose it: a typo fails here, before any stage runs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not CONF_DIR.is_dir():
+        raise ConfigError(f"config folder {CONF_DIR} not found: run the pipeline from a facemac checkout")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="pipeline"):
+        try:
+            return compose(config_name=stage, overrides=overrides)
+        except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the bad key or choice
+            raise ConfigError(f"{stage} stage: {e}") from None
 
 
 def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...] = STAGES) -> Plan:
@@ -148,18 +112,13 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"--stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
-    composer = _Composer()
-    try:
-        routed = route_overrides(overrides, composer, stages)
-        experiment = _experiment_name(overrides)
-        if root is None:
-            cfg = composer.compose("train", [o for o in routed.get("train", [])
-                                             if o.startswith(("experiment=", "paths."))])
-            log_dir = Path(str(OmegaConf.select(cfg, "paths.log_dir"))).expanduser()
-            stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-            root = log_dir / "pipeline" / experiment / stamp
-    finally:
-        composer.close()
+    routed = route_overrides(overrides, stages)
+    composed = {s: _compose(s, routed[s]) for s in stages}
+    experiment = _experiment_name(overrides)
+    if root is None:
+        log_dir = Path(str(OmegaConf.select(composed[stages[0]], "paths.log_dir"))).expanduser()
+        stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+        root = log_dir / "pipeline" / experiment / stamp
     root = Path(root).expanduser().resolve()
     p = Plan(experiment=experiment, root=root, overrides=routed)
     user_keys = {o.lstrip("+").partition("=")[0] for o in overrides}
@@ -197,7 +156,7 @@ def run(p: Plan, dry_run: bool = False) -> Plan:
             continue
         proc = subprocess.run(cmd, env=dict(os.environ))
         if proc.returncode != 0 or not (out / DONE_MARKER).exists():
-            raise RuntimeError(f"pipeline stage {stage} failed (exit status {proc.returncode}); its run folder is "
+            raise FacemacError(f"pipeline stage {stage} failed (exit status {proc.returncode}); its run folder is "
                                f"{out}; fix the cause and re-run with --dir {p.root} to continue")
     log.info("experiment %s done: %s", p.experiment, p.root)
     log.info("%s", next_steps(p.root, p.group, p.experiment))
@@ -217,11 +176,8 @@ def main(argv: list[str] | None = None) -> Plan:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-    try:
+    with report_errors():
         return run(plan(args.overrides, args.dir, stages), dry_run=args.dry_run)
-    except (ConfigError, RuntimeError) as e:
-        log.error("%s", e)
-        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

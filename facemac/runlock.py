@@ -3,7 +3,9 @@
 Two runs pointed at the same folder (the same ``hydra.run.dir``) would interleave parts and manifests; the second one
 is refused with a message naming the folder and the holder's pid. The lock file itself is never deleted (deleting it
 would let a third process lock a fresh inode while the second still holds the old one); only the lock matters, and a
-process killed with ``kill -9`` releases it with its file descriptors.
+process killed with ``kill -9`` releases it with its file descriptors. Forked children (DataLoader workers) close
+their inherited copy at once: a flock lives as long as any descriptor to it, so a worker that outlives a killed parent
+by a few seconds would otherwise keep an immediate resume out.
 """
 
 from __future__ import annotations
@@ -23,6 +25,21 @@ except ImportError:  # pragma: no cover - not POSIX: no locking, one log line sa
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
+_HELD: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _close_in_child() -> None:
+    """After fork: drop the child's copies (closing a copy never unlocks; only the last close or LOCK_UN does)."""
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 class RunLock:
@@ -52,12 +69,14 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def release(self) -> None:
         """Drop the lock (idempotent); the file stays, empty of meaning once unlocked."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _HELD.discard(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:

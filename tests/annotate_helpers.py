@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from facemac.models.mac import create_mac
-from facemac.training.checkpoint import save_checkpoint
+from facemac.checkpoint import save_checkpoint
 
 ATTRS = ["Male", "Smiling", "Eyeglasses"]
 

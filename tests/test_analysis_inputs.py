@@ -11,8 +11,8 @@ import pytest
 
 from facemac.analysis.fixtures import write_annotation_dir
 from facemac.analysis.inputs import expand_path, sniff_label_file
-from facemac.analysis.manifest import load_verified_manifest
 from facemac.analysis.run import choose_attributes, choose_joint, count_dataset, Settings
+from facemac.annotation_table import verify_table
 from facemac.errors import ConfigError, DataError
 
 ATTRS = ["Male", "Young", "Smiling"]
@@ -25,7 +25,7 @@ def _ann(tmp_path, name="ds", parts=2):
 
 
 def test_verified_dir_loads(tmp_path):
-    manifest, files = load_verified_manifest(_ann(tmp_path))
+    manifest, files = verify_table(_ann(tmp_path))
     assert manifest["dataset"] == "ds" and [f.name for f in files] == ["part-00000.parquet", "part-00001.parquet"]
 
 
@@ -35,7 +35,7 @@ def test_missing_manifest_is_refused(tmp_path):
     with pytest.raises(DataError, match=str(d)):
         expand_path(d)  # the dir no longer looks like an annotation table, nor a label folder
     with pytest.raises(DataError, match="no manifest.json"):
-        load_verified_manifest(d)
+        verify_table(d)
 
 
 def test_incomplete_manifest_is_refused(tmp_path):
@@ -85,7 +85,7 @@ def test_folder_of_annotation_dirs_expands(tmp_path):
 
 
 def _stream(d, attrs, mode="hard", rel=None):
-    s = Settings(mode=mode, alpha=0.5, level=0.95, n_boot=0, seed=0, min_reliability=rel, batch_size=2,
+    s = Settings(mode=mode, alpha=0.5, level=0.95, n_boot=0, seed=0, min_reliability=rel, rows_per_batch=2,
                  pooled=True, top_k=5)
     return count_dataset(d, attrs, attrs[:2], s)
 

@@ -43,7 +43,7 @@ def _read(out):
 
 
 def test_run_end_to_end_matches_oracles(make_cfg, ann, tmp_path):
-    cfg = make_cfg("analyze", ["logger=none", f"annotations={ann}", "n_boot=20"])
+    cfg = make_cfg("analyze", ["logger=none", f"annotations={ann}", "analyze.n_boot=20"])
     res = run(cfg)
     out = res["output_dir"]
     rates, kla, pairs = _read(out)
@@ -88,7 +88,7 @@ def test_joint_kl_is_reported_as_a_finding_once_combinations_repeat(make_cfg, tm
     root = tmp_path / "annotations"
     write_annotation_dir(root / "P", "P", "real", ATTRS, [(_probs(P_ROWS * 5), None)])
     write_annotation_dir(root / "Q", "Q", "synthetic", ATTRS, [(_probs(Q_ROWS * 5), None)])
-    res = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "n_boot=0"], output_dir=tmp_path / "out"))
+    res = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.n_boot=0"], output_dir=tmp_path / "out"))
     pr = res["tables"].kl_pairs.set_index(["p", "q"])
     assert pr.loc[("P", "Q"), "joint_sparse_p"] == 0.0 and pr.loc[("P", "Q"), "joint_sparse_q"] == 0.0
     # smoothed joint on the union {000, 001, 010, 011}: P = (10, 5, 0, 5) + .5, Q = (5, 0, 15, 0) + .5, each / 22
@@ -108,8 +108,8 @@ def test_run_with_labels_csv_and_soft_mode(make_cfg, ann, tmp_path):
     labels.parent.mkdir(parents=True)
     rows = ["path,identity,a,b,c"] + [f"x{i}.png,p{i % 2},{r[0]},{r[1]},{r[2]}" for i, r in enumerate(P_ROWS)]
     labels.write_text("\n".join(rows) + "\n")
-    cfg = make_cfg("analyze", ["logger=none", f"inputs=[{ann / 'P'},{ann / 'Q'},{labels}]", "mode=soft",
-                               "n_boot=0", "attributes=[a,c]", "alpha=1.0"])
+    cfg = make_cfg("analyze", ["logger=none", f"inputs=[{ann / 'P'},{ann / 'Q'},{labels}]", "analyze.mode=soft",
+                               "analyze.n_boot=0", "analyze.attributes=[a,c]", "analyze.alpha=1.0"])
     res = run(cfg)
     rates, kla, pairs = _read(res["output_dir"])
     assert set(rates.attribute) == {"a", "c"} and "ci_low" not in kla.columns
@@ -135,28 +135,28 @@ def test_latest_and_config_errors(make_cfg, ann, tmp_path, monkeypatch):
     run_dir = outputs / "annotate" / "runs" / "2026-01-01"
     shutil.copytree(ann, run_dir / "annotations")
     (run_dir / "DONE").write_text("ok\n")
-    res = run(make_cfg("analyze", ["logger=none", "n_boot=0"], output_dir=tmp_path / "r1"))
+    res = run(make_cfg("analyze", ["logger=none", "analyze.n_boot=0"], output_dir=tmp_path / "r1"))
     assert res["datasets"][:2] == ["P", "Q"]
     with pytest.raises(ConfigError, match=r"attributes: \['zzz'\].*valid: \['a', 'b', 'c'\]"):
-        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "attributes=[a,zzz]"],
+        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "analyze.attributes=[a,zzz]"],
                      output_dir=tmp_path / "r2"))
-    with pytest.raises(ConfigError, match="mode="):
-        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "mode=fuzzy"], output_dir=tmp_path / "r3"))
+    with pytest.raises(ConfigError, match="analyze.mode="):
+        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "analyze.mode=fuzzy"], output_dir=tmp_path / "r3"))
     with pytest.raises(ConfigError, match="needs logger=wandb"):
         run(make_cfg("analyze", ["logger=none", "inputs=[wandb:me/facemac/annotations:v3]"],
                      output_dir=tmp_path / "r5"))
-    res = run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "n_boot=0", "groups={Q: real}",
-                                   "joint_attributes=[]"], output_dir=tmp_path / "r6"))
+    res = run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "analyze.n_boot=0", "analyze.groups={Q: real}",
+                                   "analyze.joint_attributes=[]"], output_dir=tmp_path / "r6"))
     rates, _, pairs = _read(res["output_dir"])
     assert set(rates[rates.dataset == "Q"].group) == {"real"} and "real(pooled)" not in set(rates.dataset)
     assert pairs.kl_joint.isna().all() and pairs.kl_mean.notna().all()
-    with pytest.raises(ConfigError, match="groups"):
-        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "groups={nope: real}"],
+    with pytest.raises(ConfigError, match="analyze.groups"):
+        run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "analyze.groups={nope: real}"],
                      output_dir=tmp_path / "r4"))
 
 
 def test_run_with_wandb_offline(make_cfg, ann, tmp_path):
-    cfg = make_cfg("analyze", ["logger=wandb", f"annotations={ann}", "n_boot=5"])
+    cfg = make_cfg("analyze", ["logger=wandb", f"annotations={ann}", "analyze.n_boot=5"])
     res = run(cfg)
     out = res["output_dir"]
     assert (out / "DONE").exists() and (out / "report.md").exists()

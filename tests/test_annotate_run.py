@@ -14,8 +14,9 @@ import torch
 from facemac.annotation.evaluate import evaluate_dataset
 from facemac.annotation.run import annotate
 from facemac.errors import CheckpointError, DataError
+from facemac.hashing import file_sha256
 from facemac.models.mac import create_mac
-from facemac.training.checkpoint import file_sha256, load_checkpoint
+from facemac.checkpoint import load_checkpoint
 from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
 
 
@@ -203,11 +204,11 @@ class _RecordingTracker:
 
 
 def test_tracking_table_and_one_artifact_per_dataset(make_cfg, tmp_path, monkeypatch):
-    import facemac.annotation.run as run_mod
+    import facemac.stage as stage_mod
 
     rec = _RecordingTracker()
     seen = {}
-    monkeypatch.setattr(run_mod, "create_tracker", lambda cfg, job_type, out, rank: seen.update(jt=job_type) or rec)
+    monkeypatch.setattr(stage_mod, "create_tracker", lambda cfg, job_type, out, rank: seen.update(jt=job_type) or rec)
     root = tmp_path / "data"
     make_folders(root, identities=2, per_identity=3)
     ck = make_checkpoint(tmp_path / "m.pt")

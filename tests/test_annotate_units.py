@@ -15,7 +15,7 @@ from facemac.annotation.inference import Annotator
 from facemac.annotation.reliability import reliability_from_samples, set_mc_dropout
 from facemac.annotation.shards import keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import resolve_targets
-from facemac.annotation.writer import build_part, write_part_atomic
+from facemac.annotation_table import build_part, write_part
 from facemac.errors import ConfigError
 from facemac.runs import mark_done
 from facemac.tracking import NullTracker
@@ -82,7 +82,7 @@ def test_shard_plan_covers_every_row_once():
 def test_part_schema_and_atomic_write(tmp_path):
     probs = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float64)
     table = build_part(["x/1.png", "2.png"], ["x", None], probs, ATTRS, reliability=np.ones((2, 3)))
-    out = write_part_atomic(table, tmp_path / "part-00000.parquet")
+    out = write_part(table, tmp_path / "part-00000.parquet")
     back = pq.read_table(out)
     assert back.column_names == ["path", "identity", *ATTRS, *[f"reliability:{a}" for a in ATTRS]]
     assert all(str(back.schema.field(a).type) == "float" for a in ATTRS)

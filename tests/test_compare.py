@@ -51,7 +51,7 @@ def _annotations(folder: Path, rates: dict[str, list[float]], seed: int) -> Path
 def _analysis_run(make_cfg, folder: Path, annotations: Path, extra: list[str] | None = None) -> Path:
     from facemac.analysis.run import run as analyze
 
-    cfg = make_cfg("analyze", ["logger=none", "n_boot=20", f"annotations={annotations}", *(extra or [])],
+    cfg = make_cfg("analyze", ["logger=none", "analyze.n_boot=20", f"annotations={annotations}", *(extra or [])],
                    output_dir=folder)
     analyze(cfg)
     (folder / ".hydra").mkdir()
@@ -120,7 +120,7 @@ def test_two_analyses_of_the_same_datasets_give_per_attribute_kl_differences(mak
     assert table.loc["b/analyze", "kl_mean real(pooled)||synthetic(pooled)"] > 0
 
     other = _annotations(tmp_path / "other", {"real_z": [0.5, 0.5, 0.5], "synth_w": [0.4, 0.4, 0.4]}, seed=1)
-    run_c = _analysis_run(make_cfg, tmp_path / "c" / "analyze", other, ["pooled=false"])
+    run_c = _analysis_run(make_cfg, tmp_path / "c" / "analyze", other, ["analyze.pooled=false"])
     out = compare(make_cfg("compare", [f"runs=[{run_a},{run_c}]", f"baseline={run_c}"]))
     md = (out["output_dir"] / "comparison.md").read_text()
     assert "a/analyze (baseline)" not in md and "c/analyze (baseline)" in md

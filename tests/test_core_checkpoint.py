@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from facemac.errors import CheckpointError
-from facemac.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from facemac.checkpoint import load_checkpoint, save_checkpoint
+from facemac.hashing import file_sha256
 
 
 def _payload():

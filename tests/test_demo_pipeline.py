@@ -89,7 +89,7 @@ def test_ground_truth_vs_annotations_of_one_target_is_close_to_zero(demo_run, ma
     ann = demo_run / "annotate" / "annotations"
     manifest = json.loads((ann / "demo_synth_a" / "manifest.json").read_text())
     labels = Path(manifest["root"]) / "labels.csv"
-    cfg = make_cfg("analyze", ["logger=none", "n_boot=0", f"inputs=[{ann / 'demo_synth_a'},{labels},"
+    cfg = make_cfg("analyze", ["logger=none", "analyze.n_boot=0", f"inputs=[{ann / 'demo_synth_a'},{labels},"
                                                               f"{ann / 'demo_real_a'}]"])
     pairs = analyze(cfg)["tables"].kl_pairs.set_index(["p", "q"])
     error = pairs.loc[("demo_synth_a", "demo_synth_a(labels)")].kl_mean

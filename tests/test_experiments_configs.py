@@ -46,7 +46,7 @@ def test_paper_experiment_sets_model_data_targets_and_analysis(make_cfg):
     ann = make_cfg("annotate", ["experiment=paper", "+roots.idiff_face=/data/idiff"])
     assert list(ann.targets) == ["bupt_balancedface", "bupt_globalface", "syn_gan", "idiff_face"]
     assert ann.targets.idiff_face.root == "/data/idiff" and ann.targets.syn_gan.root is None
-    assert make_cfg("analyze", ["experiment=paper"]).n_boot == 1000
+    assert make_cfg("analyze", ["experiment=paper"]).analyze.n_boot == 1000
 
 
 def test_command_line_group_choices_beat_the_experiment(make_cfg):

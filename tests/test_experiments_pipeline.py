@@ -9,7 +9,7 @@ from facemac.pipeline import plan
 
 
 def test_plan_routes_overrides_and_chains_outputs_explicitly(tmp_path):
-    p = plan(["experiment=demo", "seed=3", "train.epochs=2", "annotate:annotate.batch_size=8", "n_boot=7",
+    p = plan(["experiment=demo", "seed=3", "train.epochs=2", "annotate:annotate.batch_size=8", "analyze.n_boot=7",
               "targets=casia", "targets.casia_webface.root=/x"], root=tmp_path / "exp")
     cmd = {s: c[2:] for s, c in p.commands.items()}
     assert [Path(c[1]).name for c in p.commands.values()] == ["train.py", "annotate.py", "analyze.py"]
@@ -22,7 +22,8 @@ def test_plan_routes_overrides_and_chains_outputs_explicitly(tmp_path):
     assert "annotate.batch_size=8" in cmd["annotate"] and "annotate.batch_size=8" not in cmd["train"]
     assert "targets.casia_webface.root=/x" in cmd["annotate"]  # routed after the group choice it depends on
     assert f"annotations={tmp_path / 'exp' / 'annotate' / 'annotations'}" in cmd["analyze"]
-    assert "n_boot=7" in cmd["analyze"]
+    assert "analyze.n_boot=7" in cmd["analyze"] and not any("n_boot" in c for c in cmd["train"] + cmd["annotate"])
+    assert "targets=casia" in cmd["annotate"] and not any(c.startswith("targets") for c in cmd["train"] + cmd["analyze"])
     assert not any(c.startswith(("ckpt=", "annotations=")) for c in cmd["train"])
 
 

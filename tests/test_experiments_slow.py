@@ -65,13 +65,13 @@ def test_multirun_through_the_submitit_local_launcher(tmp_path):
 def _pipeline(tmp_path: Path, name: str, seed: int) -> Path:
     folder = tmp_path / name
     _run(["-m", "facemac.pipeline", "experiment=demo", f"seed={seed}", *TINY, *DEMO, "annotate.num_workers=0",
-          "annotate.num_threads=1", "n_boot=0", "--dir", str(folder)], timeout=400)
+          "annotate.num_threads=1", "analyze.n_boot=0", "--dir", str(folder)], timeout=400)
     return folder
 
 
 @pytest.mark.slow
 def test_two_pipelines_keep_their_outputs_apart(tmp_path):
-    from facemac.training.checkpoint import file_sha256
+    from facemac.hashing import file_sha256
 
     runs = [_pipeline(tmp_path, "first", 1), _pipeline(tmp_path, "second", 2)]
     shas = []

@@ -67,23 +67,11 @@ def test_folders_with_labels_and_labels_csv_agree(tmp_path):
     assert a.geometry == "arcface_112" and b.geometry == "unknown"
 
 
-def test_demo_hook_reads_the_requested_target(tmp_path, monkeypatch):
-    calls = []
-    targets = {"demo_real_a": _folders_tree(tmp_path / "cache/demo/real_a"), "demo_synth_a": tmp_path / "x"}
-
-    def fake_ensure_demo(cache_dir, seed=0, **params):
-        calls.append((Path(cache_dir), seed, params))
-        return types.SimpleNamespace(celeba_root=tmp_path / "cache/demo/celeba", targets=targets)
-
-    monkeypatch.setitem(sys.modules, "facemac.data.demo", types.SimpleNamespace(ensure_demo=fake_ensure_demo))
-    cfg = OmegaConf.create({"name": "demo_real_a", "format": "folders", "root": None, "demo": True,
-                            "demo_profile": "demo_real_a", "geometry": "arcface_112"})
-    t = build_table(cfg, cache_dir=tmp_path / "cache", demo_params={"seed": 3, "n_identities": 4})
-    assert calls == [(tmp_path / "cache", 3, {"n_identities": 4})]
-    assert t.keys == ["id_a/0.jpg", "id_a/1.jpg", "id_b/0.jpg"] and t.attributes == ["Smiling", "Male"]
-    np.testing.assert_array_equal(t.labels, [[1, 0], [0, 0], [1, 1]])
-    cfg.demo_profile = "demo_nope"
-    with pytest.raises(ConfigError, match=r"dataset\.demo_profile='demo_nope'.*demo_real_a, demo_synth_a"):
+def test_demo_flag_only_builds_the_celeba_layout_training_set(tmp_path, monkeypatch):
+    fake = types.SimpleNamespace(ensure_demo=lambda cache_dir, **kw: pytest.fail("nothing may be generated"))
+    monkeypatch.setitem(sys.modules, "facemac.data.demo", fake)
+    cfg = OmegaConf.create({"name": "x", "format": "folders", "root": None, "demo": True})
+    with pytest.raises(ConfigError, match=r"dataset\.demo=true .*dataset\.format=celeba"):
         build_table(cfg, cache_dir=tmp_path / "cache")
 
 

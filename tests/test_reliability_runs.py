@@ -18,10 +18,11 @@ import pyarrow as pa
 import pytest
 import torch
 
-from facemac.analysis.manifest import load_verified_manifest
 from facemac.annotation.run import annotate
+from facemac.annotation_table import verify_table
 from facemac.errors import DataError, RunLockedError, TrainingDivergedError
-from facemac.training.checkpoint import file_sha256, load_checkpoint
+from facemac.checkpoint import load_checkpoint
+from facemac.hashing import file_sha256
 from facemac.training.run import train
 from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
 from tests.badimages import ok_paths, skip_paths, write_bad_images
@@ -122,7 +123,7 @@ def test_annotation_over_a_tree_with_5_percent_bad_files_lists_exactly_those(mak
     assert np.isfinite(rows[ATTRS].to_numpy()).all()
     m = json.loads((ann / "manifest.json").read_text())
     assert (m["num_images"], m["num_failures"], m["num_listed"], m["complete"]) == (152, 8, 160, True)
-    load_verified_manifest(ann)  # the analysis accepts it
+    verify_table(ann)  # the analysis accepts it
 
     # one bad file more than the configured share: listed the same way, then a clear refusal
     with pytest.raises(DataError, match=r"dcface: 8 of 160 images are unreadable .*max_failure_fraction=0.04"):
@@ -131,12 +132,12 @@ def test_annotation_over_a_tree_with_5_percent_bad_files_lists_exactly_those(mak
     assert sorted(pd.read_csv(ann2 / "failures.csv")["path"]) == sorted(bad)
     assert json.loads((ann2 / "manifest.json").read_text())["complete"] is False
     with pytest.raises(DataError, match="not complete"):
-        load_verified_manifest(ann2)
+        verify_table(ann2)
 
 
 def test_a_part_write_failing_half_way_leaves_no_part_and_the_rerun_redoes_that_shard(make_cfg, tmp_path,
                                                                                        monkeypatch):
-    import facemac.annotation.writer as writer
+    import facemac.annotation_table as writer
 
     root = tmp_path / "data"
     keys = make_folders(root, identities=4, per_identity=25, size=24)  # 100 images = shards of 40, 40, 20
@@ -169,7 +170,7 @@ def test_a_part_write_failing_half_way_leaves_no_part_and_the_rerun_redoes_that_
     assert (ann / "part-00000.parquet").stat().st_mtime_ns == mtime
     rows = _parts(ann)
     assert rows["path"].is_unique and sorted(rows["path"]) == sorted(keys)
-    manifest, files = load_verified_manifest(ann)  # row counts and SHA-256 of every part check out
+    manifest, files = verify_table(ann)  # row counts and SHA-256 of every part check out
     assert [p["rows"] for p in manifest["parts"]] == [40, 40, 20] and len(files) == 3
 
 
@@ -214,7 +215,7 @@ def test_a_second_training_run_into_a_locked_folder_is_refused_before_touching_i
     train(make_cfg("train", FAST + ["train.stop_after_epochs=1"], run), table=table)
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
     with _lock_held_by_another_process(run) as pid:  # stands in for a live training run (a resume started twice)
-        with pytest.raises(RunLockedError, match=rf"another training run \(pid {pid} on .*\) is writing "
+        with pytest.raises(RunLockedError, match=rf"another train run \(pid {pid} on .*\) is writing "
                                                  rf"into {run}"):
             train(make_cfg("train", FAST + ["train.resume=auto"], run), table=table)
         assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before

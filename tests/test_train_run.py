@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from facemac.errors import ConfigError, DataError
-from facemac.training.checkpoint import load_checkpoint
+from facemac.checkpoint import load_checkpoint
 from facemac.training.run import evaluate_checkpoint, train
 from tests.train_helpers import ATTRS, make_table
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from facemac.data.registry import build_table
-from facemac.training.checkpoint import load_checkpoint
+from facemac.checkpoint import load_checkpoint
 from facemac.training.run import evaluate_checkpoint
 from tests.train_helpers import write_celeba_tree
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from facemac.analysis.counts import DatasetCounts, pack_bits, unpack_bits
 from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
+from facemac.progress import progress_bar
 
 
 
@@ -105,7 +105,7 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
                      joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan))
     chunk = 16
-    with tqdm(total=n_boot, desc="bootstrap", unit="rep", leave=False) as bar:
+    with progress_bar(total=n_boot, desc="bootstrap", unit="rep", leave=False) as bar:
         for start in range(0, n_boot, chunk):
             stop = min(n_boot, start + chunk)
             draws = []

@@ -51,10 +51,3 @@ def joint_kl(counts_p: np.ndarray, counts_q: np.ndarray, alpha: float) -> tuple[
     p = (cp[union] + alpha) / (total_p + alpha * k)
     q = (cq[union] + alpha) / (total_q + alpha * k)
     return float(rel_entr(p, q).sum()), coverage
-
-
-def joint_kl_both(counts_p: np.ndarray, counts_q: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
-    """(KL(P||Q), coverage of P by Q, KL(Q||P), coverage of Q by P) sharing one union; for bootstrap loops."""
-    kl_pq, cov_pq = joint_kl(counts_p, counts_q, alpha)
-    kl_qp, cov_qp = joint_kl(counts_q, counts_p, alpha)
-    return kl_pq, cov_pq, kl_qp, cov_qp

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from omegaconf import DictConfig, ListConfig
 
 from facemac.analysis import readers
-from facemac.analysis.manifest import is_annotation_dir, load_verified_manifest
+from facemac.annotation_table import MANIFEST, has_reliability, is_annotation_dir, verify_table
 from facemac.data.celeba import read_attr_names, read_celeba_labels
 from facemac.data.labelcsv import RESERVED as LABEL_CSV_RESERVED
 from facemac.data.labelcsv import header_columns, read_label_csv
@@ -100,10 +101,9 @@ def _label_input(path: Path, name: str | None, group: str | None) -> DatasetInpu
 
 def _annotation_input(directory: Path, name: str | None, group: str | None) -> DatasetInput:
     """A verified annotation directory as a dataset."""
-    manifest, files = load_verified_manifest(directory)
+    manifest, files = verify_table(directory)
     attrs = list(manifest["attributes"])
-    rel = any(f"{readers.RELIABILITY_PREFIX}{a}" in readers.pq.ParquetFile(files[0]).schema_arrow.names
-              for a in attrs) if files else False
+    rel = has_reliability(pq.read_schema(files[0]), attrs) if files else False
     details = {k: manifest.get(k) for k in ("checkpoint", "checkpoint_sha256", "num_images", "num_failures",
                                              "mc_samples", "source_format", "root")}
     details["has_reliability"] = rel
@@ -129,7 +129,7 @@ def expand_path(path: Path, name: str | None = None, group: str | None = None) -
     label_files = [path / f for f in LABEL_FILE_NAMES if (path / f).is_file()]
     if label_files:
         return [_label_input(label_files[0], name, group)]
-    raise DataError(f"{path}: holds no manifest.json, no annotation directories and no label file "
+    raise DataError(f"{path}: holds no {MANIFEST}, no annotation directories and no label file "
                     f"({', '.join(LABEL_FILE_NAMES)})")
 
 
@@ -195,14 +195,14 @@ def collect_inputs(cfg, tracker) -> list[DatasetInput]:
     for d in datasets:  # a label file beside an annotated dataset shares its group
         if d.group is None and d.details.get("base_name") in by_name:
             d.group = by_name[d.details["base_name"]].group
-    overrides = dict(cfg.get("groups") or {})
+    overrides = dict(cfg.analyze.get("groups") or {})
     unknown = sorted(set(overrides) - set(by_name))
     if unknown:
-        raise ConfigError(f"groups: {unknown} are not datasets of this analysis; known: {sorted(by_name)}")
+        raise ConfigError(f"analyze.groups: {unknown} are not datasets of this analysis; known: {sorted(by_name)}")
     for name, group in overrides.items():
         by_name[name].group = str(group)
     for d in datasets:
         if d.group is None:
             d.group = "unknown"
-            log.warning("dataset %s has no group; set groups={%s: real|synthetic} to pool it", d.name, d.name)
+            log.warning("dataset %s has no group; set analyze.groups={%s: real|synthetic} to pool it", d.name, d.name)
     return datasets

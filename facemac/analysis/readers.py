@@ -14,10 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from facemac.annotation_table import IDENTITY, reliability_column
 from facemac.data.maadface import maadface_chunks
 from facemac.data.table import FaceTable
-
-RELIABILITY_PREFIX = "reliability:"
 
 
 @dataclass
@@ -61,9 +60,9 @@ def iter_parquet_batches(files: list[Path], attributes: list[str], batch_size: i
     for file in files:
         pf = pq.ParquetFile(file)
         names = set(pf.schema_arrow.names)
-        rel_cols = [f"{RELIABILITY_PREFIX}{a}" for a in attributes]
+        rel_cols = [reliability_column(a) for a in attributes]
         use_rel = min_reliability is not None and any(c in names for c in rel_cols)
-        columns = (["identity"] if "identity" in names else []) + list(attributes)
+        columns = ([IDENTITY] if IDENTITY in names else []) + list(attributes)
         columns += [c for c in rel_cols if use_rel and c in names]
         for rb in pf.iter_batches(batch_size=batch_size, columns=columns):
             rows = rb.num_rows
@@ -79,7 +78,7 @@ def iter_parquet_batches(files: list[Path], attributes: list[str], batch_size: i
                         low = valid[:, j] & ~(rel >= min_reliability)
                         dropped[j] = int(low.sum())
                         valid[:, j] &= ~low
-            codes, ids = _identity_codes(rb.column("identity") if "identity" in names else None, rows)
+            codes, ids = _identity_codes(rb.column(IDENTITY) if IDENTITY in names else None, rows)
             yield Batch(values, valid, codes, ids, dropped)
 
 

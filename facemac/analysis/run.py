@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
@@ -18,8 +17,8 @@ from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.errors import ConfigError
 from facemac.lineage import declare_annotations
-from facemac.runs import mark_done
-from facemac.tracking import create_tracker
+from facemac.progress import progress_bar
+from facemac.stage import Stage, StageContext, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ POOLED_SUFFIX = "(pooled)"
 
 @dataclass
 class Settings:
-    """Validated analysis options (every bad value is a ConfigError naming its key)."""
+    """Validated ``analyze.*`` options (every bad value is a ConfigError naming its key); defaults live in YAML."""
 
     mode: str
     alpha: float
@@ -36,33 +35,34 @@ class Settings:
     n_boot: int
     seed: int
     min_reliability: float | None
-    batch_size: int
+    rows_per_batch: int
     pooled: bool
     top_k: int
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
-        mode = str(cfg.get("mode", "hard"))
+        a = cfg.analyze
+        mode = str(a.mode)
         if mode not in ("hard", "soft"):
-            raise ConfigError(f"mode={mode!r}: use mode=hard (thresholded labels) or mode=soft (mean probability)")
-        alpha = float(cfg.get("alpha", 0.5))
+            raise ConfigError(f"analyze.mode={mode!r}: use hard (thresholded labels) or soft (mean probability)")
+        alpha = float(a.alpha)
         if not alpha >= 0:
-            raise ConfigError(f"alpha={alpha}: the smoothing pseudo-count must be >= 0")
-        level = float(cfg.get("ci_level", 0.95))
+            raise ConfigError(f"analyze.alpha={alpha}: the smoothing pseudo-count must be >= 0")
+        level = float(a.ci_level)
         if not 0 < level < 1:
-            raise ConfigError(f"ci_level={level}: must lie in (0, 1)")
-        n_boot = int(cfg.get("n_boot", 200))
+            raise ConfigError(f"analyze.ci_level={level}: must lie in (0, 1)")
+        n_boot = int(a.n_boot)
         if n_boot < 0:
-            raise ConfigError(f"n_boot={n_boot}: use 0 to switch the bootstrap off")
-        rel = cfg.get("min_reliability")
+            raise ConfigError(f"analyze.n_boot={n_boot}: use 0 to switch the bootstrap off")
+        rel = a.min_reliability
         if rel is not None and not 0 <= float(rel) <= 1:
-            raise ConfigError(f"min_reliability={rel}: must lie in [0, 1] or be null")
-        batch = int(cfg.get("batch_size", 65536))
-        if batch <= 0:
-            raise ConfigError(f"batch_size={batch}: must be positive")
-        return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.get("seed", 0)),
-                   min_reliability=None if rel is None else float(rel), batch_size=batch,
-                   pooled=bool(cfg.get("pooled", True)), top_k=int(cfg.get("top_k", 5)))
+            raise ConfigError(f"analyze.min_reliability={rel}: must lie in [0, 1] or be null")
+        rows = int(a.rows_per_batch)
+        if rows <= 0:
+            raise ConfigError(f"analyze.rows_per_batch={rows}: must be positive")
+        return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.seed),
+                   min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
+                   pooled=bool(a.pooled), top_k=int(a.top_k))
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -70,15 +70,15 @@ def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
     common = [a for a in datasets[0].attributes if all(a in d.attributes for d in datasets[1:])]
     if requested is None:
         if not common:
-            raise ConfigError("attributes: the inputs share no attribute; "
+            raise ConfigError("analyze.attributes: the inputs share no attribute; "
                               + "; ".join(f"{d.name}: {d.attributes[:5]}..." for d in datasets))
         return common
     requested = [str(a) for a in requested]
     unknown = [a for a in requested if a not in common]
     if unknown:
-        raise ConfigError(f"attributes: {unknown} are not attributes of every input; valid: {common}")
+        raise ConfigError(f"analyze.attributes: {unknown} are not attributes of every input; valid: {common}")
     if len(set(requested)) != len(requested):
-        raise ConfigError("attributes: a name appears more than once")
+        raise ConfigError("analyze.attributes: a name appears more than once")
     return requested
 
 
@@ -86,15 +86,15 @@ def choose_joint(attributes: list[str], requested) -> list[str]:
     """Attributes whose combinations form the joint distribution (default: all analysed ones, at most 64)."""
     if requested is None:
         if len(attributes) > 64:
-            raise ConfigError(f"joint_attributes: {len(attributes)} attributes do not fit a 64-bit combination code; "
-                              "set joint_attributes=[...] (at most 64) or joint_attributes=[] to skip the joint KL")
+            raise ConfigError(f"analyze.joint_attributes: {len(attributes)} attributes do not fit a 64-bit combination "
+                              "code; set analyze.joint_attributes=[...] (at most 64) or [] to skip the joint KL")
         return list(attributes)
     requested = [str(a) for a in requested]
     unknown = [a for a in requested if a not in attributes]
     if unknown:
-        raise ConfigError(f"joint_attributes: {unknown} are not analysed attributes; valid: {attributes}")
+        raise ConfigError(f"analyze.joint_attributes: {unknown} are not analysed attributes; valid: {attributes}")
     if len(requested) > 64:
-        raise ConfigError(f"joint_attributes: {len(requested)} given, at most 64 fit a combination code")
+        raise ConfigError(f"analyze.joint_attributes: {len(requested)} given, at most 64 fit a combination code")
     return requested
 
 
@@ -104,8 +104,8 @@ def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: S
     acc = CountAccumulator(thresholds, np.array([attributes.index(a) for a in joint], dtype=np.int64),
                            soft=s.mode == "soft", track_units=s.n_boot > 0)
     total = d.details.get("num_images")
-    with tqdm(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
-        for batch in d.batches(attributes, s.batch_size, s.min_reliability if d.is_prediction else None):
+    with progress_bar(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
+        for batch in d.batches(attributes, s.rows_per_batch, s.min_reliability if d.is_prediction else None):
             acc.add(batch)
             bar.update(len(batch))
     result = acc.result()
@@ -149,44 +149,48 @@ def write_outputs(output_dir: Path, tables: Tables) -> dict[str, Path]:
     return paths
 
 
+ANALYZE = Stage("analyze")
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Analyse the configured inputs and write rates/KL tables, figures and report.md into the run directory."""
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    return run_stage(cfg, ANALYZE, _analyze)
+
+
+def _analyze(ctx: StageContext) -> dict[str, Any]:
+    cfg, output_dir, tracker = ctx.cfg, ctx.out, ctx.tracker
     s = Settings.from_cfg(cfg)
-    with create_tracker(cfg, "analyze", output_dir) as tracker:
-        datasets = collect_inputs(cfg, tracker)
-        declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
-        for d in datasets:
-            log.info("input: %s", d.describe())
-        attributes = choose_attributes(datasets, cfg.get("attributes"))
-        joint = choose_joint(attributes, cfg.get("joint_attributes"))
-        counts = [count_dataset(d, attributes, joint, s) for d in datasets]
-        pooled = pool_members(datasets) if s.pooled else {}
-        taken = {d.name for d in datasets}
-        clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]
-        if clash:
-            raise ConfigError(f"inputs: dataset names {clash} are reserved for pooled groups; rename them")
-        names = [d.name for d in datasets] + [f"{g}{POOLED_SUFFIX}" for g in pooled]
-        groups = [d.group for d in datasets] + list(pooled)
-        tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.level,
-                                s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
-                                joint_columns=np.array([attributes.index(a) for a in joint], np.int64))
-        paths = write_outputs(output_dir, tables)
-        focus = focus_pairs(names, groups, len(datasets))
-        figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")
-        settings = {"mode": s.mode, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
-                    "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
-                    "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()}}
-        info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
-                 "checkpoint_sha256": d.details.get("checkpoint_sha256"),
-                 "labels_of": d.details.get("base_name") if not d.is_prediction else None}
-                for d, c in zip(datasets, counts)]
-        report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
-                              ReportContext(datasets=info, settings=settings, pooled=names[len(datasets):],
-                                            focus=focus, top_k=s.top_k))
-        _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names)
-    mark_done(output_dir)
+    datasets = collect_inputs(cfg, tracker)
+    declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
+    for d in datasets:
+        log.info("input: %s", d.describe())
+    attributes = choose_attributes(datasets, cfg.analyze.attributes)
+    joint = choose_joint(attributes, cfg.analyze.joint_attributes)
+    counts = [count_dataset(d, attributes, joint, s) for d in datasets]
+    pooled = pool_members(datasets) if s.pooled else {}
+    taken = {d.name for d in datasets}
+    clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]
+    if clash:
+        raise ConfigError(f"inputs: dataset names {clash} are reserved for pooled groups; rename them")
+    names = [d.name for d in datasets] + [f"{g}{POOLED_SUFFIX}" for g in pooled]
+    groups = [d.group for d in datasets] + list(pooled)
+    tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.level,
+                            s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
+                            joint_columns=np.array([attributes.index(a) for a in joint], np.int64))
+    paths = write_outputs(output_dir, tables)
+    focus = focus_pairs(names, groups, len(datasets))
+    figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")
+    settings = {"mode": s.mode, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
+                "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
+                "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()}}
+    info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
+             "checkpoint_sha256": d.details.get("checkpoint_sha256"),
+             "labels_of": d.details.get("base_name") if not d.is_prediction else None}
+            for d, c in zip(datasets, counts)]
+    report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
+                          ReportContext(datasets=info, settings=settings, pooled=names[len(datasets):],
+                                        focus=focus, top_k=s.top_k))
+    _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names)
     log.info("analysis written to %s", output_dir)
     return {"output_dir": output_dir, "tables": tables, "datasets": names, "attributes": attributes,
             "figures": figures, "report": report, "settings": settings}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemac.annotation.manifest import read_manifest
+from facemac.annotation_table import MANIFEST, is_annotation_dir, read_manifest
 from facemac.errors import DataError
 
 
@@ -21,7 +21,7 @@ def read_annotations(ann_dir: str | Path) -> pd.DataFrame:
     ann_dir = Path(ann_dir)
     manifest = read_manifest(ann_dir)
     if manifest is None:
-        raise DataError(f"{ann_dir} has no manifest.json (not an annotation directory, or the run is unfinished)")
+        raise DataError(f"{ann_dir} has no {MANIFEST} (not an annotation directory, or the run is unfinished)")
     frames = [pd.read_parquet(ann_dir / p["file"]) for p in manifest["parts"]]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -53,7 +53,7 @@ def evaluate_dataset(ann_dir: str | Path, labels_csv: str | Path | None = None) 
                      "accuracy": float((y == yhat).mean()), "true_rate": float(y.mean()),
                      "predicted_rate": float(yhat.mean())})
     if not rows:
-        raise DataError(f"{labels_csv} shares no attribute column with {ann_dir / 'manifest.json'}")
+        raise DataError(f"{labels_csv} shares no attribute column with {ann_dir / MANIFEST}")
     return pd.DataFrame(rows)
 
 
@@ -62,7 +62,7 @@ def evaluate_run(folder: str | Path) -> pd.DataFrame:
     folder = Path(folder)
     base = folder / "annotations" if (folder / "annotations").is_dir() else folder
     frames = []
-    for d in sorted(p for p in base.iterdir() if (p / "manifest.json").exists()):
+    for d in sorted(p for p in base.iterdir() if is_annotation_dir(p)):
         root = Path(read_manifest(d)["root"])
         if (root / "labels.csv").is_file():
             frames.append(evaluate_dataset(d))

@@ -15,7 +15,7 @@ from facemac.data.dataset import normalize_on_device
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
 from facemac.models.mac import mac_from_checkpoint
-from facemac.training.checkpoint import load_checkpoint
+from facemac.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 

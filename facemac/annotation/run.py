@@ -11,26 +11,23 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator, resolve_compile
-from facemac.distributed import (DistInfo, barrier, cleanup, init_distributed, on_main, resolve_threads,
-                                 resolve_workers)
-from facemac.annotation.manifest import FAILURES, build_manifest, read_manifest, write_failures, write_manifest
+from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
-from facemac.annotation.writer import build_part
+from facemac.annotation_table import (FAILURES, build_manifest, build_part, read_manifest, write_failures,
+                                      write_manifest)
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.hashing import file_sha256
 from facemac.lineage import annotation_artifact_files, declare_checkpoint
-from facemac.runlock import RunLock
-from facemac.runs import mark_done
-from facemac.tracking import create_tracker
-from facemac.training.checkpoint import file_sha256
+from facemac.progress import progress_bar
+from facemac.stage import Stage, StageContext, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -55,33 +52,19 @@ class TargetResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
+ANNOTATE = Stage("annotate", device_key="annotate.device", workers_key="annotate.num_workers",
+                 threads_key="annotate.num_threads")
+
+
 def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
     """Annotate every target with one checkpoint; resumable, rank-sharded under torchrun; marks the run done."""
-    acfg = cfg.annotate
-    output_dir = Path(cfg.paths.output_dir)
-    d = init_distributed(str(acfg.get("device", "auto")), key="annotate.device")
-    lock = RunLock(output_dir, "annotate run", hint="give this run its own hydra.run.dir")  # one writer per folder
-    try:
-        on_main(d, lambda: (lock.acquire(), None)[1])
-        with create_tracker(cfg, "annotate", output_dir, d.rank) as tracker:
-            results = _annotate(cfg, d, d.device, tracker, output_dir)
-        barrier()
-        if d.is_main:
-            mark_done(output_dir)
-        return results
-    finally:
-        lock.release()
-        cleanup()
+    return run_stage(cfg, ANNOTATE, _annotate)
 
 
-def _annotate(cfg: DictConfig, d: DistInfo, device: torch.device, tracker, output_dir: Path) -> dict[str, TargetResult]:
+def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
+    cfg, d, tracker, output_dir = ctx.cfg, ctx.dist, ctx.tracker, ctx.out
+    device = d.device
     acfg = cfg.annotate
-    with open_dict(cfg):  # annotate.num_workers=auto → a number, recorded as such in the run's config
-        acfg.num_workers = resolve_workers(acfg.num_workers, device, "annotate.num_workers", d.world_size)
-    threads = resolve_threads(acfg.get("num_threads"), int(acfg.num_workers), device, "annotate.num_threads",
-                              d.world_size)
-    if threads:
-        torch.set_num_threads(threads)
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
@@ -186,7 +169,7 @@ def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shard
     probs: list[torch.Tensor] = []
     rels: list[torch.Tensor] = []
     failures: list[tuple[str, str]] = []
-    with tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
         for batch, (shard, first, last) in zip(loader, meta):
             if first:
                 torch.manual_seed(seed + shard)  # MC-dropout draws depend on the shard only: resume/world invariant
@@ -243,7 +226,6 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
-               "label_rule": "probability > threshold",
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,

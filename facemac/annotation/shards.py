@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from facemac.annotation.writer import part_name, write_part_atomic, write_text_atomic
+from facemac.annotation_table import part_name, write_part
+from facemac.atomic import write_text_atomic
 from facemac.errors import CheckpointError, ConfigError
 
 STATE_DIR = ".state"
@@ -95,7 +96,7 @@ class ShardStore:
         meta = {"shard": shard, "start": rows.start, "stop": rows.stop, "rows": table.num_rows,
                 "failures": [list(f) for f in failures]}
         write_text_atomic(self.sidecar(shard), json.dumps(meta))
-        write_part_atomic(table, self.part(shard))
+        write_part(table, self.part(shard))
 
     def load_sidecar(self, shard: int) -> dict[str, Any]:
         return json.loads(self.sidecar(shard).read_text())

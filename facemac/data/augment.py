@@ -12,20 +12,8 @@ from typing import Any
 
 import cv2
 
+from facemac.config import to_plain
 from facemac.errors import ConfigError
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    if cfg is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(cfg)
 
 
 def _prob(value: Any, key: str) -> float:
@@ -50,7 +38,7 @@ def _affine(cfg: Mapping[str, Any], p: float):
 
 def build_augment(augment_cfg: Mapping[str, Any] | Any | None, seed: int | None = None):
     """albumentations.Compose for uint8 HxWx3 training images, or None when augmentation is off."""
-    cfg = _plain(augment_cfg)
+    cfg = to_plain(augment_cfg) if augment_cfg is not None else {}
     if not cfg or not cfg.get("enabled", True):
         return None
     backend = cfg.get("backend", "albumentations")

@@ -24,7 +24,6 @@ from typing import Any, Callable
 
 import numpy as np
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from facemac.data.dataset import FaceDataset, FaceItems, collate_faces
 from facemac.data.decode import ImageDecodeError
@@ -32,6 +31,7 @@ from facemac.data.preprocess import Preprocessor
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import DataError
+from facemac.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, work
         images = np.lib.format.open_memmap(tmp / IMAGES, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
         loader = DataLoader(FaceDataset(table, preprocess, None), batch_size=batch_size, num_workers=workers,
                             collate_fn=collate_faces)
-        with tqdm(total=n, unit="img", desc=f"decoded cache {path.name}", disable=not progress or None) as bar:
+        with progress_bar(total=n, desc=f"decoded cache {path.name}", unit="img", disable=not progress) as bar:
             for batch in loader:
                 idx = batch["index"].numpy()
                 if len(idx):

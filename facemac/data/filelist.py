@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from facemac.data.labelcsv import check_field_counts
 from facemac.data.layout import require_file
@@ -17,6 +16,7 @@ from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.progress import progress_bar
 
 FILELIST_LAYOUT = ("one image per line, 'relative/path.jpg [identity]' separated by whitespace (# starts a comment), "
                    "or a CSV whose header has a 'path' column (and optionally 'identity')")
@@ -42,7 +42,7 @@ def _read_plain_list(path: Path, lines: list[str]) -> tuple[list[str], list[str]
     keys: list[str] = []
     ids: list[str] = []
     with_id: bool | None = None
-    for lineno, line in enumerate(tqdm(lines, desc=f"read {path.name}", unit="line", leave=False,
+    for lineno, line in enumerate(progress_bar(lines, desc=f"read {path.name}", unit="line", leave=False,
                                        disable=len(lines) < 200_000), start=1):
         text = line.strip()
         if not text or text.startswith("#"):

@@ -10,13 +10,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from facemac.data.layout import IMAGE_EXTENSIONS, require_dir
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.progress import progress_bar
 
 FOLDERS_LAYOUT = ("identity folders: <root>/<identity>/*.jpg (or .png, ...), or one level deeper "
                   "<root>/<group>/<identity>/*.jpg")
@@ -52,7 +51,7 @@ def scan_identity_folders(root: str | Path, depth: int | None = None,
     top, _ = _entries(str(root))  # files at the top level (labels.csv, README) are not images of an identity
     top.sort()
     level1: dict[str, tuple[list[str], list[str]]] = {}
-    for name in tqdm(top, desc=f"scan {root.name}", unit="dir", leave=False, disable=len(top) < 1000):
+    for name in progress_bar(top, desc=f"scan {root.name}", unit="dir", leave=False, disable=len(top) < 1000):
         level1[name] = _entries(os.path.join(root, name))
     if depth is None:
         has_direct = any(_is_image(f, exts) for _, files in level1.values() for f in files)
@@ -63,7 +62,8 @@ def scan_identity_folders(root: str | Path, depth: int | None = None,
             keys.extend(f"{ident}/{f}" for f in files if _is_image(f, exts))
     else:
         jobs = [(group, sub) for group, (subs, _) in level1.items() for sub in subs]
-        for group, ident in tqdm(jobs, desc=f"scan {root.name}", unit="dir", leave=False, disable=len(jobs) < 1000):
+        for group, ident in progress_bar(jobs, desc=f"scan {root.name}", unit="dir", leave=False,
+                                         disable=len(jobs) < 1000):
             _, files = _entries(os.path.join(root, group, ident))
             keys.extend(f"{group}/{ident}/{f}" for f in files if _is_image(f, exts))
     if not keys:

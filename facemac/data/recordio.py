@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from facemac.data.layout import require_file
 from facemac.data.preprocess import GEOMETRIES
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.progress import progress_bar
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -170,7 +170,7 @@ class RecordIOSource:
 def _header_labels(source: RecordIOSource, indices: Sequence[int]) -> list[tuple[int, float, int]]:
     """(index, first label, image byte count) of each record, reading only its framing and IRHeader."""
     fd, out = source._file(), []
-    for i in tqdm(indices, desc=f"index {source.rec_path.name}", unit="rec", leave=False,
+    for i in progress_bar(indices, desc=f"index {source.rec_path.name}", unit="rec", leave=False,
                   disable=len(indices) < 100_000):
         off = source.offsets[i]
         head = os.pread(fd, 8 + IR_SIZE, off)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from facemac.data.table import FaceTable
+from facemac.config import to_plain
 from facemac.errors import ConfigError
 
 LAYOUTS: dict[str, str] = {
@@ -29,18 +30,6 @@ LAYOUTS: dict[str, str] = {
 }
 FORMATS: tuple[str, ...] = tuple(LAYOUTS)
 _UNSET = (None, "???", "")
-
-
-def _plain(cfg: Mapping | Any) -> dict[str, Any]:
-    """A DictConfig or mapping as a plain dict, keeping `???` as the string so it can be reported by key."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return dict(cfg)
 
 
 def _path_value(cfg: dict[str, Any], name: str) -> Path | None:
@@ -144,33 +133,24 @@ READERS: dict[str, Callable[[dict[str, Any], str, str], FaceTable]] = {
 
 def _demo(cfg: dict[str, Any], cache_dir: str | Path | None, demo_params: Mapping | None, prefix: str,
           name: str) -> FaceTable:
-    """Generate (or reuse) the procedural demo faces and read the sub-tree this config asks for."""
+    """Generate (or reuse) the procedural demo faces and read their training set (CelebA layout)."""
     from facemac.data.demo import ensure_demo
 
-
+    if cfg.get("format") != "celeba":
+        raise ConfigError(f"{prefix}.demo=true generates the demo training set, which is in CelebA layout: set "
+                          f"{prefix}.format=celeba, or give {prefix}.root (demo targets come from targets=demo)")
     if cache_dir is None:
         cache_dir = os.environ.get("FACEMAC_CACHE", "~/.cache/facemac")
-    params = dict(_plain(demo_params) if demo_params is not None else {})
-    params.update(_plain(cfg.get("demo_params") or {}))
+    params = dict(to_plain(demo_params) if demo_params is not None else {})
+    params.update(to_plain(cfg.get("demo_params") or {}))
     demo = ensure_demo(Path(str(cache_dir)).expanduser(), **params)
-    fmt = cfg.get("format")
-    if fmt == "celeba":
-        sub = dict(cfg, root=str(demo.celeba_root))
-        return _celeba(sub, prefix, name)
-    profile = cfg.get("demo_profile")
-    if profile not in demo.targets:
-        raise ConfigError(f"{prefix}.demo_profile={profile!r} is not a demo target; choose one of "
-                          f"{', '.join(sorted(demo.targets))}")
-    target = Path(demo.targets[profile])
-    labels = target / "labels.csv"
-    sub = dict(cfg, root=str(target), labels=str(labels) if labels.exists() else None)
-    return _folders(sub, prefix, name)
+    return _celeba(dict(cfg, root=str(demo.celeba_root)), prefix, name)
 
 
 def build_table(dataset_cfg: Mapping | Any, cache_dir: str | Path | None = None, prefix: str = "dataset",
                 demo_params: Mapping | None = None) -> FaceTable:
     """The FaceTable a `dataset:` config describes (format in FORMATS); ``prefix`` is the key named in errors."""
-    cfg = _plain(dataset_cfg)
+    cfg = to_plain(dataset_cfg)
     fmt = cfg.get("format")
     if fmt in _UNSET:
         raise ConfigError(f"{prefix}.format is not set; choose one of {', '.join(FORMATS)}")

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler
 
 from facemac import distributed as D
@@ -98,8 +98,3 @@ def _cached_datasets(parts: dict[str, FaceTable], pre: Preprocessor, augment: An
     result = build() if D.is_main_process() else None
     D.barrier()
     return result if result is not None else build()
-
-
-def plain(cfg: Any) -> Any:
-    """A resolved plain-Python copy of a config node (for checkpoints: never pickle OmegaConf objects)."""
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg

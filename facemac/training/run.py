@@ -11,22 +11,24 @@ from typing import Any
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from facemac import distributed as D
+from facemac.atomic import atomic_write
 from facemac.attributes import attribute_difference
+from facemac.checkpoint import load_checkpoint
+from facemac.config import to_plain
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
 from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config
-from facemac.runlock import RunLock
-from facemac.runs import mark_done
-from facemac.tracking import create_tracker
-from facemac.training.checkpoint import load_checkpoint, save_checkpoint
-from facemac.training.data import build_datasets, check_table, load_table, make_loader, plain
+from facemac.stage import Stage, StageContext, run_stage
+from facemac.training.data import build_datasets, check_table, load_table, make_loader
 from facemac.training.ema import ModelEma
-from facemac.training.loop.trainer import Predictions, Trainer
+from facemac.training.loop import Predictions, PredictSettings, Trainer, predict
 from facemac.training.loss import WEIGHTINGS, positive_rates
 from facemac.training.metrics import compute_metrics, flat_history
+from facemac.training.saver import CheckpointSaver
+from facemac.training.selection import SELECTABLE, Selection
 from facemac.training.state import rng_state, seed_everything, set_rng_state
 from facemac.training.thresholds import OBJECTIVES, tune_thresholds
 
@@ -37,43 +39,11 @@ CSV_COLUMNS = ["attribute", "accuracy", "balanced_accuracy", "f1", "auroc", "thr
 
 def model_config(cfg: DictConfig) -> dict[str, Any]:
     """The plain model config stored in checkpoints (``img_size`` = the run's input size, for ViTs)."""
-    mcfg = dict(plain(cfg.model))
+    mcfg = dict(to_plain(cfg.model))
     if not mcfg.get("timm_name"):
         raise ConfigError("model.timm_name is not set; pick a model with model=<name> (see conf/model/)")
     mcfg["img_size"] = int(mcfg.get("input_size") or 224)
     return mcfg
-
-
-def base_name(cfg: DictConfig) -> str:
-    """`<model>-<dataset>`: the W&B artifact name (versions accumulate under it)."""
-    return f"{cfg.model.get('name') or cfg.model.timm_name}-{(cfg.get('dataset') or {}).get('name') or 'data'}"
-
-
-def run_name(cfg: DictConfig) -> str:
-    """`<model>-<dataset>` plus the swept values of a multirun job, so sweep runs are told apart in W&B."""
-    name = base_name(cfg)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hc = HydraConfig.get()
-        if hc.mode == RunMode.MULTIRUN:
-            swept = ",".join(o for o in hc.overrides.task if not o.startswith(("hydra.", "logger.")))
-            name = f"{name}#{hc.job.num}" + (f" {swept}" if swept else "")
-            name = name if len(name) <= 120 else name[:117] + "..."
-    except (ValueError, ImportError, AttributeError):
-        pass
-    return name
-
-
-def output_dir(cfg: DictConfig) -> Path:
-    """This run's folder; under torchrun all ranks must agree on it (an explicit hydra.run.dir)."""
-    out = Path(str(cfg.paths.output_dir)).expanduser().resolve()
-    main = Path(D.broadcast_object(str(out)))
-    if main != out:
-        raise ConfigError(f"torchrun ranks disagree on the run folder ({main} vs {out}); pass one explicit "
-                          "hydra.run.dir=<folder> to every rank")
-    return out
 
 
 def _resume_path(cfg: DictConfig, out: Path) -> Path | None:
@@ -101,21 +71,16 @@ def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _score(metrics: dict[str, Any], key: str) -> float:
-    v = metrics.get(key, math.nan)
-    return -math.inf if v is None or math.isnan(v) else float(v)
-
-
 def _write_test_outputs(out: Path, val: dict[str, Any], test: dict[str, Any]) -> pd.DataFrame:
     rows = [{"attribute": a, **{k: r[k] for k in CSV_COLUMNS[1:]}} for a, r in test["per_attribute"].items()]
     frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
-    frame.to_csv(out / "test_metrics.csv", index=False)
+    with atomic_write(out / "test_metrics.csv", "w") as f:
+        frame.to_csv(f, index=False)
     doc = {"val": val, "test": {"mean_accuracy": test["mean_accuracy"], "mA": test["mA"],
                                 "mean_f1": test["mean_f1"], "mean_auroc": test["mean_auroc"],
                                 "per_attribute": test["per_attribute"]}}
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(_no_nan(doc), indent=2))
-    tmp.replace(out / "metrics.json")
+    with atomic_write(out / "metrics.json", "w") as f:
+        f.write(json.dumps(_no_nan(doc), indent=2))
     return frame
 
 
@@ -132,42 +97,37 @@ def metrics_of(preds: Predictions, attributes: list[str], thresholds: list[float
     return compute_metrics(preds.probs, preds.labels, preds.mask, attributes, thresholds)
 
 
+def _base_name(cfg: DictConfig) -> str:
+    """`<model>-<dataset>`: the W&B run and artifact name (versions accumulate under it)."""
+    return f"{cfg.model.get('name') or cfg.model.timm_name}-{(cfg.get('dataset') or {}).get('name') or 'data'}"
+
+
+TRAIN = Stage("train", device_key="train.device", workers_key="data.num_workers", threads_key="train.cpu_threads",
+              base_name=_base_name)
+
+
 def train(cfg: DictConfig, table: FaceTable | None = None) -> dict[str, Any]:
-    """Train a MAC as ``cfg`` says; returns {"val_mA", "val", "test", "run_dir", "best", "last"}.
+    """Train a MAC as ``cfg`` says; returns {"val_mA", "val", "test", "run_dir", "best", "last", "finished"}.
 
     ``table`` replaces the dataset named by ``cfg.dataset`` (tests and notebooks pass in-memory tables).
     """
-    dist = D.init_distributed(str(cfg.train.get("device", "auto")))
-    # one training run per folder: a second one (same hydra.run.dir, e.g. a resume started while the first still
-    # runs) would overwrite last.pt/best.pt under it; all ranks of one torchrun job share the folder
-    out = output_dir(cfg)
-    lock = RunLock(out, "training run", hint="give this run its own hydra.run.dir")
-    try:
-        D.on_main(dist, lambda: (lock.acquire(), None)[1])
-        return _train(cfg, dist, table, out)
-    finally:
-        lock.release()
-        D.cleanup()
+    return run_stage(cfg, TRAIN, lambda ctx: _train(ctx, table))
 
 
-def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path) -> dict[str, Any]:
+def _check_choices(tcfg: DictConfig) -> None:
+    for key, value, valid in (("threshold_objective", tcfg.threshold_objective, OBJECTIVES),
+                              ("loss_weighting", tcfg.loss_weighting, WEIGHTINGS),
+                              ("early_stopping.monitor", tcfg.early_stopping.monitor, SELECTABLE)):
+        if value not in valid:
+            raise ConfigError(f"train.{key}={value!r}; choose one of {', '.join(valid)}")
+
+
+def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
+    cfg, dist, out = ctx.cfg, ctx.dist, ctx.out
     tcfg = cfg.train
-    ckpt_dir = out / "checkpoints"
-    if tcfg.threshold_objective not in OBJECTIVES:
-        raise ConfigError(f"train.threshold_objective={tcfg.threshold_objective!r}; choose one of "
-                          f"{', '.join(OBJECTIVES)}")
-    if tcfg.loss_weighting not in WEIGHTINGS:
-        raise ConfigError(f"train.loss_weighting={tcfg.loss_weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+    _check_choices(tcfg)
     seed = int(cfg.seed)
     seed_everything(seed)
-    with open_dict(cfg):  # data.num_workers=auto → a number, recorded as such in the run's config
-        cfg.data.num_workers = D.resolve_workers(cfg.data.num_workers, dist.device, "data.num_workers",
-                                                 dist.world_size)
-    threads = D.resolve_threads(tcfg.get("cpu_threads", "auto"), int(cfg.data.num_workers), dist.device,
-                                "train.cpu_threads", dist.world_size)
-    if threads:  # keep CPU training from oversubscribing cores: OpenMP threads beyond free cores spin and crawl
-        torch.set_num_threads(threads)
-        log.info("torch CPU threads: %d", threads)
 
     table = table if table is not None else load_table(cfg)
     check_table(table)
@@ -204,106 +164,82 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
                       limit_batches=tcfg.get("limit_batches"), max_steps=tcfg.get("max_steps"),
                       max_bad_fraction=float(tcfg.max_bad_fraction), progress=bool(tcfg.progress),
                       compile=bool(tcfg.get("compile", False)))
-
-    select = str(tcfg.early_stopping.monitor)
-    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
-             "best_metrics": None}
+    es = tcfg.early_stopping
+    selection = Selection(str(es.monitor), float(es.min_delta),
+                          None if es.get("patience") is None else int(es.patience))
+    saver = CheckpointSaver(out / "checkpoints", attributes, mcfg, data_cfg)
     resume = _resume_path(cfg, out)
     if resume is not None:
-        state = _load_train_state(resume, trainer, attributes, state)
-        log.info("resumed from %s at epoch %d, step %d", resume, state["epoch"], trainer.step)
+        _load_train_state(resume, trainer, attributes, selection)
+        log.info("resumed from %s at epoch %d, step %d", resume, selection.epoch, trainer.step)
 
-    with open_dict(cfg):
-        if cfg.get("logger") is not None and cfg.logger.get("name") is None and "name" in cfg.logger:
-            cfg.logger.name = run_name(cfg)
-    patience = tcfg.early_stopping.get("patience")
     stop_after = tcfg.get("stop_after_epochs")
-    first_epoch = state["epoch"]
-    with create_tracker(cfg, "train", out, dist.rank) as tracker:
-        for epoch in range(first_epoch, epochs):
-            if state["stopped"] or trainer.done:
-                break
-            loaders["train"].sampler.set_epoch(epoch)
-            loaders["train"].generator.manual_seed(seed * 100_003 + epoch)
-            stats = trainer.train_epoch(loaders["train"], epoch, keys["train"])
-            val_preds = trainer.predict(loaders["val"], keys["val"], "val")
-            thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, tcfg.threshold_objective)
-            val = metrics_of(val_preds, attributes, thresholds)
-            val.update(epoch=epoch + 1, loss=val_preds.loss)
-            score = _score(val, select)
-            improved = state["best_metrics"] is None or score > state["best_score"] + float(
-                tcfg.early_stopping.min_delta)
-            state["epoch"] = epoch + 1
-            if improved:
-                state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0, best_metrics=val)
-            else:
-                state["bad_epochs"] += 1
-                if patience is not None and state["bad_epochs"] >= int(patience):
-                    state["stopped"] = True
-            log.info("epoch %d/%d: loss %.4f, %.0f img/s | val mean acc %.4f, mA %.4f%s", epoch + 1, epochs,
-                     stats["loss"], stats["images_per_s"], val["mean_accuracy"], val["mA"],
-                     " (best)" if improved else "")
-            if dist.is_main:
-                base = {"attributes": attributes, "model_cfg": mcfg, "data_cfg": data_cfg, "epoch": epoch + 1,
-                        "step": trainer.step}
-                if improved:
-                    eval_model = ema.module if ema is not None else model
-                    save_checkpoint({**base, "model_state": eval_model.state_dict(), "thresholds": thresholds,
-                                     "metrics": {"val": val}}, ckpt_dir / "best.pt")
-                save_checkpoint({**base, "model_state": model.state_dict(), "thresholds": thresholds,
-                                 "metrics": {"val": val}, "train_state": _train_state(trainer, state)},
-                                ckpt_dir / "last.pt")
-                tracker.log({"epoch": epoch + 1, "train/loss": stats["loss"],
+    first_epoch = selection.epoch
+    for epoch in range(first_epoch, epochs):
+        if selection.stopped or trainer.done:
+            break
+        loaders["train"].sampler.set_epoch(epoch)
+        loaders["train"].generator.manual_seed(seed * 100_003 + epoch)
+        stats = trainer.train_epoch(loaders["train"], epoch, keys["train"])
+        val_preds = trainer.predict(loaders["val"], keys["val"], "val")
+        thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, tcfg.threshold_objective)
+        val = metrics_of(val_preds, attributes, thresholds)
+        val.update(epoch=epoch + 1, loss=val_preds.loss)
+        improved = selection.update(epoch + 1, val)
+        log.info("epoch %d/%d: loss %.4f, %.0f img/s | val mean acc %.4f, mA %.4f%s", epoch + 1, epochs,
+                 stats["loss"], stats["images_per_s"], val["mean_accuracy"], val["mA"], " (best)" if improved else "")
+        if dist.is_main:
+            best_state = (ema.module if ema is not None else model).state_dict() if improved else None
+            saver.save(epoch + 1, trainer.step, thresholds, val, model.state_dict(), _train_state(trainer, selection),
+                       best_state)
+            ctx.tracker.log({"epoch": epoch + 1, "train/loss": stats["loss"],
                              "train/images_per_s": stats["images_per_s"], "lr": optimizer.param_groups[0]["lr"],
                              **flat_history(val, "val")}, step=trainer.step)
-            D.barrier()
-            if stop_after is not None and epoch + 1 - first_epoch >= int(stop_after) and epoch + 1 < epochs:
-                log.info("train.stop_after_epochs=%s reached: stopping with %s; continue with "
-                         "hydra.run.dir=%s train.resume=auto", stop_after, ckpt_dir / "last.pt", out)
-                return {"val_mA": float(state["best_metrics"]["mA"]), "val": state["best_metrics"], "test": None,
-                        "run_dir": str(out), "best": str(ckpt_dir / "best.pt"), "last": str(ckpt_dir / "last.pt"),
-                        "finished": False}
-            if state["stopped"]:
-                log.info("early stopping: no %s gain for %d epochs (best epoch %d)", select, patience,
-                         state["best_epoch"])
-
-        best_path = ckpt_dir / "best.pt"
         D.barrier()
-        best = load_checkpoint(best_path, map_location=dist.device)
-        test_model = mac_from_checkpoint(best, best_path).to(dist.device)
-        if trainer.channels_last:
-            test_model.to(memory_format=torch.channels_last)
-        test_preds = trainer.predict(loaders["test"], keys["test"], "test", model=test_model)
-        test = metrics_of(test_preds, attributes, best["thresholds"])
-        val_best = best["metrics"]["val"]
-        log.info("test (best epoch %s): mean accuracy %.4f, mA %.4f", best["epoch"], test["mean_accuracy"],
-                 test["mA"])
-        if dist.is_main:
-            frame = _write_test_outputs(out, val_best, test)
-            tracker.log_table("test/per_attribute", frame)
-            tracker.summary({"val/mA": val_best["mA"], "val/mean_accuracy": val_best["mean_accuracy"],
+        if stop_after is not None and epoch + 1 - first_epoch >= int(stop_after) and epoch + 1 < epochs:
+            log.info("train.stop_after_epochs=%s reached: stopping with %s; continue with "
+                     "hydra.run.dir=%s train.resume=auto", stop_after, saver.last, out)
+            ctx.finished = False
+            return {"val_mA": float(selection.best_metrics["mA"]), "val": selection.best_metrics, "test": None,
+                    "run_dir": str(out), "best": str(saver.best), "last": str(saver.last), "finished": False}
+        if selection.stopped:
+            log.info("early stopping: no %s gain for %d epochs (best epoch %d)", selection.monitor,
+                     selection.patience, selection.best_epoch)
+
+    D.barrier()
+    best = load_checkpoint(saver.best, map_location=dist.device)
+    test_model = mac_from_checkpoint(best, saver.best).to(dist.device)
+    if trainer.channels_last:
+        test_model.to(memory_format=torch.channels_last)
+    test_preds = trainer.predict(loaders["test"], keys["test"], "test", model=test_model)
+    test = metrics_of(test_preds, attributes, best["thresholds"])
+    val_best = best["metrics"]["val"]
+    log.info("test (best epoch %s): mean accuracy %.4f, mA %.4f", best["epoch"], test["mean_accuracy"], test["mA"])
+    if dist.is_main:
+        frame = _write_test_outputs(out, val_best, test)
+        ctx.tracker.log_table("test/per_attribute", frame)
+        ctx.tracker.summary({"val/mA": val_best["mA"], "val/mean_accuracy": val_best["mean_accuracy"],
                              "test/mA": test["mA"], "test/mean_accuracy": test["mean_accuracy"],
                              "best_epoch": best["epoch"]})
-            tracker.log_artifact(f"mac-{base_name(cfg)}", "model", [best_path], aliases=["best", "latest"],
+        ctx.tracker.log_artifact(f"mac-{_base_name(cfg)}", "model", [saver.best], aliases=["best", "latest"],
                                  metadata={"val_mA": val_best["mA"], "test_mA": test["mA"],
                                            "attributes": len(attributes), "timm_name": mcfg["timm_name"]})
-            mark_done(out)
-        D.barrier()
     return {"val_mA": float(val_best["mA"]), "val": val_best, "test": test, "run_dir": str(out),
-            "best": str(best_path), "last": str(ckpt_dir / "last.pt"), "finished": True}
+            "best": str(saver.best), "last": str(saver.last), "finished": True}
 
 
-def _train_state(trainer: Trainer, state: dict[str, Any]) -> dict[str, Any]:
+def _train_state(trainer: Trainer, selection: Selection) -> dict[str, Any]:
+    """Everything last.pt needs for a resume to the same weights (the selection fields at the top level, as v1 had)."""
     return {
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
         "scaler": trainer.scaler.state_dict(),
         "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
-        "step": trainer.step, "rng": rng_state(), **state,
+        "step": trainer.step, "rng": rng_state(), **selection.state_dict(),
     }
 
 
-def _load_train_state(path: Path, trainer: Trainer, attributes: list[str], state: dict[str, Any]) -> dict[str, Any]:
+def _load_train_state(path: Path, trainer: Trainer, attributes: list[str], selection: Selection) -> None:
     ckpt = load_checkpoint(path, map_location=trainer.device)
     ts = ckpt.get("train_state")
     if ts is None:
@@ -322,7 +258,7 @@ def _load_train_state(path: Path, trainer: Trainer, attributes: list[str], state
         trainer.ema.load_state_dict(ts["ema"])
     trainer.step = int(ts["step"])
     set_rng_state(ts["rng"])
-    return {k: ts.get(k, v) for k, v in state.items()}
+    selection.load_state_dict(ts)
 
 
 def evaluate_checkpoint(ckpt_path: str | Path, table: FaceTable, split: str = "test", batch_size: int = 128,
@@ -340,10 +276,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, table: FaceTable, split: str = "t
     dc = ckpt["data_cfg"]
     ds = FaceDataset(table.split(split), Preprocessor.from_data_cfg(dc))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate_faces)
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), None, D.DistInfo(device=torch.device(device)),
-                      dc["mean"], dc["std"], precision="fp32", channels_last=False, progress=False)
-    preds = trainer.predict(loader, ds.table.keys, split, model=model)
+    preds = predict(model, loader, ds.table.keys, split, PredictSettings(torch.device(device), dc["mean"], dc["std"]))
     return metrics_of(preds, list(ckpt["attributes"]), list(ckpt["thresholds"]))
 
 
-__all__ = ["train", "evaluate_checkpoint", "model_config", "run_name"]
+__all__ = ["train", "evaluate_checkpoint", "model_config"]

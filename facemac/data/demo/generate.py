@@ -14,6 +14,7 @@ import numpy as np
 
 from facemac.data.demo.profiles import DEMO_ATTRIBUTES, PROFILES, TARGET_NAMES
 from facemac.errors import ConfigError
+from facemac.progress import progress_bar
 
 TRAIN_PROFILE = "celeba_demo"
 LANDMARK_HEADER = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x "
@@ -152,13 +153,11 @@ def default_workers() -> int:
 
 def generate(root: Path, seed: int, params: DemoParams, workers: int | None = None, progress: bool = True) -> None:
     """Render everything under ``root`` (celeba/ and targets/<name>/) and write the label files."""
-    from tqdm import tqdm
-
     chunks = plan_chunks(seed, params, root)
     total = sum(len(p) for c in chunks for p in c.paths)
     workers = min(default_workers() if workers is None else max(1, int(workers)), len(chunks))
     results: list[tuple[np.ndarray, np.ndarray]] = []
-    bar = tqdm(total=total, desc="demo faces", unit="img", disable=not progress)
+    bar = progress_bar(total=total, desc="demo faces", unit="img", disable=not progress)
     if workers == 1:
         for chunk in chunks:
             results.append(render_chunk(chunk))

@@ -1,5 +1,6 @@
-"""The per-step training loop and batched prediction (one module each would be too thin; the trainer holds both)."""
+"""The per-step training loop (trainer.py) and optimiser-free batched prediction (predict.py)."""
 
-from facemac.training.loop.trainer import Predictions, Trainer, resolve_precision
+from facemac.training.loop.predict import Predictions, PredictSettings, predict, resolve_precision
+from facemac.training.loop.trainer import Trainer
 
-__all__ = ["Predictions", "Trainer", "resolve_precision"]
+__all__ = ["Predictions", "PredictSettings", "Trainer", "predict", "resolve_precision"]
