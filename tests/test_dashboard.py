@@ -1,6 +1,6 @@
 """`python -m facemac.dashboard`: the workspace and report specs build and serialize with no network, dry runs write
 them into the run folder, and publishing is refused clearly without credentials. Which keys the panels name is
-checked against real offline runs in tests/test_dashboard_lineage_slow.py."""
+checked against real offline runs in tests/test_demo_pipeline.py."""
 
 import json
 import os
