@@ -160,3 +160,13 @@ def test_pipeline_and_sweeps_print_their_commands(tmp_path, caplog):
         SweepHints().on_multirun_end(cfg)
     assert compare_command(tmp_path / "sweep") in caplog.text
     assert "python -m facemac.dashboard group=optuna-s1" in caplog.text
+
+
+def test_an_optuna_sweep_names_its_group_though_hydra_config_is_unset_at_its_end(make_cfg, caplog):
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = make_cfg("train", ["hparams_search=optuna", "hydra.sweeper.study_name=s1"])
+    HydraConfig.instance().cfg = None  # as at on_multirun_end: set only inside jobs
+    with caplog.at_level("INFO", logger="facemac.dashboard"):
+        SweepHints().on_multirun_end(cfg)
+    assert "python -m facemac.dashboard group=optuna-s1" in caplog.text

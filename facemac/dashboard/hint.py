@@ -54,20 +54,34 @@ def next_steps(root: Path, group: str | None, experiment: str | None) -> str:
     return "\n  ".join(["next:", *lines])
 
 
+def _select(config: DictConfig, key: str) -> Any:
+    """A key of the sweep's config; ``${hydra:...}`` interpolations (the Optuna group) need HydraConfig, which is
+    only set inside jobs, so it is set from this config when the first try needs it."""
+    try:
+        return OmegaConf.select(config, key, default=None)
+    except Exception:  # noqa: BLE001 - InterpolationResolutionError: HydraConfig was not set
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)
+        return OmegaConf.select(config, key, default=None)
+
+
 class SweepHints(Callback):
     """At the end of a multirun (a sweep, an Optuna study): the dashboard command for its W&B group and the
     comparison command for its folder."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            sweep_dir = str(config.hydra.sweep.dir)
-            tracked = OmegaConf.select(config, "logger.backend", default="none") != "none"
-            group = OmegaConf.select(config, "logger.group", default=None) if tracked else None
-            experiment = OmegaConf.select(config, "hydra.runtime.choices.experiment", default=None)
+            lines = [f"compare the jobs: {compare_command(str(_select(config, 'hydra.sweep.dir')))}"]
         except Exception as e:  # noqa: BLE001 - a hint must never fail a finished sweep
-            log.debug("no sweep hints: %s", e)
+            log.debug("no sweep hints: %r", e)
             return
-        lines = [f"compare the jobs: {compare_command(sweep_dir)}"]
-        if group:
-            lines.append(f"W&B dashboard for group {group}: {dashboard_command(str(group), experiment)}")
+        try:
+            tracked = _select(config, "logger.backend") not in (None, "none")
+            group = _select(config, "logger.group") if tracked else None
+            experiment = _select(config, "hydra.runtime.choices.experiment")
+            if group:
+                lines.append(f"W&B dashboard for group {group}: {dashboard_command(str(group), experiment)}")
+        except Exception as e:  # noqa: BLE001
+            log.debug("no dashboard hint: %r", e)
         log.info("\n  ".join(["sweep done:", *lines]))
