@@ -33,6 +33,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from facemac.dashboard.hint import next_steps
 from facemac.errors import ConfigError, FacemacError
 from facemac.runs import DONE_MARKER
 from facemac.stage import COMMON_GROUPS, COMMON_KEYS, STAGE_KEYS, owner_of, report_errors
@@ -51,6 +52,7 @@ class Plan:
     experiment: str
     root: Path
     overrides: dict[str, list[str]] = field(default_factory=dict)
+    group: str | None = None  # the W&B group the stages' runs share
     commands: dict[str, list[str]] = field(default_factory=dict)
 
     def stage_dir(self, stage: str) -> Path:
@@ -121,6 +123,8 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
     p = Plan(experiment=experiment, root=root, overrides=routed)
     user_keys = {o.lstrip("+").partition("=")[0] for o in overrides}
     group = [] if "logger.group" in user_keys else [f"++logger.group={experiment}-{root.name}"]
+    p.group = next((o.partition("=")[2] for o in [*overrides, *group] if o.lstrip("+").startswith("logger.group=")),
+                   None)
     for stage in stages:
         explicit = [f"hydra.run.dir={p.stage_dir(stage)}", *group]
         if stage == "train":
@@ -155,6 +159,7 @@ def run(p: Plan, dry_run: bool = False) -> Plan:
             raise FacemacError(f"pipeline stage {stage} failed (exit status {proc.returncode}); its run folder is "
                                f"{out}; fix the cause and re-run with --dir {p.root} to continue")
     log.info("experiment %s done: %s", p.experiment, p.root)
+    log.info("%s", next_steps(p.root, p.group, p.experiment))
     return p
 
 

@@ -31,12 +31,16 @@ ABS_TOL, REL_TOL = 0.15, 0.5
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
+    """One pipeline run with W&B offline (never online: no key reaches it), so the lineage and dashboard checks
+    below read real run files of the three stages."""
     folder = tmp_path_factory.mktemp("demo-pipeline")
-    env = dict(os.environ, FACEMAC_OUTPUTS=str(folder / "outputs"))
-    proc = subprocess.run([sys.executable, "-m", "facemac.pipeline", "experiment=demo", "logger=none",
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    env.update(FACEMAC_OUTPUTS=str(folder / "outputs"), WANDB_MODE="offline", WANDB_SILENT="true")
+    proc = subprocess.run([sys.executable, "-m", "facemac.pipeline", "experiment=demo", "logger=wandb",
                            "--dir", str(folder / "run")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (folder / "pipeline.out").write_text(proc.stdout + proc.stderr)
     return folder / "run"
 
 
@@ -91,3 +95,85 @@ def test_ground_truth_vs_annotations_of_one_target_is_close_to_zero(demo_run, ma
     error = pairs.loc[("demo_synth_a", "demo_synth_a(labels)")].kl_mean
     between_groups = pairs.loc[("demo_real_a", "demo_synth_a")].kl_mean
     assert error < 0.03 and error < 0.1 * between_groups, (error, between_groups)
+
+
+# --- W&B lineage and dashboards, on the same run's offline W&B files ------------------------------------------------
+STAGES = ("train", "annotate", "analyze")
+
+
+def _offline(demo_run: Path) -> dict:
+    from facemac.tracking import offline_runs
+
+    runs = {s: offline_runs(demo_run / s, wait_s=30) for s in STAGES}
+    assert {s: len(r) for s, r in runs.items()} == {s: 1 for s in STAGES}
+    return {s: r[0] for s, r in runs.items()}
+
+
+@pytest.mark.slow
+def test_offline_run_files_carry_model_annotations_divergence(demo_run):
+    from facemac.tracking import group_alias_of
+
+    runs = _offline(demo_run)
+    group = f"demo-{demo_run.name}"
+    assert {(r.job_type, r.group, r.exit_code) for r in runs.values()} == {(s, group, 0) for s in STAGES}
+    (model,) = runs["train"].outputs
+    assert model.name == "mac-demo_tiny-demo_celeba" and model.type == "model" and not runs["train"].inputs
+    # annotate declares the checkpoint it read from a local path: same name and digest as train logged
+    (used_model,) = runs["annotate"].inputs
+    assert (used_model.name, used_model.digest, used_model.files) == (model.name, model.digest, model.files)
+    tables = {a.name: a.digest for a in runs["annotate"].outputs}
+    assert sorted(tables) == sorted(f"annotations-{t}" for t in TARGET_NAMES)
+    # analyze declares the four annotation tables it read: the digests annotate logged
+    assert {a.name: a.digest for a in runs["analyze"].inputs} == tables
+    (divergence,) = runs["analyze"].outputs
+    assert divergence.name == "divergence" and group_alias_of(group) in divergence.aliases
+    assert {"kl_pairs.csv", "kl_attributes.csv", "report.md"} <= set(divergence.files)
+
+
+@pytest.mark.slow
+def test_dashboard_panels_name_only_keys_the_stages_log(demo_run, make_cfg):
+    import re
+
+    from facemac.compare.tables import flatten
+    from facemac.dashboard.keys import referenced_keys
+    from facemac.dashboard.run import build_target
+    from facemac.dashboard.specs import build_report, build_workspace
+
+    runs = _offline(demo_run)
+    logged = set().union(*(r.logged_keys() for r in runs.values()))
+    config = set(flatten(runs["train"].config))
+    artifacts = {a.name for r in runs.values() for a in r.outputs}
+    # each stage's headline, as its own outputs define it (metrics.json's mA; the annotation and KL-pair tables)
+    headline = {"val/mA", "test/mA", "annotation_summary", "kl_pairs"}
+    assert headline <= logged
+    cfg = make_cfg("dashboard", ["experiment=demo", f"group=demo-{demo_run.name}", "dashboard.dry_run=true"])
+    target = build_target(cfg, "team")
+    for spec in (build_workspace(target), build_report(target)):
+        refs = referenced_keys(spec)
+        for ref in refs:
+            if ref.kind == "config":
+                assert ref.key in config, ref
+            elif ref.kind == "regex":
+                assert any(re.fullmatch(ref.key, k) for k in logged), ref
+            elif ref.kind == "artifact":
+                assert ref.key in artifacts, ref
+            else:  # metric, media, table
+                assert ref.key in logged, ref
+        assert headline <= {r.key for r in refs}, type(spec).__name__
+
+
+@pytest.mark.slow
+def test_the_pipeline_points_to_both_commands_and_they_run_on_its_folder(demo_run, make_cfg, tmp_path):
+    from facemac.compare.run import run as compare
+    from facemac.dashboard.run import run as dashboard
+
+    printed = (demo_run.parent / "pipeline.out").read_text()
+    assert f"python -m facemac.dashboard group=demo-{demo_run.name} experiment=demo" in printed
+    assert "wandb sync" in printed and "python -m facemac.compare" in printed
+    out = dashboard(make_cfg("dashboard", ["experiment=demo", f"group=demo-{demo_run.name}"],
+                             output_dir=tmp_path / "dashboard"))
+    assert {p.name for p in out["files"]} == {"workspace.json", "report.json"}
+    out = compare(make_cfg("compare", [f"runs=[{demo_run}]"], output_dir=tmp_path / "compare"))
+    assert [r.stage for r in out["runs"]] == list(STAGES) and not out["problems"]
+    md = (tmp_path / "compare" / "comparison.md").read_text()
+    assert "## Training runs" in md and "## Annotation runs" in md and "## Analysis runs" in md

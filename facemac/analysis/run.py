@@ -16,6 +16,7 @@ from facemac.analysis.plots import make_figures
 from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.errors import ConfigError
+from facemac.lineage import declare_annotations
 from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
 
@@ -160,6 +161,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     cfg, output_dir, tracker = ctx.cfg, ctx.out, ctx.tracker
     s = Settings.from_cfg(cfg)
     datasets = collect_inputs(cfg, tracker)
+    declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
     for d in datasets:
         log.info("input: %s", d.describe())
     attributes = choose_attributes(datasets, cfg.analyze.attributes)
@@ -207,5 +209,6 @@ def _track(tracker, tables: Tables, figures: list[Path], files: list[Path], sett
                if r.p.endswith(POOLED_SUFFIX) and r.q.endswith(POOLED_SUFFIX)}
     tracker.summary({**summary, "alpha": settings["alpha"], "mode": settings["mode"], "n_boot": settings["n_boot"]})
     meta = {k: v for k, v in settings.items() if k != "pooled_members"}
-    tracker.log_artifact("divergence", type="divergence", paths=files, metadata={**meta, "datasets": names})
+    tracker.log_artifact("divergence", type="divergence", paths=files, metadata={**meta, "datasets": names},
+                         group_alias=True)  # `divergence:<group>`: the version a dashboard report on the group names
 

@@ -19,12 +19,13 @@ from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
-from facemac.annotation_table import (FAILURES, MANIFEST, build_manifest, build_part, read_manifest, write_failures,
+from facemac.annotation_table import (FAILURES, build_manifest, build_part, read_manifest, write_failures,
                                       write_manifest)
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 from facemac.hashing import file_sha256
+from facemac.lineage import annotation_artifact_files, declare_checkpoint
 from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
 
@@ -92,6 +93,7 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
 
 def _resolve_ckpt(cfg: DictConfig, tracker) -> tuple[str, str]:
     path, how = resolve_checkpoint(cfg.ckpt, cfg.paths.log_dir, tracker)
+    declare_checkpoint(tracker, path)  # lineage by content, whatever form ckpt= took (W&B: model → annotations)
     return str(path), how
 
 
@@ -262,6 +264,6 @@ def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, out
         return
     for r in results.values():
         manifest = read_manifest(r.out_dir)
-        files = [r.out_dir / p["file"] for p in manifest["parts"]] + [r.out_dir / MANIFEST, r.out_dir / FAILURES]
+        files = annotation_artifact_files(r.out_dir, manifest)  # the same files analyze declares as its input
         meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds")}
         tracker.log_artifact(f"annotations-{r.name}", "annotations", files, metadata=meta)
