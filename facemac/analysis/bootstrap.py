@@ -19,12 +19,14 @@ from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
 
 @dataclass
 class Replicates:
-    """Bootstrap replicates: ``n``/``positives`` [B, D, A]; ``joint_kl``/``coverage`` [B, D, D] (NaN on the diagonal)."""
+    """Bootstrap replicates: ``n``/``positives`` [B, D, A]; ``joint_kl``/``coverage``/``joint_js`` [B, D, D] (NaN on
+    the diagonal)."""
 
     n: np.ndarray
     positives: np.ndarray
     joint_kl: np.ndarray
     coverage: np.ndarray
+    joint_js: np.ndarray
 
 
 _SLICE = 131072  # pattern rows expanded to attribute bits at a time
@@ -103,7 +105,8 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
     tables = [_DrawTable(c, joint_columns) for c in counts]
     rngs = [np.random.default_rng([seed, i]) for i in range(base)]
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
-                     joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan))
+                     joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan),
+                     joint_js=np.full((n_boot, d_all, d_all), np.nan))
     chunk = 16
     with tqdm(total=n_boot, desc="bootstrap", unit="rep", leave=False) as bar:
         for start in range(0, n_boot, chunk):
@@ -121,7 +124,7 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
                 for r in range(stop - start):
                     vectors = [t.joint_counts(w[r]) if w is not None else np.zeros(t.size)
                                for t, w in zip(tables, draws)]
-                    out.joint_kl[start + r], out.coverage[start + r] = joint_matrix(
+                    out.joint_kl[start + r], out.coverage[start + r], out.joint_js[start + r] = joint_matrix(
                         layout, with_pooled(layout, vectors), alpha)
             bar.update(stop - start)
     return out
