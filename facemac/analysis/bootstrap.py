@@ -133,6 +133,10 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
 def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval along axis 0 (NaN replicates ignored)."""
     tail = (1.0 - level) / 2.0 * 100.0
+    samples = np.asarray(samples, dtype=np.float64)
+    if not np.isnan(samples).any():  # nanpercentile loops over columns in Python: ~50x slower on wide tables
+        low, high = np.percentile(samples, [tail, 100.0 - tail], axis=0)
+        return low, high
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
         return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100.0 - tail, axis=0)
 

@@ -116,10 +116,18 @@ def fast_joint_js(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarr
         return float("nan")
     p0, q0 = alpha / zp, alpha / zq
     ps, qs = (cp + alpha) / zp, (cq + alpha) / zq
-    total = _js_terms(ps, qs).sum()
-    total += (p.multiplicity * _js_terms((p.values + alpha) / zp, q0)).sum() - _js_terms(ps, q0).sum()
-    total += (q.multiplicity * _js_terms(p0, (q.values + alpha) / zq)).sum() - _js_terms(p0, qs).sum()
+    # every combination of P as if Q lacked it, every one of Q as if P lacked it ...
+    total = (p.multiplicity * _js_terms((p.values + alpha) / zp, q0)).sum()
+    total += (q.multiplicity * _js_terms(p0, (q.values + alpha) / zq)).sum()
+    # ... corrected on the shared ones: g(ps, qs) - g(ps, q0) - g(p0, qs), whose ps log ps and qs log qs cancel
+    total += (_half_log(ps + q0) + _half_log(p0 + qs) - _half_log(ps + qs)).sum()
+    total -= len(ps) * float(xlogy(p0, p0) + xlogy(q0, q0))
     return float(max(total, 0.0) / 2.0)
+
+
+def _half_log(m: np.ndarray) -> np.ndarray:
+    """m log(m / 2)."""
+    return xlogy(m, m / 2.0)
 
 
 def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarray,
