@@ -115,14 +115,27 @@ def fast_joint_js(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarr
     if k == 0 or zp <= 0 or zq <= 0:
         return float("nan")
     p0, q0 = alpha / zp, alpha / zq
-    ps, qs = (cp + alpha) / zp, (cq + alpha) / zq
     # every combination of P as if Q lacked it, every one of Q as if P lacked it ...
     total = (p.multiplicity * _js_terms((p.values + alpha) / zp, q0)).sum()
     total += (q.multiplicity * _js_terms(p0, (q.values + alpha) / zq)).sum()
-    # ... corrected on the shared ones: g(ps, qs) - g(ps, q0) - g(p0, qs), whose ps log ps and qs log qs cancel
-    total += (_half_log(ps + q0) + _half_log(p0 + qs) - _half_log(ps + qs)).sum()
-    total -= len(ps) * float(xlogy(p0, p0) + xlogy(q0, q0))
+    # ... corrected on the shared ones: g(ps, qs) - g(ps, q0) - g(p0, qs), whose ps log ps and qs log qs cancel;
+    # evaluated once per distinct (c_P, c_Q) pair
+    cp, cq, mult = _distinct_pairs(cp, cq)
+    ps, qs = (cp + alpha) / zp, (cq + alpha) / zq
+    total += (mult * (_half_log(ps + q0) + _half_log(p0 + qs) - _half_log(ps + qs))).sum()
+    total -= mult.sum() * float(xlogy(p0, p0) + xlogy(q0, q0))
     return float(max(total, 0.0) / 2.0)
+
+
+def _distinct_pairs(cp: np.ndarray, cq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(c_P, c_Q, multiplicity) of the distinct count pairs when the counts are integers (as in every replicate:
+    mostly a handful of pairs), else every pair once."""
+    width = float(cq.max()) + 1.0 if len(cq) else 1.0
+    if not len(cp) or cp.max() * width + width > 2.0**52 or not (np.array_equal(cp, np.rint(cp))
+                                                                 and np.array_equal(cq, np.rint(cq))):
+        return cp, cq, np.ones(len(cp))
+    keys, mult = _distinct(cp * width + cq)
+    return np.floor_divide(keys, width), np.mod(keys, width), mult
 
 
 def _half_log(m: np.ndarray) -> np.ndarray:
