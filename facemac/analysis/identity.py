@@ -55,9 +55,15 @@ class IdentitySettings:
         missing = [k for k in ("enabled", "min_images", "levels") if k not in node]
         if missing:
             raise ConfigError(f"analyze.identity: missing keys {missing} (conf/analyze.yaml defines them)")
-        min_images = int(node.min_images)
+        try:
+            min_images = int(node.min_images)
+        except (TypeError, ValueError):
+            min_images = 0
         if min_images < 2:
-            raise ConfigError(f"analyze.identity.min_images={min_images}: an identity needs >= 2 images to mix")
+            raise ConfigError(f"analyze.identity.min_images={node.min_images}: use an integer >= 2 (an identity needs "
+                              "two images to mix)")
+        if node.levels is not None and not OmegaConf.is_dict(node.levels):
+            raise ConfigError(f"analyze.identity.levels={node.levels}: expected {{attribute: identity|image}}")
         levels = {str(k): str(v) for k, v in dict(node.levels or {}).items()}
         try:
             attribute_levels([], levels)
