@@ -150,9 +150,9 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     lines += ["## Files", "", "- `rates.csv`: dataset, group, attribute, n, positives, rate, ci_low, ci_high",
               "- `kl_attributes.csv`: p, q, attribute, kl, js (KL(p‖q) and the Jensen–Shannon divergence in nats, "
               "every ordered pair)",
-              "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, js_mean, js_sum, js_joint, coverage, joint_sparse_p, "
-              f"joint_sparse_q (share of p's / q's images in combinations seen < {JOINT_MIN_COUNT} times; above "
-              f"{JOINT_MAX_SPARSE} the joint KL is not reported as a finding)",
+              "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, coverage, joint_sparse_p, joint_sparse_q (share of "
+              f"p's / q's images in combinations seen < {JOINT_MIN_COUNT} times; above {JOINT_MAX_SPARSE} the joint "
+              "KL is not reported as a finding), js_mean, js_sum, js_joint",
               "- `figures/`: rates.png, kl_heatmap.png, kl_asymmetry.png", *ctx.files, ""]
     path.write_text("\n".join(lines))
     return path
