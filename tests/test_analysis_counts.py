@@ -148,3 +148,29 @@ def test_fast_joint_kl_equals_direct_formula(seed, k, alpha, density):
     want_qp = joint_kl(cq, cp, alpha)
     for g, w in zip(got, (*want_pq, *want_qp)):
         assert (np.isnan(g) and np.isnan(w)) or g == pytest.approx(w, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 40), alpha=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+       density=st.floats(0.05, 1.0), scale=st.sampled_from([1, 30, 10_000]))
+def test_fast_joint_js_equals_direct_formula(seed, k, alpha, density, scale):
+    """The bootstrap's joint JS (sums over distinct counts) equals divergence.joint_js, which scipy confirms."""
+    from scipy.spatial.distance import jensenshannon
+
+    from facemac.analysis.divergence import joint_js
+    from facemac.analysis.joint import fast_joint_js
+
+    rng = np.random.default_rng(seed)
+    cp = np.where(rng.random(k) < density, rng.integers(0, scale + 1, k), 0).astype(float)
+    cq = np.where(rng.random(k) < density, rng.integers(0, scale + 1, k), 0).astype(float)
+    sp_idx, sq_idx = np.flatnonzero(cp > 0), np.flatnonzero(cq > 0)
+    shared = np.intersect1d(sp_idx, sq_idx)
+    got = fast_joint_js(_support(cp[sp_idx], alpha), _support(cq[sq_idx], alpha), cp[shared], cq[shared], alpha)
+    want = joint_js(cp, cq, alpha)
+    assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, rel=1e-9, abs=1e-12)
+    union = (cp > 0) | (cq > 0)
+    if union.any() and cp.sum() > 0 and cq.sum() > 0:
+        p = (cp[union] + alpha) / (cp.sum() + alpha * union.sum())
+        q = (cq[union] + alpha) / (cq.sum() + alpha * union.sum())
+        assert want == pytest.approx(jensenshannon(p, q) ** 2, rel=1e-9, abs=1e-12)
+        assert 0 <= want <= np.log(2) + 1e-12

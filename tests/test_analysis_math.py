@@ -106,3 +106,22 @@ def test_pack_bits_roundtrip(k, seed):
     assert codes.dtype == np.uint64
     assert np.array_equal(unpack_bits(codes, k), bits)
     assert len(np.unique(codes)) == len(np.unique(bits, axis=0))
+
+
+def test_jensen_shannon_matches_scipy_and_is_bounded_and_symmetric():
+    from scipy.spatial.distance import jensenshannon
+
+    from facemac.analysis.divergence import bernoulli_js, jensen_shannon, pairwise_attribute_js
+
+    rng = np.random.default_rng(2)
+    p, q = rng.dirichlet(np.ones(5), 20), rng.dirichlet(np.ones(5), 20)
+    assert np.allclose(jensen_shannon(p, q), [jensenshannon(a, b) ** 2 for a, b in zip(p, q)], atol=1e-12)
+    assert np.allclose(jensen_shannon(p, q), jensen_shannon(q, p))
+    assert jensen_shannon([1, 0], [0, 1]) == pytest.approx(math.log(2))  # disjoint: the bound, where KL is infinite
+    assert bernoulli_js(0.3, 0.3) == 0.0 and bernoulli_js(0.0, 1.0) == pytest.approx(math.log(2))
+    n = rng.integers(1, 500, size=(3, 4)).astype(float)
+    pos = np.floor(n * rng.random((3, 4)))
+    js = pairwise_attribute_js(pos, n, 0.5)
+    assert js.shape == (3, 3, 4) and np.allclose(js, js.transpose(1, 0, 2))
+    rate = smoothed_rate(pos, n, 0.5)
+    assert js[0, 1, 2] == pytest.approx(jensenshannon([rate[0, 2], 1 - rate[0, 2]], [rate[1, 2], 1 - rate[1, 2]]) ** 2)

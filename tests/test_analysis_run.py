@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
 from facemac.analysis.fixtures import write_annotation_dir
@@ -48,8 +49,10 @@ def test_run_end_to_end_matches_oracles(make_cfg, ann, tmp_path):
     out = res["output_dir"]
     rates, kla, pairs = _read(out)
     assert list(rates.columns) == ["dataset", "group", "attribute", "n", "positives", "rate", "ci_low", "ci_high"]
-    assert list(kla.columns)[:4] == ["p", "q", "attribute", "kl"] and list(kla.columns)[4:] == ["ci_low", "ci_high"]
-    assert list(pairs.columns)[:6] == ["p", "q", "kl_mean", "kl_sum", "kl_joint", "coverage"]
+    assert list(kla.columns) == ["p", "q", "attribute", "kl", "ci_low", "ci_high", "js", "js_ci_low", "js_ci_high"]
+    assert list(pairs.columns)[:8] == ["p", "q", "kl_mean", "kl_sum", "kl_joint", "coverage", "joint_sparse_p",
+                                       "joint_sparse_q"]  # the Jensen-Shannon columns come after the KL ones
+    assert {"js_mean", "js_sum", "js_joint", "js_mean_ci_low", "js_joint_ci_high"} <= set(pairs.columns)
     assert set(rates.dataset) == {"P", "Q", "real(pooled)", "synthetic(pooled)"}
     r = rates.set_index(["dataset", "attribute"])
     assert r.loc[("P", "c"), "positives"] == 2 and r.loc[("Q", "b"), "positives"] == 3 and r.loc[("P", "a"), "n"] == 4
@@ -60,7 +63,16 @@ def test_run_end_to_end_matches_oracles(make_cfg, ann, tmp_path):
             pp = (sum(row[j] for row in p_rows) + 0.5) / (4 + 1)
             qq = (sum(row[j] for row in q_rows) + 0.5) / (4 + 1)
             assert k[(p_name, q_name, attr)] == pytest.approx(entropy([pp, 1 - pp], [qq, 1 - qq]), abs=1e-9)
+            # JS on the same smoothed pair; scipy's jensenshannon is its square root (natural log)
+            js = kla.set_index(["p", "q", "attribute"]).loc[(p_name, q_name, attr), "js"]
+            assert js == pytest.approx(jensenshannon([pp, 1 - pp], [qq, 1 - qq]) ** 2, abs=1e-9)
     pr = pairs.set_index(["p", "q"])
+    # JS is one number per pair: both directions agree; joint on the union {000, 001, 010, 011} smoothed as the KL
+    assert pr.loc[("P", "Q"), "js_mean"] == pytest.approx(pr.loc[("Q", "P"), "js_mean"], abs=1e-12)
+    p_joint, q_joint = np.array([2.5, 1.5, 0.5, 1.5]) / 6, np.array([1.5, 0.5, 3.5, 0.5]) / 6
+    for pair in (("P", "Q"), ("Q", "P")):
+        assert pr.loc[pair, "js_joint"] == pytest.approx(jensenshannon(p_joint, q_joint) ** 2, abs=1e-9)
+    assert pr.loc[("P", "Q"), "js_joint_ci_low"] <= pr.loc[("P", "Q"), "js_joint_ci_high"] <= np.log(2)
     assert pr.loc[("P", "Q"), "kl_joint"] == pytest.approx(KL_JOINT_PQ, abs=1e-9)
     assert pr.loc[("Q", "P"), "kl_joint"] == pytest.approx(KL_JOINT_QP, abs=1e-9)
     assert pr.loc[("P", "Q"), "coverage"] == 0.5 and pr.loc[("Q", "P"), "coverage"] == 0.25

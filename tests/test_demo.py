@@ -19,7 +19,7 @@ from scipy.stats import entropy
 
 from facemac.attributes import CELEBA_ATTRIBUTES
 from facemac.data.demo import DEMO_ATTRIBUTES, PROFILES, TARGET_NAMES, DemoData, ensure_demo
-from facemac.data.demo.profiles import IDENTITY_ATTRIBUTES
+from facemac.data.demo.profiles import DRIFT_ATTRIBUTES, IDENTITY_ATTRIBUTES, IMAGE_ATTRIBUTES
 from facemac.data.demo.sampling import sample_labels
 from facemac.data.preprocess import ARCFACE_TEMPLATE_112
 from facemac.errors import ConfigError
@@ -125,6 +125,60 @@ def _check_links(labels: np.ndarray) -> None:
 def test_linked_attributes_in_samples(name):
     labels, _ = sample_labels(PROFILES[name], seed=1, identities=400, images=3)
     _check_links(labels)
+
+
+@pytest.mark.parametrize("name", TARGET_NAMES)
+def test_demo_truth_matches_the_sampler(name):
+    """The exact expected mixed share / entropy of each profile against a large sample (identity-level binomial
+    tolerance), and the per-image rates implied by the within-identity model equal the profile's true rates."""
+    prof, k, n_id = PROFILES[name], 8, 1500
+    labels, _ = sample_labels(prof, seed=11, identities=n_id, images=k)
+    block = labels.reshape(n_id, k, -1).sum(1)
+    truth = prof.within_identity(k)
+    for j, attr in enumerate(DEMO_ATTRIBUTES):
+        mixed = ((block[:, j] > 0) & (block[:, j] < k)).mean()
+        m, _ = truth[attr]
+        assert abs(mixed - m) <= 4.5 * np.sqrt(max(m * (1 - m), 1e-3) / n_id), (name, attr, mixed, m)
+        rate = sum((prof.male if male else 1 - prof.male) * (prof.young if young else 1 - prof.young) * w * pi
+                   for male in (False, True) for young in (False, True)
+                   for w, pi in prof.image_probabilities(attr, male, young))
+        assert rate == pytest.approx(prof.true_rates()[attr], abs=1e-12), (name, attr)
+
+
+def test_demo_plants_drift_and_less_variation():
+    """Real profiles: identity-level attributes never mix, image-level ones are independent per image. demo_synth_a
+    drifts hair colour and skin at a known per-image rate; both synthetic profiles vary image-level attributes less."""
+    truth = {n: PROFILES[n].within_identity(8) for n in TARGET_NAMES}
+    real = [n for n in TARGET_NAMES if PROFILES[n].group == "real"]
+    synth = [n for n in TARGET_NAMES if PROFILES[n].group == "synthetic"]
+    for n in real:
+        assert PROFILES[n].identity_drift == 0 and PROFILES[n].image_variation == 1
+        assert all(truth[n][a][0] == 0 for a in IDENTITY_ATTRIBUTES)
+    assert PROFILES["demo_synth_a"].identity_drift > 0
+    assert all(truth["demo_synth_a"][a][0] > 0.3 for a in DRIFT_ATTRIBUTES)
+    for n in synth:
+        assert PROFILES[n].image_variation < 1
+        for a in IMAGE_ATTRIBUTES:
+            assert max(truth[s][a][0] for s in synth) < min(truth[r][a][0] for r in real), a
+
+
+def test_drifted_images_show_the_drifted_traits():
+    """An image of a drifting identity shows (and is labelled with) another hair colour and skin class."""
+    from facemac.data.demo.render import render
+    from facemac.data.demo.sampling import drifted, sample_identity, sample_shot, stream
+
+    prof = dataclasses.replace(PROFILES["demo_synth_a"], identity_drift=1.0)
+    for i in range(4):
+        ident = sample_identity(prof, stream(3, prof.name, i))
+        shot = dataclasses.replace(sample_shot(prof, ident, stream(3, prof.name, i, 0)), noise_sigma=0.0)
+        shown = drifted(prof, ident, stream(3, "drift", i, 0))
+        assert shown.attrs["Pale_Skin"] != ident.attrs["Pale_Skin"]
+        assert ident.hair is None or shown.attrs != ident.attrs and sum(shown.attrs[c] for c in HAIR) == 1
+        assert {k: v for k, v in shown.attrs.items() if k not in DRIFT_ATTRIBUTES} == \
+            {k: v for k, v in ident.attrs.items() if k not in DRIFT_ATTRIBUTES}
+        a, _ = render(ident, shot, np.random.default_rng(0))
+        b, _ = render(shown, shot, np.random.default_rng(0))
+        assert int((np.abs(a.astype(int) - b.astype(int)).max(2) > 25).sum()) > 500
 
 
 # ---------------------------------------------------------------- on-disk formats

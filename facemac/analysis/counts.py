@@ -10,11 +10,15 @@ mode an anonymous image is its own cluster (its probabilities cannot be pooled),
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from facemac.analysis.readers import Batch
+
+if TYPE_CHECKING:
+    from facemac.analysis.identity import PerIdentity
 
 _CONSOLIDATE_AT = 2_000_000  # pending (key, count) entries before they are merged
 
@@ -144,6 +148,7 @@ class DatasetCounts:
     joint_keys: np.ndarray  # [K] sorted uint64 combination codes (over the joint attributes)
     joint_counts: np.ndarray  # [K] rows with that combination
     units: Units | None
+    per_identity: PerIdentity | None = None  # hard-label counts per named identity (analysis/identity.py)
 
 
 class CountAccumulator:

@@ -1,5 +1,6 @@
-"""Joint KL between datasets stored sparsely: each (pseudo-)dataset holds counts on its own observed combinations,
-and a pair only touches the combinations both share. Used for point estimates and every bootstrap replicate."""
+"""Joint KL and JS between datasets stored sparsely: each (pseudo-)dataset holds counts on its own observed
+combinations, and a pair only touches the combinations both share. Used for point estimates and every bootstrap
+replicate."""
 
 from __future__ import annotations
 
@@ -53,16 +54,20 @@ def with_pooled(layout: JointLayout, vectors: list[np.ndarray]) -> list[np.ndarr
     return out
 
 
-def joint_matrix(layout: JointLayout, vectors: list[np.ndarray], alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """([D, D] KL(i || j), [D, D] coverage of i by j) for count vectors aligned with ``layout.supports``."""
+def joint_matrix(layout: JointLayout, vectors: list[np.ndarray],
+                 alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """([D, D] KL(i || j), [D, D] coverage of i by j, [D, D] JS(i, j)) for count vectors aligned with
+    ``layout.supports``."""
     d = len(vectors)
     kl = np.full((d, d), np.nan)
     cov = np.full((d, d), np.nan)
+    js = np.full((d, d), np.nan)
     sums = [_Support(v, alpha) for v in vectors]
     for (i, j), (ii, jj) in layout.shared.items():
-        kl[i, j], cov[i, j], kl[j, i], cov[j, i] = fast_joint_kl(sums[i], sums[j], vectors[i][ii], vectors[j][jj],
-                                                                 alpha)
-    return kl, cov
+        p_both, q_both = vectors[i][ii], vectors[j][jj]
+        kl[i, j], cov[i, j], kl[j, i], cov[j, i] = fast_joint_kl(sums[i], sums[j], p_both, q_both, alpha)
+        js[i, j] = js[j, i] = fast_joint_js(sums[i], sums[j], p_both, q_both, alpha)
+    return kl, cov, js
 
 
 class _Support:
@@ -75,6 +80,67 @@ class _Support:
         self.k = len(shifted)
         self.a = float((shifted * logs).sum())  # sum (c + alpha) log(c + alpha) over observed combinations
         self.l = float(logs.sum())  # sum log(c + alpha) over observed combinations
+        self.values, self.multiplicity = _distinct(counts[counts > 0])  # the JS sums over them
+
+
+def _distinct(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, how often each occurs): a bincount for integer counts (hard labels, bootstrap weights), which
+    is O(n) where sorting a million combinations per replicate is not."""
+    ints = counts.astype(np.int64)
+    if len(counts) and np.array_equal(ints, counts) and ints.max() <= 4 * len(counts) + 1024:
+        tally = np.bincount(ints)
+        values = np.flatnonzero(tally)
+        return values.astype(np.float64), tally[values].astype(np.float64)
+    values, mult = np.unique(counts, return_counts=True)
+    return values, mult.astype(np.float64)
+
+
+def _js_terms(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """a log(a/m) + b log(b/m) with m = (a + b)/2: twice the JS contribution of one outcome."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return xlogy(a, a) + xlogy(b, b) - xlogy(a + b, (a + b) / 2.0)
+
+
+def fast_joint_js(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarray, alpha: float) -> float:
+    """Joint JS from per-dataset sums plus the counts on the shared combinations; equals ``divergence.joint_js``.
+
+    On the union U of observed combinations (k of them), p = (c_P + alpha)/Z_P and q likewise. A combination only P
+    has gets q0 = alpha/Z_Q, so its term depends on c_P alone: the sum over P's own combinations runs over P's
+    distinct counts (few), minus the shared ones; the same for Q. Cost O(shared + distinct counts) per pair.
+    """
+    both = (p_both > 0) & (q_both > 0)
+    cp, cq = p_both[both], q_both[both]
+    k = p.k + q.k - int(both.sum())
+    zp, zq = p.total + alpha * k, q.total + alpha * k
+    if k == 0 or zp <= 0 or zq <= 0:
+        return float("nan")
+    p0, q0 = alpha / zp, alpha / zq
+    # every combination of P as if Q lacked it, every one of Q as if P lacked it ...
+    total = (p.multiplicity * _js_terms((p.values + alpha) / zp, q0)).sum()
+    total += (q.multiplicity * _js_terms(p0, (q.values + alpha) / zq)).sum()
+    # ... corrected on the shared ones: g(ps, qs) - g(ps, q0) - g(p0, qs), whose ps log ps and qs log qs cancel;
+    # evaluated once per distinct (c_P, c_Q) pair
+    cp, cq, mult = _distinct_pairs(cp, cq)
+    ps, qs = (cp + alpha) / zp, (cq + alpha) / zq
+    total += (mult * (_half_log(ps + q0) + _half_log(p0 + qs) - _half_log(ps + qs))).sum()
+    total -= mult.sum() * float(xlogy(p0, p0) + xlogy(q0, q0))
+    return float(max(total, 0.0) / 2.0)
+
+
+def _distinct_pairs(cp: np.ndarray, cq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(c_P, c_Q, multiplicity) of the distinct count pairs when the counts are integers (as in every replicate:
+    mostly a handful of pairs), else every pair once."""
+    width = float(cq.max()) + 1.0 if len(cq) else 1.0
+    if not len(cp) or cp.max() * width + width > 2.0**52 or not (np.array_equal(cp, np.rint(cp))
+                                                                 and np.array_equal(cq, np.rint(cq))):
+        return cp, cq, np.ones(len(cp))
+    keys, mult = _distinct(cp * width + cq)
+    return np.floor_divide(keys, width), np.mod(keys, width), mult
+
+
+def _half_log(m: np.ndarray) -> np.ndarray:
+    """m log(m / 2)."""
+    return xlogy(m, m / 2.0)
 
 
 def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarray,

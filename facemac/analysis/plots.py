@@ -12,24 +12,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def plot_rates(rates: pd.DataFrame, path: Path) -> Path:
-    """Per-attribute rate of every dataset with its Wilson interval (one row per attribute)."""
-    attributes = list(dict.fromkeys(rates["attribute"]))
-    datasets = list(dict.fromkeys(rates["dataset"]))
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.28 * len(attributes) + 1.2)))
+def _interval_dots(ax, frame: pd.DataFrame, value: str, xlabel: str, title: str, legend: bool = True) -> None:
+    """One row per attribute, one dot per dataset with its [ci_low, ci_high] interval (NaN intervals drawn bare)."""
+    attributes = list(dict.fromkeys(frame["attribute"]))
+    datasets = list(dict.fromkeys(frame["dataset"]))
     offsets = np.linspace(-0.3, 0.3, len(datasets)) if len(datasets) > 1 else [0.0]
     y = np.arange(len(attributes))
     for off, name in zip(offsets, datasets):
-        sub = rates[rates["dataset"] == name].set_index("attribute").loc[attributes]
-        err = np.vstack([sub["rate"] - sub["ci_low"], sub["ci_high"] - sub["rate"]]).clip(0)
-        ax.errorbar(sub["rate"], y + off, xerr=err, fmt="o", ms=3, capsize=1.5, lw=0.8, label=name)
+        sub = frame[frame["dataset"] == name].set_index("attribute").reindex(attributes)
+        err = np.nan_to_num(np.vstack([sub[value] - sub["ci_low"], sub["ci_high"] - sub[value]]).clip(0))
+        ax.errorbar(sub[value], y + off, xerr=err, fmt="o", ms=3, capsize=1.5, lw=0.8, label=name)
     ax.set_yticks(y, attributes, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("rate (Wilson interval)")
-    ax.set_title("Attribute rates per dataset")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if legend:
+        ax.legend(fontsize=7, loc="lower right")
+
+
+def plot_rates(rates: pd.DataFrame, path: Path) -> Path:
+    """Per-attribute rate of every dataset with its Wilson interval (one row per attribute)."""
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.28 * rates["attribute"].nunique() + 1.2)))
+    _interval_dots(ax, rates, "rate", "rate (Wilson interval)", "Attribute rates per dataset")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -73,6 +79,27 @@ def plot_asymmetry(kl_attributes: pd.DataFrame, focus: list[tuple[str, str]], pa
     ax.set_title("KL asymmetry: one point per attribute (above the line: KL(Q||P) larger)", fontsize=9)
     ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_identity(stats: pd.DataFrame, path: Path) -> Path:
+    """Share of identities whose images disagree, per dataset: identity-level attributes (high = drift) beside
+    image-level ones (low = too little variation), with identity-bootstrap intervals."""
+    panels = [(lvl, stats[stats["level"] == lvl]) for lvl in ("identity", "image", "unclassified")]
+    panels = [(lvl, frame) for lvl, frame in panels if len(frame)]
+    rows = max(frame["attribute"].nunique() for _, frame in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), max(3.0, 0.28 * rows + 1.4)), squeeze=False)
+    titles = {"identity": "Identity-level attributes: drift (should be low)",
+              "image": "Image-level attributes: variation (real photos vary)",
+              "unclassified": "Unclassified attributes (analyze.identity.levels)"}
+    for ax, (lvl, frame) in zip(axes[0], panels):
+        _interval_dots(ax, frame, "mixed_share", "share of identities whose images disagree", titles[lvl],
+                       legend=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -21,6 +21,8 @@ class ReportContext:
     pooled: list[str] = field(default_factory=list)
     focus: list[tuple[str, str]] = field(default_factory=list)  # (P, Q) pairs to describe, real first
     top_k: int = 5
+    sections: list[str] = field(default_factory=list)  # further markdown lines (e.g. within identities), before Files
+    files: list[str] = field(default_factory=list)  # further "- `name`: meaning" lines for the Files list
 
 
 def _num(x: float) -> str:
@@ -68,6 +70,10 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
         if "kl_joint_ci_low" in pairs:
             lines.append(f"  - bootstrap intervals: KL({p} ‖ {q}){_ci(fwd, 'kl_joint')}, "
                          f"KL({q} ‖ {p}){_ci(bwd, 'kl_joint')}")
+    joint_js = "" if np.isfinite(sparse) and sparse > JOINT_MAX_SPARSE else \
+        f"; joint {_num(fwd.js_joint)}{_ci(fwd, 'js_joint')}"
+    lines.append(f"- Jensen–Shannon divergence (symmetric, at most ln 2 = 0.6931 nats): mean over attributes "
+                 f"{_num(fwd.js_mean)}{_ci(fwd, 'js_mean')}{joint_js}.")
     lines.append(f"- Coverage: {_num(fwd.coverage)} of {p}'s images have a combination that {q} also has; "
                  f"{_num(bwd.coverage)} of {q}'s have one {p} has.")
     a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
@@ -128,7 +134,8 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
             f"in the smallest dataset) for a joint comparison.")
     for p, q in rs:
         lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint)
-    checks = [(d["name"], d["labels_of"]) for d in ctx.datasets if d.get("labels_of") in names]
+    checks = [(d["name"], d["labels_of"]) for d in ctx.datasets
+              if d.get("labels_of") in names and d["labels_of"] != d["name"]]  # a label file named like its folder
     if checks:
         lines += ["## The MAC's view vs human labels", ""]
         for lab, pred in checks:
@@ -139,11 +146,13 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
             lines.append(f"- {pred}: mean KL({lab} ‖ {pred}) = {_num(row.kl_mean)} nats; largest rate differences "
                          "(MAC − labels): " + ", ".join(f"{a} {diff[a]:+.3f}" for a in worst))
         lines.append("")
+    lines += ctx.sections
     lines += ["## Files", "", "- `rates.csv`: dataset, group, attribute, n, positives, rate, ci_low, ci_high",
-              "- `kl_attributes.csv`: p, q, attribute, kl (KL(p‖q) in nats, every ordered pair)",
+              "- `kl_attributes.csv`: p, q, attribute, kl, js (KL(p‖q) and the Jensen–Shannon divergence in nats, "
+              "every ordered pair)",
               "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, coverage, joint_sparse_p, joint_sparse_q (share of "
-              f"p's / q's images in combinations seen < {JOINT_MIN_COUNT} times; above {JOINT_MAX_SPARSE} the joint KL "
-              "is not reported as a finding)",
-              "- `figures/`: rates.png, kl_heatmap.png, kl_asymmetry.png", ""]
+              f"p's / q's images in combinations seen < {JOINT_MIN_COUNT} times; above {JOINT_MAX_SPARSE} the joint "
+              "KL is not reported as a finding), js_mean, js_sum, js_joint",
+              "- `figures/`: rates.png, kl_heatmap.png, kl_asymmetry.png", *ctx.files, ""]
     path.write_text("\n".join(lines))
     return path

@@ -11,6 +11,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
+from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
+from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
 from facemac.analysis.plots import make_figures
 from facemac.analysis.report import ReportContext, write_report
@@ -98,17 +100,23 @@ def choose_joint(attributes: list[str], requested) -> list[str]:
     return requested
 
 
-def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: Settings) -> DatasetCounts:
-    """Stream one dataset once and keep only counts."""
+def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: Settings,
+                  per_identity: bool = False) -> DatasetCounts:
+    """Stream one dataset once and keep only counts (and, with ``per_identity``, hard-label counts per identity)."""
     thresholds = np.array([d.thresholds.get(a, 0.5) for a in attributes], dtype=np.float32)
     acc = CountAccumulator(thresholds, np.array([attributes.index(a) for a in joint], dtype=np.int64),
                            soft=s.mode == "soft", track_units=s.n_boot > 0)
+    identities = IdentityCounter(acc) if per_identity else None
     total = d.details.get("num_images")
     with progress_bar(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
         for batch in d.batches(attributes, s.rows_per_batch, s.min_reliability if d.is_prediction else None):
             acc.add(batch)
+            if identities is not None:
+                identities.add(batch)
             bar.update(len(batch))
     result = acc.result()
+    if identities is not None:
+        result.per_identity = identities.result(result)
     if s.min_reliability is not None and d.is_prediction and not d.details.get("has_reliability"):
         log.warning("%s has no reliability columns (annotate with MC dropout); min_reliability not applied", d.name)
     log.info("%s: %d rows counted%s", d.name, result.rows,
@@ -160,13 +168,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def _analyze(ctx: StageContext) -> dict[str, Any]:
     cfg, output_dir, tracker = ctx.cfg, ctx.out, ctx.tracker
     s = Settings.from_cfg(cfg)
+    ident = IdentitySettings.from_cfg(cfg)
     datasets = collect_inputs(cfg, tracker)
     declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
     for d in datasets:
         log.info("input: %s", d.describe())
     attributes = choose_attributes(datasets, cfg.analyze.attributes)
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
-    counts = [count_dataset(d, attributes, joint, s) for d in datasets]
+    counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
     pooled = pool_members(datasets) if s.pooled else {}
     taken = {d.name for d in datasets}
     clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]
@@ -180,33 +189,50 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     paths = write_outputs(output_dir, tables)
     focus = focus_pairs(names, groups, len(datasets))
     figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")
+    identity = None
+    if ident.enabled:  # within-identity statistics (analysis/identity.py)
+        identity = write_identity_outputs(
+            output_dir, identity_tables(names, groups, attributes, [c.per_identity for c in counts],
+                                        list(pooled.values()), focus, ident, s.n_boot, s.level, s.seed),
+            focus, dict(zip(names, groups)), s.top_k, s.level, s.n_boot, ident.min_images)
+        paths.update(identity.paths)
+        figures += identity.figures
     settings = {"mode": s.mode, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
                 "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
-                "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()}}
+                "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()},
+                "identity": {"enabled": ident.enabled, "min_images": ident.min_images, "levels": ident.levels}}
     info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
              "checkpoint_sha256": d.details.get("checkpoint_sha256"),
              "labels_of": d.details.get("base_name") if not d.is_prediction else None}
             for d, c in zip(datasets, counts)]
     report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
                           ReportContext(datasets=info, settings=settings, pooled=names[len(datasets):],
-                                        focus=focus, top_k=s.top_k))
-    _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names)
+                                        focus=focus, top_k=s.top_k, sections=identity.sections if identity else [],
+                                        files=identity.files if identity else []))
+    _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names, identity)
     log.info("analysis written to %s", output_dir)
     return {"output_dir": output_dir, "tables": tables, "datasets": names, "attributes": attributes,
-            "figures": figures, "report": report, "settings": settings}
+            "figures": figures, "report": report, "settings": settings,
+            "identity": identity.tables if identity else None}
 
 
-def _track(tracker, tables: Tables, figures: list[Path], files: list[Path], settings: dict, names: list[str]) -> None:
+def _track(tracker, tables: Tables, figures: list[Path], files: list[Path], settings: dict, names: list[str],
+           identity: IdentityOutputs | None = None) -> None:
     """Aggregates as W&B tables, figures as images, and the divergence artifact (CSVs + report + figures)."""
     if not tracker.enabled:
         return
     tracker.log_table("rates", tables.rates)
     tracker.log_table("kl_attributes", tables.kl_attributes)
     tracker.log_table("kl_pairs", tables.kl_pairs)
+    if identity is not None:
+        tracker.log_table("identity_stats", identity.tables.stats)
+        tracker.log_table("identity_compare", identity.tables.compare)
     for fig in figures:
         tracker.log_image(f"figures/{fig.stem}", fig)
     summary = {f"kl_mean/{r.p}||{r.q}": float(r.kl_mean) for r in tables.kl_pairs.itertuples()
                if r.p.endswith(POOLED_SUFFIX) and r.q.endswith(POOLED_SUFFIX)}
+    if identity is not None:
+        summary["identity_skipped"] = sorted(identity.tables.skipped)
     tracker.summary({**summary, "alpha": settings["alpha"], "mode": settings["mode"], "n_boot": settings["n_boot"]})
     meta = {k: v for k, v in settings.items() if k != "pooled_members"}
     tracker.log_artifact("divergence", type="divergence", paths=files, metadata={**meta, "datasets": names},

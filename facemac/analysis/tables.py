@@ -1,4 +1,5 @@
-"""From counts to the three result tables (rates, per-attribute KL, pair summaries), bootstrap columns included."""
+"""From counts to the three result tables (rates, per-attribute KL and JS, pair summaries), bootstrap columns
+included."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pandas as pd
 
 from facemac.analysis.bootstrap import Replicates, bootstrap, percentile_interval
 from facemac.analysis.counts import DatasetCounts
-from facemac.analysis.divergence import pairwise_attribute_kl
+from facemac.analysis.divergence import pairwise_attribute_js, pairwise_attribute_kl
 from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
 from facemac.analysis.rates import wilson_interval
 
 RATE_COLUMNS = ["dataset", "group", "attribute", "n", "positives", "rate", "ci_low", "ci_high"]
-KL_ATTRIBUTE_COLUMNS = ["p", "q", "attribute", "kl"]
-KL_PAIR_COLUMNS = ["p", "q", "kl_mean", "kl_sum", "kl_joint", "coverage", "joint_sparse_p", "joint_sparse_q"]
+KL_ATTRIBUTE_COLUMNS = ["p", "q", "attribute", "kl", "js"]  # + ci_low, ci_high (KL), js_ci_low, js_ci_high
+KL_PAIR_COLUMNS = ["p", "q", "kl_mean", "kl_sum", "kl_joint", "coverage", "joint_sparse_p", "joint_sparse_q",
+                   "js_mean", "js_sum", "js_joint"]  # + <column>_ci_low/_ci_high
 # A joint KL is reported as a finding only when at most JOINT_MAX_SPARSE of either dataset's images sit in combinations
 # seen fewer than JOINT_MIN_COUNT times in that dataset; beyond that the alpha smoothing, not the data, sets its value
 # and resampling biases its bootstrap (on the demo, 24 attributes x 2,000 images: >90 % sparse, intervals off the point).
@@ -50,6 +52,12 @@ def sparse_share(joint_counts: np.ndarray) -> float:
     return float(joint_counts[joint_counts < JOINT_MIN_COUNT].sum()) / total if total > 0 else float("nan")
 
 
+def _add_interval(frame: pd.DataFrame, prefix: str, samples: np.ndarray, level: float) -> None:
+    """``<prefix>_low`` / ``<prefix>_high`` percentile columns from replicates [B, ...] (flattened to the rows)."""
+    lo, hi = percentile_interval(samples, level)
+    frame[f"{prefix}_low"], frame[f"{prefix}_high"] = lo.ravel(), hi.ravel()
+
+
 def compute_tables(names: list[str], groups: list[str], attributes: list[str], counts: list[DatasetCounts],
                    pooled: list[list[int]], alpha: float, level: float, n_boot: int, seed: int,
                    soft: bool = False, with_dropped: bool = False, joint_columns: np.ndarray | None = None) -> Tables:
@@ -69,13 +77,15 @@ def compute_tables(names: list[str], groups: list[str], attributes: list[str], c
         rates["dropped"] = dropped.ravel().astype(np.int64)
 
     kl = pairwise_attribute_kl(pos, n, alpha)  # [D, D, A]
+    js = pairwise_attribute_js(pos, n, alpha)
     jkl = np.full((d_all, d_all), np.nan)
+    jjs = np.full((d_all, d_all), np.nan)
     cov = np.full((d_all, d_all), np.nan)
     sparse = np.full(d_all, np.nan)
     if joint_enabled:
         layout = joint_layout([c.joint_keys for c in counts], pooled)
         vectors = with_pooled(layout, [c.joint_counts for c in counts])
-        jkl, cov = joint_matrix(layout, vectors, alpha)
+        jkl, cov, jjs = joint_matrix(layout, vectors, alpha)
         sparse = np.array([sparse_share(v) for v in vectors])
     reps: Replicates | None = None
     if n_boot > 0:
@@ -90,12 +100,19 @@ def compute_tables(names: list[str], groups: list[str], attributes: list[str], c
                           "kl_mean": kl[ii, jj].mean(1), "kl_sum": kl[ii, jj].sum(1),
                           "kl_joint": jkl[ii, jj], "coverage": cov[ii, jj],
                           "joint_sparse_p": sparse[ii], "joint_sparse_q": sparse[jj]})
+    kl_b = js_b = None
     if reps is not None:
-        kl_b = pairwise_attribute_kl(reps.positives, reps.n, alpha)  # [B, D, D, A]
-        lo, hi = percentile_interval(kl_b[:, ii, jj], level)
-        kl_attr["ci_low"], kl_attr["ci_high"] = lo.ravel(), hi.ravel()
-        for col, samples in (("kl_mean", kl_b[:, ii, jj].mean(-1)), ("kl_sum", kl_b[:, ii, jj].sum(-1)),
-                             ("kl_joint", reps.joint_kl[:, ii, jj]), ("coverage", reps.coverage[:, ii, jj])):
-            lo, hi = percentile_interval(samples, level)
-            pairs[f"{col}_ci_low"], pairs[f"{col}_ci_high"] = lo, hi
+        kl_b = pairwise_attribute_kl(reps.positives, reps.n, alpha)[:, ii, jj]  # [B, ordered pairs, A]
+        js_b = pairwise_attribute_js(reps.positives, reps.n, alpha)[:, ii, jj]
+        _add_interval(kl_attr, "ci", kl_b, level)
+        for col, samples in (("kl_mean", kl_b.mean(-1)), ("kl_sum", kl_b.sum(-1)), ("kl_joint", reps.joint_kl[:, ii, jj]),
+                             ("coverage", reps.coverage[:, ii, jj])):
+            _add_interval(pairs, f"{col}_ci", samples, level)
+    # Jensen-Shannon after the KL columns (existing column positions stay), with intervals where KL has them
+    kl_attr["js"] = js[ii, jj].ravel()
+    pairs["js_mean"], pairs["js_sum"], pairs["js_joint"] = js[ii, jj].mean(1), js[ii, jj].sum(1), jjs[ii, jj]
+    if reps is not None:
+        _add_interval(kl_attr, "js_ci", js_b, level)
+        for col, samples in (("js_mean", js_b.mean(-1)), ("js_sum", js_b.sum(-1)), ("js_joint", reps.joint_js[:, ii, jj])):
+            _add_interval(pairs, f"{col}_ci", samples, level)
     return Tables(rates=rates, kl_attributes=kl_attr, kl_pairs=pairs)

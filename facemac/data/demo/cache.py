@@ -114,7 +114,10 @@ def _manifest(seed: int, params: DemoParams, digest: str) -> dict:
         "targets": {n: {"identities": params.target_identities,
                         "images": params.target_identities * params.target_images_per_identity}
                     for n in TARGET_NAMES},
-        "profiles": {n: {"group": p.group, "description": p.description, "true_rates": p.true_rates()}
+        "profiles": {n: {"group": p.group, "description": p.description, "true_rates": p.true_rates(),
+                         "identity_drift": p.identity_drift, "image_variation": p.image_variation,
+                         "within_identity": {a: {"mixed_share": m, "mean_entropy_bits": e} for a, (m, e)
+                                             in p.within_identity(params.target_images_per_identity).items()}}
                      for n, p in PROFILES.items()},
     }
 

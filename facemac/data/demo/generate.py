@@ -73,7 +73,7 @@ def render_chunk(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     from facemac.data.demo.render import render
-    from facemac.data.demo.sampling import labels_of, sample_identity, sample_shot, stream
+    from facemac.data.demo.sampling import draw_identity, draw_image, labels_of
 
     cv2.setNumThreads(1)
     profile = PROFILES[chunk.profile]
@@ -81,17 +81,16 @@ def render_chunk(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
     out = Path(chunk.out_dir)
     for k, paths in enumerate(chunk.paths):
         identity = chunk.first + k
-        ident = sample_identity(profile, stream(chunk.seed, chunk.profile, identity))
+        ident, habits = draw_identity(profile, chunk.seed, identity)
         for j, rel in enumerate(paths):
-            rng = stream(chunk.seed, chunk.profile, identity, j)
-            shot = sample_shot(profile, ident, rng)
-            img, landmarks = render(ident, shot, rng)
+            shown, shot, rng = draw_image(profile, chunk.seed, identity, j, ident, habits)
+            img, landmarks = render(shown, shot, rng)
             ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]),
                                    [cv2.IMWRITE_JPEG_QUALITY, shot.jpeg_quality])
             if not ok:
                 raise RuntimeError(f"JPEG encoding failed for {rel}")
             (out / rel).write_bytes(buf.tobytes())
-            labels.append(labels_of(ident, shot))
+            labels.append(labels_of(shown, shot))
             marks.append(landmarks)
     return np.stack(labels), np.stack(marks).astype(np.float32)
 

@@ -3,12 +3,19 @@
 The sampling model is a small Bayesian network: identity-level ``Male`` and ``Young`` are the only parents; every
 other attribute is drawn from a Bernoulli or categorical distribution conditioned on them (or on nothing). So the
 marginal rate of each attribute is an exact sum over the four (Male, Young) states — no Monte Carlo.
+
+Within an identity, two planted knobs set how its images differ (the truth the identity-level analysis is checked on):
+``identity_drift`` (an image shows another hair colour / the other skin class) and ``image_variation`` (an image
+redraws each image-level attribute instead of showing the identity's own habit). Given its identity-level state, an
+identity's images are independent draws, so the expected share of identities whose images disagree on an attribute
+and their mean label entropy are exact sums too (``Profile.within_identity``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from itertools import product
+from math import comb, log2
 
 DEMO_ATTRIBUTES: tuple[str, ...] = (
     "Male", "Young", "Smiling", "Mouth_Slightly_Open", "Eyeglasses", "Wearing_Hat", "Bald", "Bangs", "Black_Hair",
@@ -23,6 +30,9 @@ IDENTITY_ATTRIBUTES: tuple[str, ...] = (
     "No_Beard", "Pale_Skin", "Narrow_Eyes", "Bushy_Eyebrows", "Big_Nose", "Chubby",
 )
 IMAGE_ATTRIBUTES: tuple[str, ...] = tuple(a for a in DEMO_ATTRIBUTES if a not in IDENTITY_ATTRIBUTES)
+# Identity-level attributes an image may show drifted (``Profile.identity_drift``): the hair colour (one of the four
+# switches to another) and the skin class.
+DRIFT_ATTRIBUTES: tuple[str, ...] = (*HAIR_COLOURS, "Pale_Skin")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,12 @@ class Profile:
     earrings_male: float = 0.10
     blurry: float = 0.2
     rosy: float = 0.25
+    # Within an identity. Per image, with probability identity_drift, a non-bald identity shows another hair colour
+    # (uniform over the other three) and, independently, the other skin class (Pale_Skin flipped). Each image-level
+    # attribute is redrawn from its rate with probability image_variation, else the image shows the identity's own
+    # value of it (drawn once, from the same rate): rates stay as above, variation within identities drops.
+    identity_drift: float = 0.0
+    image_variation: float = 1.0
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -78,11 +94,12 @@ class Profile:
         bald = (self.bald_male_young if young else self.bald_male_old) if male else 0.0
         colours = self.colours_young if young else self.colours_old
         beard = (self.mustache_only, self.goatee_only, self.mustache_goatee) if male else (0.0, 0.0, 0.0)
+        drift = self.identity_drift
         rates = {
             "Male": float(male), "Young": float(young), "Bald": bald,
             "Bangs": (1 - bald) * (self.bangs_male if male else self.bangs_female),
             "Mustache": beard[0] + beard[2], "Goatee": beard[1] + beard[2], "No_Beard": 1 - sum(beard),
-            "Pale_Skin": self.pale, "Narrow_Eyes": self.narrow_eyes,
+            "Pale_Skin": self.pale * (1 - drift) + (1 - self.pale) * drift, "Narrow_Eyes": self.narrow_eyes,
             "Bushy_Eyebrows": self.bushy_male if male else self.bushy_female,
             "Big_Nose": self.big_nose, "Chubby": self.chubby, "Smiling": self.smiling,
             "Mouth_Slightly_Open": self.smiling * self.open_smiling + (1 - self.smiling) * self.open_not_smiling,
@@ -92,8 +109,52 @@ class Profile:
             "Blurry": self.blurry, "Rosy_Cheeks": self.rosy,
         }
         for colour, w in zip(HAIR_COLOURS, colours):
-            rates[colour] = (1 - bald) * w
+            rates[colour] = (1 - bald) * (w * (1 - drift) + (1 - w) * drift / 3)
         return rates
+
+    def image_probabilities(self, attr: str, male: bool, young: bool) -> list[tuple[float, float]]:
+        """(weight, P(an image shows attr)) over the identity states that matter for ``attr``, given (Male, Young).
+
+        Identity-level attributes: the identity has it (probability 1, less drift) or not (0, plus drift). Image-level:
+        the identity's own value d ~ Ber(rate) is shown with probability 1 - image_variation, a fresh draw otherwise;
+        Mouth_Slightly_Open is drawn given the image's Smiling, both with their own habits.
+        """
+        cond = self.conditional_rates(male, young)
+        drift, v = self.identity_drift, self.image_variation
+        if attr in HAIR_COLOURS:
+            bald = cond["Bald"]
+            w = dict(zip(HAIR_COLOURS, self.colours_young if young else self.colours_old))[attr]
+            return [(bald, 0.0), ((1 - bald) * w, 1 - drift), ((1 - bald) * (1 - w), drift / 3)]
+        if attr == "Pale_Skin":
+            return [(self.pale, 1 - drift), (1 - self.pale, drift)]
+        if attr in IDENTITY_ATTRIBUTES:
+            return [(cond[attr], 1.0), (1 - cond[attr], 0.0)]
+        if attr == "Mouth_Slightly_Open":
+            out = []
+            for smile_habit in (True, False):
+                shown = (1 - v) * smile_habit + v * self.smiling  # P(an image smiles)
+                fresh = shown * self.open_smiling + (1 - shown) * self.open_not_smiling
+                own = self.open_smiling if smile_habit else self.open_not_smiling
+                weight = self.smiling if smile_habit else 1 - self.smiling
+                out += [(weight * own, 1 - v + v * fresh), (weight * (1 - own), v * fresh)]
+            return out
+        rate = cond[attr]
+        return [(rate, 1 - v + v * rate), (1 - rate, v * rate)]
+
+    def within_identity(self, images: int) -> dict[str, tuple[float, float]]:
+        """{attribute: (expected share of identities whose ``images`` images are mixed, expected mean label entropy
+        in bits)}, exact: given its state an identity's images are independent, so P(all agree) = pi^k + (1-pi)^k."""
+        out = {}
+        for attr in DEMO_ATTRIBUTES:
+            mixed = entropy = 0.0
+            for male, young in product((False, True), repeat=2):
+                w_state = (self.male if male else 1 - self.male) * (self.young if young else 1 - self.young)
+                for w, pi in self.image_probabilities(attr, male, young):
+                    mixed += w_state * w * (1 - pi ** images - (1 - pi) ** images)
+                    entropy += w_state * w * sum(comb(images, j) * pi ** j * (1 - pi) ** (images - j)
+                                                 * _bits(j / images) for j in range(1, images))
+            out[attr] = (mixed, entropy)
+        return out
 
     def true_rates(self) -> dict[str, float]:
         """Exact marginal positive rate of every attribute (sum over the four Male x Young states)."""
@@ -103,6 +164,11 @@ class Profile:
             for attr, rate in self.conditional_rates(male, young).items():
                 out[attr] += weight * rate
         return out
+
+
+def _bits(p: float) -> float:
+    """Binary entropy in bits."""
+    return -p * log2(p) - (1 - p) * log2(1 - p)
 
 
 _TRAIN = Profile("celeba_demo", "train", description="labelled training set: broad priors, every attribute learnable")
@@ -118,13 +184,17 @@ _SYNTH_A = Profile(
     bangs_male=0.1, mustache_only=0.02, goatee_only=0.015, mustache_goatee=0.015, narrow_eyes=0.02, bushy_male=0.1,
     bushy_female=0.02, big_nose=0.04, chubby=0.015, smiling=0.6, open_smiling=0.7, open_not_smiling=0.1,
     eyeglasses=0.005, hat=0.003, lipstick_female=0.8, earrings_female=0.3, earrings_male=0.01, blurry=0.005, rosy=0.01,
-    description="synthetic-like: young, clean-shaven, smiling; glasses, hats, blur, gray hair, baldness almost absent")
+    identity_drift=0.15, image_variation=0.2,
+    description="synthetic-like: young, clean-shaven, smiling; glasses, hats, blur, gray hair, baldness almost absent; "
+                "identities drift (hair colour, skin) and vary their expression and accessories less than real ones")
 _SYNTH_B = Profile(
     "demo_synth_b", "synthetic", male=0.55, young=0.93, pale=0.5, bald_male_young=0.01, bald_male_old=0.06,
     colours_young=(0.25, 0.35, 0.395, 0.005), colours_old=(0.25, 0.30, 0.38, 0.07), bangs_female=0.5,
     bangs_male=0.05, mustache_only=0.015, goatee_only=0.03, mustache_goatee=0.01, narrow_eyes=0.015, bushy_male=0.08,
     bushy_female=0.01, big_nose=0.03, chubby=0.01, smiling=0.35, open_smiling=0.5, open_not_smiling=0.05,
     eyeglasses=0.008, hat=0.005, lipstick_female=0.85, earrings_female=0.2, earrings_male=0.005, blurry=0.005,
-    rosy=0.008, description="synthetic-like: young, neutral expression, lighter skin and hair; accessories rare")
+    rosy=0.008, image_variation=0.15,
+    description="synthetic-like: young, neutral expression, lighter skin and hair; accessories rare; identities stay "
+                "themselves but vary their expression and accessories far less than real ones")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_TRAIN, _REAL_A, _REAL_B, _SYNTH_A, _SYNTH_B)}

@@ -1,17 +1,19 @@
 """Draw the attributes and the appearance of demo identities and images from a profile, reproducibly from a seed.
 
 Every identity and every image gets its own random stream, keyed by (seed, profile, identity, image), so a dataset
-comes out the same whatever the chunking or the number of worker processes.
+comes out the same whatever the chunking or the number of worker processes. The within-identity knobs (habits for
+``image_variation`` < 1, drift for ``identity_drift`` > 0) draw from streams of their own, so a profile without them
+produces exactly the images it produced before they existed.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from facemac.data.demo.profiles import DEMO_ATTRIBUTES, HAIR_COLOURS, IDENTITY_ATTRIBUTES, Profile
+from facemac.data.demo.profiles import DEMO_ATTRIBUTES, HAIR_COLOURS, IDENTITY_ATTRIBUTES, IMAGE_ATTRIBUTES, Profile
 
 # Base colours (RGB). Hair colours are far apart in hue and brightness, so lighting changes cannot swap them.
 HAIR_RGB = {"Black_Hair": (28, 24, 22), "Brown_Hair": (112, 66, 32), "Blond_Hair": (224, 190, 98),
@@ -67,6 +69,20 @@ class Shot:
     jpeg_quality: int
 
 
+@dataclass
+class Habits:
+    """An identity's own values of the image-level attributes and the stream deciding, per image and attribute,
+    whether the image shows them (probability 1 - image_variation) or a fresh draw."""
+
+    own: dict[str, bool]
+    variation: float
+    rng: np.random.Generator | None = None
+
+    def keep(self, attr: str, fresh: bool) -> bool:
+        """The value this image shows."""
+        return self.own[attr] if self.rng.random() >= self.variation else fresh
+
+
 def _bern(rng: np.random.Generator, p: float) -> bool:
     return bool(rng.random() < p)
 
@@ -109,17 +125,39 @@ def sample_identity(profile: Profile, rng: np.random.Generator) -> Identity:
     )
 
 
-def sample_shot(profile: Profile, ident: Identity, rng: np.random.Generator) -> Shot:
-    """Image-level attributes given the identity, plus moderate nuisances (pose, light, background, blur, noise)."""
+def sample_habits(profile: Profile, ident: Identity, rng: np.random.Generator) -> Habits | None:
+    """The identity's own image-level values (each from its rate, Mouth_Slightly_Open given its own Smiling); None
+    when every image redraws everything (image_variation = 1)."""
+    if profile.image_variation >= 1.0:
+        return None
     male = ident.attrs["Male"]
     smiling = _bern(rng, profile.smiling)
+    own = {"Smiling": smiling,
+           "Mouth_Slightly_Open": _bern(rng, profile.open_smiling if smiling else profile.open_not_smiling),
+           "Eyeglasses": _bern(rng, profile.eyeglasses), "Wearing_Hat": _bern(rng, profile.hat),
+           "Wearing_Lipstick": (not male) and _bern(rng, profile.lipstick_female),
+           "Wearing_Earrings": _bern(rng, profile.earrings_male if male else profile.earrings_female),
+           "Blurry": _bern(rng, profile.blurry), "Rosy_Cheeks": _bern(rng, profile.rosy)}
+    assert set(own) == set(IMAGE_ATTRIBUTES)
+    return Habits(own=own, variation=profile.image_variation)
+
+
+def sample_shot(profile: Profile, ident: Identity, rng: np.random.Generator, habits: Habits | None = None) -> Shot:
+    """Image-level attributes given the identity (and its habits), plus moderate nuisances (pose, light, background,
+    blur, noise). Without habits every image-level attribute is a fresh draw."""
+    male = ident.attrs["Male"]
+    show = habits.keep if habits is not None else (lambda attr, fresh: fresh)
+    smiling = show("Smiling", _bern(rng, profile.smiling))
     attrs = {
         "Smiling": smiling,
-        "Mouth_Slightly_Open": _bern(rng, profile.open_smiling if smiling else profile.open_not_smiling),
-        "Eyeglasses": _bern(rng, profile.eyeglasses), "Wearing_Hat": _bern(rng, profile.hat),
-        "Wearing_Lipstick": (not male) and _bern(rng, profile.lipstick_female),
-        "Wearing_Earrings": _bern(rng, profile.earrings_male if male else profile.earrings_female),
-        "Blurry": _bern(rng, profile.blurry), "Rosy_Cheeks": _bern(rng, profile.rosy),
+        "Mouth_Slightly_Open": show("Mouth_Slightly_Open",
+                                    _bern(rng, profile.open_smiling if smiling else profile.open_not_smiling)),
+        "Eyeglasses": show("Eyeglasses", _bern(rng, profile.eyeglasses)),
+        "Wearing_Hat": show("Wearing_Hat", _bern(rng, profile.hat)),
+        "Wearing_Lipstick": (not male) and show("Wearing_Lipstick", _bern(rng, profile.lipstick_female)),
+        "Wearing_Earrings": show("Wearing_Earrings",
+                                 _bern(rng, profile.earrings_male if male else profile.earrings_female)),
+        "Blurry": show("Blurry", _bern(rng, profile.blurry)), "Rosy_Cheeks": show("Rosy_Cheeks", _bern(rng, profile.rosy)),
     }
     # Desaturated cool backgrounds (blue/green/purple), far from every hair colour.
     hue = rng.uniform(0.42, 0.83)
@@ -147,6 +185,41 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     return np.array(rgb) * 255.0
 
 
+def drifted(profile: Profile, ident: Identity, rng: np.random.Generator) -> Identity:
+    """The identity as one image shows it: with probability identity_drift each, another hair colour (not for bald
+    identities) and the other skin class. Always draws the same numbers, so drift never shifts other draws."""
+    u_hair, pick, u_skin, tone = rng.random(), rng.integers(3), rng.random(), rng.random()
+    attrs, hair, brow, skin = dict(ident.attrs), ident.hair, ident.brow, ident.skin
+    if ident.hair is not None and u_hair < profile.identity_drift:
+        colour = [c for c in HAIR_COLOURS if not attrs[c]][int(pick)]
+        attrs.update({c: c == colour for c in HAIR_COLOURS})
+        hair = np.array(HAIR_RGB[colour], float)
+        brow = hair * 0.4
+    if u_skin < profile.identity_drift:
+        attrs["Pale_Skin"] = not attrs["Pale_Skin"]
+        skin = (np.array(PALE_SKIN, float) if attrs["Pale_Skin"]
+                else (1 - tone) * np.array(SKIN_LIGHT, float) + tone * np.array(SKIN_DARK, float))
+    return replace(ident, attrs=attrs, hair=hair, brow=brow, skin=skin)
+
+
+def draw_identity(profile: Profile, seed: int, identity: int) -> tuple[Identity, Habits | None]:
+    """An identity's fixed traits and its image-level habits (each from its own stream)."""
+    ident = sample_identity(profile, stream(seed, profile.name, identity))
+    return ident, sample_habits(profile, ident, stream(seed, f"{profile.name}/habits", identity))
+
+
+def draw_image(profile: Profile, seed: int, identity: int, image: int, ident: Identity,
+               habits: Habits | None) -> tuple[Identity, Shot, np.random.Generator]:
+    """(identity as this image shows it, the shot, the stream rendering continues from) for one image."""
+    rng = stream(seed, profile.name, identity, image)
+    if habits is not None:
+        habits = replace(habits, rng=stream(seed, f"{profile.name}/habits", identity, image))
+    shot = sample_shot(profile, ident, rng, habits)
+    if profile.identity_drift > 0:
+        ident = drifted(profile, ident, stream(seed, f"{profile.name}/drift", identity, image))
+    return ident, shot, rng
+
+
 def labels_of(ident: Identity, shot: Shot) -> np.ndarray:
     """The image's 0/1 label vector in DEMO_ATTRIBUTES order — exactly the sampled attributes."""
     merged = {**ident.attrs, **shot.attrs}
@@ -159,8 +232,9 @@ def sample_labels(profile: Profile, seed: int, identities: int, images: int,
     """Labels [identities*images, A] and identity index per row, exactly as the datasets get them, without rendering."""
     labels, ids = [], []
     for i in range(first, first + identities):
-        ident = sample_identity(profile, stream(seed, profile.name, i))
+        ident, habits = draw_identity(profile, seed, i)
         for j in range(images):
-            labels.append(labels_of(ident, sample_shot(profile, ident, stream(seed, profile.name, i, j))))
+            shown, shot, _ = draw_image(profile, seed, i, j, ident, habits)
+            labels.append(labels_of(shown, shot))
             ids.append(i)
     return np.stack(labels), np.array(ids)
