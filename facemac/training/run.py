@@ -17,7 +17,7 @@ from facemac import distributed as D
 from facemac.attributes import attribute_difference
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
-from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config
+from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config, preflight_model
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
@@ -158,6 +158,11 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
                           f"{', '.join(OBJECTIVES)}")
     if tcfg.loss_weighting not in WEIGHTINGS:
         raise ConfigError(f"train.loss_weighting={tcfg.loss_weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+    # before any data work: a typo in the model or missing starting weights (offline, nothing cached) fail here
+    source = D.on_main(dist, lambda: preflight_model(model_config(cfg)))
+    with open_dict(cfg):  # recorded in the W&B config and, through model_config, in every checkpoint
+        cfg.model.weight_source = source.record()
+    log.info("%s starts from %s", cfg.model.timm_name, source.describe())
     seed = int(cfg.seed)
     seed_everything(seed)
     with open_dict(cfg):  # data.num_workers=auto → a number, recorded as such in the run's config
