@@ -25,6 +25,7 @@ from facemac.training.checkpoint import load_checkpoint, save_checkpoint
 from facemac.training.data import build_datasets, check_table, load_table, make_loader, plain
 from facemac.training.ema import ModelEma
 from facemac.training.loop.trainer import Predictions, Trainer
+from facemac.training.layer_decay import layer_decay_groups
 from facemac.training.loss import WEIGHTINGS, positive_rates
 from facemac.training.metrics import compute_metrics, flat_history
 from facemac.training.state import rng_state, seed_everything, set_rng_state
@@ -192,7 +193,10 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
     if tcfg.loss_weighting == "positive_rate":
         pos_rate = torch.from_numpy(positive_rates(train_table.labels, train_table.mask))
 
-    optimizer = instantiate(cfg.optim)(_param_groups(model))
+    ld = tcfg.get("layer_decay")
+    groups = _param_groups(model) if ld is None else layer_decay_groups(
+        model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), ld)
+    optimizer = instantiate(cfg.optim)(groups)
     steps_per_epoch = len(loaders["train"])
     if tcfg.get("limit_batches") is not None:
         steps_per_epoch = min(steps_per_epoch, int(tcfg.limit_batches))
