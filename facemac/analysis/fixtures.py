@@ -17,8 +17,9 @@ from facemac.analysis.readers import RELIABILITY_PREFIX
 def write_annotation_dir(directory: Path, dataset: str, group: str, attributes: list[str],
                          parts: Iterable[tuple[np.ndarray, list[str | None] | np.ndarray | None]],
                          thresholds: dict[str, float] | None = None, reliability: Iterable[np.ndarray] | None = None,
-                         checkpoint_sha256: str = "0" * 64) -> Path:
-    """One ``part-XXXXX.parquet`` per (probabilities [n, A], identities) item, then manifest.json and failures.csv."""
+                         checkpoint_sha256: str = "0" * 64, extra: dict | None = None) -> Path:
+    """One ``part-XXXXX.parquet`` per (probabilities [n, A], identities) item, then manifest.json and failures.csv;
+    ``extra`` adds manifest keys (e.g. the counting set of facemac.labelrule.manifest_fields)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rel_iter = iter(reliability) if reliability is not None else None
@@ -43,6 +44,6 @@ def write_annotation_dir(directory: Path, dataset: str, group: str, attributes: 
                 "source_format": "folders", "root": str(directory), "checkpoint": "fixture.pt",
                 "checkpoint_sha256": checkpoint_sha256, "attributes": list(attributes),
                 "thresholds": thresholds or {a: 0.5 for a in attributes}, "num_images": total, "num_failures": 0,
-                "complete": True, "mc_samples": 0 if reliability is None else 8, "parts": entries}
+                "complete": True, "mc_samples": 0 if reliability is None else 8, "parts": entries, **(extra or {})}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return directory

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
@@ -17,6 +17,7 @@ from facemac.analysis.plots import make_figures
 from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.errors import ConfigError
+from facemac.labelrule import LABEL_RULES
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
 
@@ -38,6 +39,7 @@ class Settings:
     batch_size: int
     pooled: bool
     top_k: int
+    label_rule: str = "counting"
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -59,9 +61,13 @@ class Settings:
         batch = int(cfg.get("batch_size", 65536))
         if batch <= 0:
             raise ConfigError(f"batch_size={batch}: must be positive")
+        rule = str(OmegaConf.select(cfg, "analyze.label_rule", default="counting"))
+        if rule not in LABEL_RULES:
+            raise ConfigError(f"analyze.label_rule={rule!r}: use counting (the checkpoint's thresholds for faithful "
+                              "counts) or reporting (its balanced-accuracy thresholds)")
         return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.get("seed", 0)),
                    min_reliability=None if rel is None else float(rel), batch_size=batch,
-                   pooled=bool(cfg.get("pooled", True)), top_k=int(cfg.get("top_k", 5)))
+                   pooled=bool(cfg.get("pooled", True)), top_k=int(cfg.get("top_k", 5)), label_rule=rule)
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -156,6 +162,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with create_tracker(cfg, "analyze", output_dir) as tracker:
         datasets = collect_inputs(cfg, tracker)
         for d in datasets:
+            d.use_label_rule(s.label_rule)
             log.info("input: %s", d.describe())
         attributes = choose_attributes(datasets, cfg.get("attributes"))
         joint = choose_joint(attributes, cfg.get("joint_attributes"))
@@ -173,11 +180,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         paths = write_outputs(output_dir, tables)
         focus = focus_pairs(names, groups, len(datasets))
         figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")
-        settings = {"mode": s.mode, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
+        settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
                     "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
                     "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()}}
         info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
                  "checkpoint_sha256": d.details.get("checkpoint_sha256"),
+                 "label_thresholds": d.details.get("label_thresholds"),
                  "labels_of": d.details.get("base_name") if not d.is_prediction else None}
                 for d, c in zip(datasets, counts)]
         report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,

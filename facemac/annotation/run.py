@@ -27,6 +27,7 @@ from facemac.annotation.writer import build_part
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.labelrule import manifest_fields
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
@@ -233,7 +234,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
     write_failures(store.out_dir, failures)
     parts = [store.part(i) for i in range(len(shards))]
     result.num_images, result.num_failures = sum(part_rows), len(failures)
-    result.positive_rate = positive_rates(parts, annotator.attributes, annotator.thresholds)
+    result.positive_rate = positive_rates(parts, annotator.attributes, annotator.label_thresholds)
     limit = float(acfg.max_failure_fraction)
     complete = len(failures) <= limit * len(table)
     manifest = build_manifest(
@@ -242,7 +243,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
-               "label_rule": "probability > threshold",
+               **manifest_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,
@@ -282,5 +283,5 @@ def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, out
     for r in results.values():
         manifest = read_manifest(r.out_dir)
         files = [r.out_dir / p["file"] for p in manifest["parts"]] + [r.out_dir / MANIFEST, r.out_dir / FAILURES]
-        meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds")}
+        meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds", "counting_thresholds")}
         tracker.log_artifact(f"annotations-{r.name}", "annotations", files, metadata=meta)

@@ -22,6 +22,7 @@ from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import create_tracker
 from facemac.training.checkpoint import load_checkpoint, save_checkpoint
+from facemac.training.counting import COUNTING_RULES, DEFAULT_COUNTING_RULE, counting_thresholds
 from facemac.training.data import build_datasets, check_table, load_table, make_loader, plain
 from facemac.training.ema import ModelEma
 from facemac.training.loop.trainer import Predictions, Trainer
@@ -157,6 +158,9 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
     if tcfg.threshold_objective not in OBJECTIVES:
         raise ConfigError(f"train.threshold_objective={tcfg.threshold_objective!r}; choose one of "
                           f"{', '.join(OBJECTIVES)}")
+    counting_rule = str(tcfg.get("counting_rule", DEFAULT_COUNTING_RULE))
+    if counting_rule not in COUNTING_RULES:
+        raise ConfigError(f"train.counting_rule={counting_rule!r}; choose one of {', '.join(COUNTING_RULES)}")
     if tcfg.loss_weighting not in WEIGHTINGS:
         raise ConfigError(f"train.loss_weighting={tcfg.loss_weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     # before any data work: a typo in the model or missing starting weights (offline, nothing cached) fail here
@@ -237,6 +241,7 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
             stats = trainer.train_epoch(loaders["train"], epoch, keys["train"])
             val_preds = trainer.predict(loaders["val"], keys["val"], "val")
             thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, tcfg.threshold_objective)
+            counting = counting_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, counting_rule)
             val = metrics_of(val_preds, attributes, thresholds)
             val.update(epoch=epoch + 1, loss=val_preds.loss)
             score = _score(val, select)
@@ -254,7 +259,7 @@ def _train(cfg: DictConfig, dist: D.DistInfo, table: FaceTable | None, out: Path
                      " (best)" if improved else "")
             if dist.is_main:
                 base = {"attributes": attributes, "model_cfg": mcfg, "data_cfg": data_cfg, "epoch": epoch + 1,
-                        "step": trainer.step}
+                        "step": trainer.step, "counting_thresholds": counting, "counting_rule": counting_rule}
                 if improved:
                     eval_model = ema.module if ema is not None else model
                     save_checkpoint({**base, "model_state": eval_model.state_dict(), "thresholds": thresholds,
