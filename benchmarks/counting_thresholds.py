@@ -41,28 +41,24 @@ def val_predictions(run: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarr
     import torch
     from omegaconf import OmegaConf
 
-    from facemac import distributed as D
+    from facemac.annotation.inference import Annotator
     from facemac.data.dataset import FaceDataset, collate_faces
-    from facemac.data.preprocess import Preprocessor
     from facemac.data.registry import build_table
-    from facemac.models.mac import mac_from_checkpoint
-    from facemac.training.checkpoint import load_checkpoint
-    from facemac.training.loop.trainer import Trainer
 
     cfg = OmegaConf.load(run / "train" / ".hydra" / "config.yaml")
-    table = build_table(cfg.dataset, cfg.paths.cache_dir, demo_params=cfg.get("demo"))
-    ckpt = load_checkpoint(run / "train" / "checkpoints" / "best.pt")
-    model = mac_from_checkpoint(ckpt).eval()
-    dc = ckpt["data_cfg"]
-    ds = FaceDataset(table.split("val"), Preprocessor.from_data_cfg(dc))
-    loader = torch.utils.data.DataLoader(ds, batch_size=256, collate_fn=collate_faces)
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), None, D.DistInfo(device=torch.device("cpu")),
-                      dc["mean"], dc["std"], precision="fp32", channels_last=False, progress=False)
-    preds = trainer.predict(loader, ds.table.keys, "val", model=model)
-    attrs = list(ckpt["attributes"])
+    table = build_table(cfg.dataset, cfg.paths.cache_dir, demo_params=cfg.get("demo")).split("val")
+    ann = Annotator.from_checkpoint(run / "train" / "checkpoints" / "best.pt", torch.device("cpu"), amp="off")
+    loader = torch.utils.data.DataLoader(FaceDataset(table, ann.preprocessor), batch_size=256,
+                                         collate_fn=collate_faces)
+    probs, labels, mask = [], [], []
+    for batch in loader:
+        probs.append(ann.predict(batch["image"])[0].numpy())
+        labels.append(batch["labels"].numpy())
+        mask.append(batch["mask"].numpy().astype(bool))
+    probs, labels, mask, attrs = np.concatenate(probs), np.concatenate(labels), np.concatenate(mask), ann.attributes
     if cache is not None:
-        np.savez(cache, probs=preds.probs, labels=preds.labels, mask=preds.mask, attributes=np.array(attrs))
-    return preds.probs, preds.labels, preds.mask, attrs
+        np.savez(cache, probs=probs, labels=labels, mask=mask, attributes=np.array(attrs))
+    return probs, labels, mask, attrs
 
 
 def target_predictions(run: Path, attributes: list[str]) -> dict[str, dict]:

@@ -58,7 +58,7 @@ def create_mac(model_cfg: dict[str, Any], num_attributes: int) -> MAC:
         kwargs["drop_path_rate"] = float(model_cfg["drop_path_rate"])
     if model_cfg.get("img_size") and name.startswith(_TAKES_IMG_SIZE):
         kwargs["img_size"] = int(model_cfg["img_size"])
-    source = resolve_weights(model_cfg)
+    source = resolve_weights(model_cfg, checksum=False)
     if source.file:  # timm's pretrained path from a local file: its checkpoint filter adapts the weights to kwargs
         kwargs["pretrained_cfg_overlay"] = {"file": source.file}
     backbone = timm.create_model(name, pretrained=source.file is not None, num_classes=0, **kwargs)

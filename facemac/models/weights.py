@@ -123,10 +123,11 @@ def _offline_error(name: str, ref: str, reason: str) -> ConfigError:
                        f"{WAYS_OUT[0]}, or {WAYS_OUT[1]}, or {WAYS_OUT[2]}")
 
 
-def resolve_weights(model_cfg: dict[str, Any], download: bool = True) -> WeightSource:
+def resolve_weights(model_cfg: dict[str, Any], download: bool = True, checksum: bool = True) -> WeightSource:
     """The starting weights ``model_cfg`` asks for, made local: ``model.weights`` wins over ``model.pretrained``.
 
-    With ``download`` False a hub file missing from the cache is an error instead of a download (nothing is fetched).
+    With ``download`` False a hub file missing from the cache is an error instead of a download (nothing is fetched);
+    ``checksum`` hashes a ``model.weights`` file for the record (training's preflight does, building the model not).
     """
     weights = model_cfg.get("weights")
     if weights:
@@ -135,7 +136,7 @@ def resolve_weights(model_cfg: dict[str, Any], download: bool = True) -> WeightS
             raise ConfigError(f"model.weights={str(weights)!r}: no such file (expected a {'/'.join(WEIGHT_SUFFIXES)} "
                               "state dict of the backbone)")
         path = path.resolve()
-        return WeightSource("file", ref=str(weights), file=str(path), sha256=_sha256(path))
+        return WeightSource("file", ref=str(weights), file=str(path), sha256=_sha256(path) if checksum else None)
     if not model_cfg.get("pretrained"):
         return WeightSource("none")
     from timm.models import get_pretrained_cfg
