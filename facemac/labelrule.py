@@ -21,7 +21,8 @@ COUNTING = "counting_thresholds"
 LABEL_RULES = {"counting": COUNTING, "reporting": REPORTING}
 
 
-def checkpoint_sets(ckpt: dict[str, Any], path: Any = "checkpoint") -> tuple[list[float], list[float] | None, str | None]:
+def checkpoint_sets(ckpt: dict[str, Any],
+                    path: Any = "checkpoint") -> tuple[list[float], list[float] | None, str | None]:
     """(reporting thresholds, counting thresholds or None for an older checkpoint, counting rule) of a checkpoint."""
     n = len(ckpt["attributes"])
     reporting = [float(t) for t in ckpt["thresholds"]]

@@ -173,7 +173,8 @@ def test_label_rule_counting_by_default_reporting_on_request_and_old_manifests_r
     probs = np.array([[0.4, 0.9, 0.1], [0.4, 0.9, 0.1], [0.7, 0.2, 0.9], [0.7, 0.2, 0.9]], np.float32)
     write_annotation_dir(root / "P", "P", "real", ATTRS, [(probs, None)], thresholds={"a": 0.3, "b": 0.5, "c": 0.5},
                          extra=manifest_fields(ATTRS, [0.5, 0.5, 0.5], "accuracy"))
-    write_annotation_dir(root / "Q", "Q", "synthetic", ATTRS, [(probs, None)], thresholds={"a": 0.3, "b": 0.5, "c": 0.5})
+    write_annotation_dir(root / "Q", "Q", "synthetic", ATTRS, [(probs, None)],
+                         thresholds={"a": 0.3, "b": 0.5, "c": 0.5})
     out = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "n_boot=0"]))
     r = pd.read_csv(out["output_dir"] / "rates.csv").set_index(["dataset", "attribute"])["positives"]
     assert (r[("P", "a")], r[("Q", "a")]) == (2, 4)  # P: prob > 0.5 (counting); Q: prob > 0.3 (its only set)

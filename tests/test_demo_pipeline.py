@@ -76,7 +76,8 @@ def test_counts_are_faithful_to_the_targets_labels(demo_run):
                 mac = kl.loc[p, q].loc[attrs].to_numpy()
                 within += list(abs(mac - true) <= np.maximum(0.02, 0.25 * true))
                 sums[p, q] = (mac.sum(), true.sum())
-            directions.append((sums[real, synth][0] > sums[synth, real][0]) == (sums[real, synth][1] > sums[synth, real][1]))
+            mac_dir, true_dir = (sums[real, synth][k] > sums[synth, real][k] for k in (0, 1))
+            directions.append(mac_dir == true_dir)
     assert np.mean(within) >= 0.95 and all(directions), (np.mean(within), directions)
 
 

@@ -1,5 +1,6 @@
-"""Starting weights: local files win, hub weights come from the hub cache, offline with nothing cached is one ConfigError
-before any data work, and the source is recorded. No test reaches a hub (conftest: HF_HUB_OFFLINE, empty cache)."""
+"""Starting weights: local files win, hub weights come from the hub cache, offline with nothing cached is one
+ConfigError before any data work, and the source is recorded. No test reaches a hub (conftest: HF_HUB_OFFLINE and an
+empty hub cache)."""
 
 import huggingface_hub
 import huggingface_hub.constants as hub

@@ -142,8 +142,8 @@ def test_maadface_csv_under_fuzzing(tmp_path_factory, examples):
 
 def _landmark_csv(n_ids: int = 3, per_id: int = 2) -> bytes:
     """VGGFace2's loose_landmark_train.csv for the rows of ``_maad_csv``: quoted names without extension."""
-    rows = [f'"n{k // per_id + 2:06d}/{k % per_id + 1:04d}_01",' + ",".join(f"{40 + 7.5 * j + k:.2f}" for j in range(10))
-            for k in range(n_ids * per_id)]
+    rows = [f'"n{k // per_id + 2:06d}/{k % per_id + 1:04d}_01",'
+            + ",".join(f"{40 + 7.5 * j + k:.2f}" for j in range(10)) for k in range(n_ids * per_id)]
     return ("NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y\n" + "\n".join(rows) + "\n").encode()
 
 

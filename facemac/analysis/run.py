@@ -180,7 +180,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         paths = write_outputs(output_dir, tables)
         focus = focus_pairs(names, groups, len(datasets))
         figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")
-        settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
+        settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed,
+                    "level": s.level,
                     "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
                     "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()}}
         info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),

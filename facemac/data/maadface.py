@@ -193,7 +193,8 @@ def read_vggface2_landmarks(paths: Sequence[str | Path]) -> tuple[list[str], np.
         if bad.any():
             r, c = np.argwhere(bad)[0]
             what = "missing" if np.isnan(xy[r, c]) else f"{xy[r, c]:g} is no pixel coordinate"
-            raise DataError(f"{path}, line {r + 2}, column {LANDMARK_HEADER[c + 1]}: {what}; expected {LANDMARK_LAYOUT}")
+            raise DataError(f"{path}, line {r + 2}, column {LANDMARK_HEADER[c + 1]}: {what}; "
+                            f"expected {LANDMARK_LAYOUT}")
         keys = df["NAME_ID"].fillna("").str.strip().str.replace("\\", "/", regex=False)
         keys = keys.str.replace(r"\.(jpe?g|png)$", "", case=False, regex=True).tolist()
         if "" in keys:
@@ -245,8 +246,8 @@ def _landmark_paths(root: Path, images: Path, landmarks) -> list[Path]:
     if landmarks in ("auto", True):
         found = find_landmark_files(root, images)
         if not found:
-            raise ConfigError(f"dataset.landmarks=auto: no {LANDMARK_DIR}/{' or '.join(LANDMARK_FILES)} under {root} or "
-                              f"beside {images}; set dataset.landmarks=<folder or files> ({LANDMARK_LAYOUT}), or opt "
+            raise ConfigError(f"dataset.landmarks=auto: no {LANDMARK_DIR}/{' or '.join(LANDMARK_FILES)} under "
+                              f"{root} or beside {images}; set dataset.landmarks=<folder or files> ({LANDMARK_LAYOUT}), or opt "
                               "in to the unaligned whole-image resize with dataset.align=resize")
         return found
     items = [landmarks] if isinstance(landmarks, (str, Path)) else list(landmarks)

@@ -1,6 +1,6 @@
-"""Layer-wise learning-rate decay for fine-tuning a pretrained backbone (BEiT, MAE): with L layer groups, group k trains at
-``lr * d ** (L - 1 - k)`` and the attribute head at the full ``lr``, so features near the pixels, which transfer best,
-move least. Groups come from timm's ``param_groups_layer_decay`` (the backbone's own ``group_matcher``)."""
+"""Layer-wise learning-rate decay for fine-tuning a pretrained backbone (BEiT, MAE): with L layer groups, group k
+trains at ``lr * d ** (L - 1 - k)`` and the attribute head at the full ``lr``, so features near the pixels, which
+transfer best, move least. Groups come from timm's ``param_groups_layer_decay`` (the backbone's ``group_matcher``)."""
 
 from __future__ import annotations
 
