@@ -2,6 +2,8 @@
 ConfigError before any data work, and the source is recorded. No test reaches a hub (conftest: HF_HUB_OFFLINE and an
 empty hub cache)."""
 
+from pathlib import Path
+
 import huggingface_hub
 import huggingface_hub.constants as hub
 import pytest
@@ -25,8 +27,7 @@ def _warm_hub_cache(name: str) -> dict[str, torch.Tensor]:
     state = timm.create_model(name, pretrained=False).state_dict()  # at timm's default size (test_vit: 160 px)
     repo = pcfg.hf_hub_id
     commit = "0123456789abcdef0123456789abcdef01234567"
-    folder = huggingface_hub.constants.HF_HUB_CACHE
-    base = __import__("pathlib").Path(folder) / f"models--{repo.replace('/', '--')}"
+    base = Path(hub.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"  # conftest's empty per-session cache
     (base / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
     (base / "refs").mkdir(exist_ok=True)
     (base / "refs" / "main").write_text(commit)
