@@ -36,6 +36,12 @@ PATH = "path"
 IDENTITY = "identity"
 RELIABILITY_PREFIX = "reliability:"
 LABEL_RULE = "probability > threshold"
+# Two threshold sets per attribute: `thresholds` tuned for the MAC's reporting metric (balanced accuracy, mA) and
+# `counting_thresholds`, chosen so counts of positives stay faithful (train.counting_rule). `label_thresholds` names the
+# set the labels use (the counting set when the checkpoint had one); manifests from before it have `thresholds` only.
+REPORTING = "thresholds"
+COUNTING = "counting_thresholds"
+LABEL_RULES = {"counting": COUNTING, "reporting": REPORTING}  # analyze.label_rule / evaluate --label-rule -> key
 # Keys a reader cannot do without; the writer adds provenance (source_format, root, checkpoint, checkpoint_sha256,
 # num_images, num_failures, mc_samples, label_rule) and the annotate stage its own extras (num_listed, shard_size, …).
 REQUIRED_KEYS = ("dataset", "group", "attributes", "thresholds", "parts", "complete")
@@ -210,3 +216,39 @@ def verify_table(directory: str | Path, check_sha: bool = True) -> tuple[dict[st
         raise DataError(f"{directory}: parts hold {total} rows but manifest num_images={num_images} "
                         f"(num_failures={num_failures})")
     return manifest, files
+
+
+def threshold_fields(attributes: Sequence[str], counting: Sequence[float] | None,
+                     counting_rule: str | None) -> dict[str, Any]:
+    """Manifest entries beside ``thresholds`` (the reporting set): the counting set, its rule, and which set the labels
+    use (``label_thresholds``)."""
+    fields: dict[str, Any] = {"label_thresholds": COUNTING if counting is not None else REPORTING}
+    if counting is not None:
+        fields[COUNTING] = {a: float(t) for a, t in zip(attributes, counting)}
+        fields["counting_rule"] = counting_rule
+    return fields
+
+
+def _threshold_set(manifest: dict[str, Any], key: str, where: Any) -> dict[str, float]:
+    values = manifest.get(key)
+    attributes = list(manifest["attributes"])
+    if not isinstance(values, dict) or set(values) != set(attributes):
+        raise DataError(f"{where}: {key!r} must give one threshold per attribute in 'attributes'")
+    try:
+        return {a: float(values[a]) for a in attributes}
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {key!r} holds a value that is not a number") from None
+
+
+def label_thresholds(manifest: dict[str, Any], rule: str | None = None,
+                     where: Any = "manifest.json") -> tuple[dict[str, float], str]:
+    """({attribute: threshold}, key of the set used) for ``rule`` (``counting`` | ``reporting``; None = the set the
+    manifest's labels use). ``counting`` on a manifest without a counting set falls back to ``thresholds``."""
+    if rule is not None and rule not in LABEL_RULES:
+        raise ValueError(f"label rule {rule!r} is unknown; choose one of {', '.join(LABEL_RULES)}")
+    key = LABEL_RULES[rule] if rule is not None else str(manifest.get("label_thresholds", REPORTING))
+    if key not in (REPORTING, COUNTING):
+        raise DataError(f"{where}: label_thresholds={key!r}; expected {REPORTING!r} or {COUNTING!r}")
+    if key == COUNTING and COUNTING not in manifest:
+        key = REPORTING  # annotated with a checkpoint from before counting thresholds
+    return _threshold_set(manifest, key, where), key

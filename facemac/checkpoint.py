@@ -44,3 +44,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     return ckpt
 
+
+def checkpoint_sets(ckpt: dict[str, Any],
+                    path: Any = "checkpoint") -> tuple[list[float], list[float] | None, str | None]:
+    """(reporting thresholds, counting thresholds or None for a checkpoint from before them, counting rule)."""
+    n = len(ckpt["attributes"])
+    reporting = [float(t) for t in ckpt["thresholds"]]
+    counting = ckpt.get("counting_thresholds")
+    if len(reporting) != n:
+        raise CheckpointError(f"checkpoint {path}: {len(reporting)} thresholds for {n} attributes")
+    if counting is not None:
+        counting = [float(t) for t in counting]
+        if len(counting) != n:
+            raise CheckpointError(f"checkpoint {path}: {len(counting)} counting_thresholds for {n} attributes")
+    return reporting, counting, ckpt.get("counting_rule") if counting is not None else None

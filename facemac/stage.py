@@ -6,7 +6,8 @@
    resolved config a stage runs with, and sends to W&B, holds only what it uses (``stage_config``);
 2. distributed init (torchrun) and the device;
 3. the run folder (all ranks must agree on it) and its lock: one writer per folder, held by rank 0 only;
-4. DataLoader workers and torch threads (``<stage>.num_workers=auto`` resolved and recorded as a number);
+4. DataLoader workers and torch threads (``<stage>.num_workers=auto`` resolved and recorded as a number), then the
+   stage's own quick checks (``Stage.prepare``: training's model name and starting weights), before any data work;
 5. the tracker's life (``wandb.finish()`` always runs, so multirun jobs never log into each other);
 6. timing, and the DONE marker once the work finished (training stopped by ``stop_after_epochs`` is not done).
 
@@ -59,6 +60,7 @@ class Stage:
     workers_key: str | None = None  # e.g. "data.num_workers" (auto → a number, written back into the config)
     threads_key: str | None = None  # e.g. "train.cpu_threads"
     base_name: Callable[[DictConfig], str] | None = None  # the W&B run name when logger.name is unset
+    prepare: Callable[[DictConfig, D.DistInfo], None] | None = None  # checks before the tracker and any data work
 
 
 @dataclass
@@ -150,6 +152,8 @@ def run_stage(cfg: DictConfig, stage: Stage, work: Callable[[StageContext], T]) 
         lock = RunLock(out, f"{stage.name} run", hint="give this run its own hydra.run.dir")
         D.on_main(dist, lambda: (lock.acquire(), None)[1])
         _setup_cpu(cfg, stage, dist)
+        if stage.prepare is not None:
+            stage.prepare(cfg, dist)
         if cfg.get("logger") is not None and "name" in cfg.logger and cfg.logger.get("name") is None:
             with open_dict(cfg):
                 cfg.logger.name = run_name(cfg, stage.base_name(cfg) if stage.base_name else None)

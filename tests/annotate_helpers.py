@@ -15,8 +15,10 @@ ATTRS = ["Male", "Smiling", "Eyeglasses"]
 
 
 def make_checkpoint(path: Path, *, timm_name: str = "test_resnet", size: int = 32, drop_rate: float = 0.0,
-                    seed: int = 0, attributes: list[str] | None = None, align: str = "arcface") -> Path:
-    """A randomly initialised MAC saved exactly like training saves best.pt."""
+                    seed: int = 0, attributes: list[str] | None = None, align: str = "arcface",
+                    counting: list[float] | None = None) -> Path:
+    """A randomly initialised MAC saved exactly like training saves best.pt (``counting``: its counting thresholds;
+    None = a checkpoint from before they existed)."""
     attributes = attributes or ATTRS
     torch.manual_seed(seed)
     model_cfg = {"timm_name": timm_name, "img_size": size, "drop_rate": drop_rate, "pretrained": False}
@@ -30,6 +32,8 @@ def make_checkpoint(path: Path, *, timm_name: str = "test_resnet", size: int = 3
                      "align": align, "geometry": "arcface_112"},
         "metrics": {}, "epoch": 0, "step": 0,
     }
+    if counting is not None:
+        payload.update(counting_thresholds=list(counting), counting_rule="accuracy")
     return save_checkpoint(payload, path)
 
 

@@ -23,6 +23,12 @@ def _isolate_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FACEMAC_OUTPUTS", str(tmp_path_factory.mktemp("outputs")))
     if "FACEMAC_CACHE" not in os.environ:  # the demo cache is shared by the whole session: generating it is slow
         monkeypatch.setenv("FACEMAC_CACHE", str(tmp_path_factory.getbasetemp() / "facemac-cache"))
+    # no test ever reaches a hub: offline, with an empty hub cache of its own (a developer's warm cache changes nothing)
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "hf-hub-cache"))
 
 
 def compose_cfg(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:

@@ -86,7 +86,7 @@ def test_folder_of_annotation_dirs_expands(tmp_path):
 
 def _stream(d, attrs, mode="hard", rel=None):
     s = Settings(mode=mode, alpha=0.5, level=0.95, n_boot=0, seed=0, min_reliability=rel, rows_per_batch=2,
-                 pooled=True, top_k=5)
+                 pooled=True, top_k=5, label_rule="counting")
     return count_dataset(d, attrs, attrs[:2], s)
 
 

@@ -174,3 +174,40 @@ def test_run_with_wandb_offline(make_cfg, ann, tmp_path):
     assert (out / "DONE").exists() and (out / "report.md").exists()
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_label_rule_counting_by_default_reporting_on_request_and_old_manifests_readable(make_cfg, tmp_path):
+    """A manifest with both sets counts with counting_thresholds unless analyze.label_rule=reporting; a manifest from
+    before the counting set (thresholds only) is still read, with its one set."""
+    from facemac.annotation_table import threshold_fields
+
+    root = tmp_path / "annotations"
+    probs = np.array([[0.4, 0.9, 0.1], [0.4, 0.9, 0.1], [0.7, 0.2, 0.9], [0.7, 0.2, 0.9]], np.float32)
+    write_annotation_dir(root / "P", "P", "real", ATTRS, [(probs, None)], thresholds={"a": 0.3, "b": 0.5, "c": 0.5},
+                         extra=threshold_fields(ATTRS, [0.5, 0.5, 0.5], "accuracy"))
+    write_annotation_dir(root / "Q", "Q", "synthetic", ATTRS, [(probs, None)],
+                         thresholds={"a": 0.3, "b": 0.5, "c": 0.5})
+    out = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.n_boot=0"]))
+    r = pd.read_csv(out["output_dir"] / "rates.csv").set_index(["dataset", "attribute"])["positives"]
+    assert (r[("P", "a")], r[("Q", "a")]) == (2, 4)  # P: prob > 0.5 (counting); Q: prob > 0.3 (its only set)
+    assert out["settings"]["label_rule"] == "counting"
+    report = (out["output_dir"] / "report.md").read_text()
+    assert "label rule: probability > the checkpoint's counting thresholds" in report
+    out = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.n_boot=0", "analyze.label_rule=reporting"],
+                       tmp_path / "run2"))
+    r = pd.read_csv(out["output_dir"] / "rates.csv").set_index(["dataset", "attribute"])["positives"]
+    assert (r[("P", "a")], r[("Q", "a")]) == (4, 4)
+    with pytest.raises(ConfigError, match="analyze.label_rule='best'"):
+        run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.label_rule=best"], tmp_path / "r3"))
+
+
+
+def test_a_malformed_counting_set_is_refused_naming_the_manifest(make_cfg, tmp_path):
+    from facemac.errors import DataError
+
+    root = tmp_path / "annotations"
+    probs = np.full((2, 3), 0.5, np.float32)
+    write_annotation_dir(root / "P", "P", "real", ATTRS, [(probs, None)],
+                         extra={"counting_thresholds": {"a": 0.5}, "label_thresholds": "counting_thresholds"})
+    with pytest.raises(DataError, match=r"P/manifest\.json: 'counting_thresholds' must give one threshold per"):
+        run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.n_boot=0"]))

@@ -155,6 +155,30 @@ def test_evaluate_against_labels_csv(make_cfg, tmp_path):
     assert acc["Male"] == pytest.approx(5 / 6) and acc["Smiling"] == 1.0 and acc["Eyeglasses"] == 1.0
 
 
+def test_manifest_records_both_threshold_sets_and_labels_use_the_counting_one(make_cfg, tmp_path):
+    root = tmp_path / "data"
+    keys = make_folders(root, identities=2, per_identity=3)
+    counting = [0.1, 0.5, 0.9]
+    ck = make_checkpoint(tmp_path / "m.pt", counting=counting)
+    res = annotate(_cfg(make_cfg, ck, root, tmp_path / "run"))
+    ann = tmp_path / "run" / "annotations" / "dcface"
+    m = json.loads((ann / "manifest.json").read_text())
+    assert m["thresholds"] == {a: 0.5 for a in ATTRS}  # the reporting set keeps its key and meaning
+    assert m["counting_thresholds"] == dict(zip(ATTRS, counting)) and m["counting_rule"] == "accuracy"
+    assert (m["label_rule"], m["label_thresholds"]) == ("probability > threshold", "counting_thresholds")
+    rows = _rows(ann).set_index("path").loc[keys, ATTRS]
+    np.testing.assert_allclose([res["dcface"].positive_rate[a] for a in ATTRS], (rows.to_numpy() > counting).mean(0))
+    truth = (rows > counting).astype(int)  # labels by the counting rule: evaluate scores that set by default
+    truth.reset_index().assign(identity="x").to_csv(root / "labels.csv", index=False)
+    assert (evaluate_dataset(ann)["accuracy"] == 1.0).all()
+    reporting = evaluate_dataset(ann, label_rule="reporting").set_index("attribute")["accuracy"]
+    np.testing.assert_allclose(reporting, ((rows > 0.5) == (rows > counting)).to_numpy().mean(0))
+    # a checkpoint from before counting thresholds: one set, the labels use it
+    annotate(_cfg(make_cfg, make_checkpoint(tmp_path / "old.pt"), root, tmp_path / "run_old"))
+    old = json.loads((tmp_path / "run_old" / "annotations" / "dcface" / "manifest.json").read_text())
+    assert old["label_thresholds"] == "thresholds" and "counting_thresholds" not in old
+
+
 def test_packed_recordio_target(make_cfg, tmp_path):
     """insightface train.rec/train.idx: paths are record keys, identities the header labels."""
     from facemac.data.recordio import write_recordio

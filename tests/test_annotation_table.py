@@ -17,16 +17,18 @@ from facemac.analysis.inputs import expand_path
 from facemac.annotation.run import TargetResult, _commit, _finalize
 from facemac.annotation.shards import ShardStore
 from facemac.annotation.targets import TargetSpec
-from facemac.annotation_table import (FAILURES, MANIFEST, REQUIRED_KEYS, build_part, part_schema, verify_table,
-                                      write_part)
+from facemac.annotation_table import (FAILURES, MANIFEST, REQUIRED_KEYS, build_part, part_schema, threshold_fields,
+                                      verify_table, write_part)
 from facemac.errors import DataError
 
 ATTRS = ["Male", "Young", "Smiling"]
 THRESHOLDS = {"Male": 0.5, "Young": 0.3, "Smiling": 0.7}
+COUNTING = {"Male": 0.45, "Young": 0.4, "Smiling": 0.6}  # the set the labels use (threshold_fields)
 SHA = "ab" * 32
 # Manifest fields a reader relies on or reports; root and checkpoint name where the files came from.
 SHARED_FIELDS = ("format", "version", "dataset", "group", "source_format", "checkpoint_sha256", "attributes",
-                 "thresholds", "num_images", "num_failures", "complete", "mc_samples", "label_rule")
+                 "thresholds", "num_images", "num_failures", "complete", "mc_samples", "label_rule",
+                 "label_thresholds", "counting_thresholds", "counting_rule")
 
 
 class _Table:
@@ -52,7 +54,8 @@ def _annotate_stage_dir(out: Path, parts, rel) -> Path:
     keys = [f"ds/{i:08d}.jpg" for i in range(sum(len(p) for p, _ in parts))]
     table = _Table(keys, [i for _, ids in parts for i in ids])
     annotator = SimpleNamespace(attributes=ATTRS, thresholds=[THRESHOLDS[a] for a in ATTRS],
-                                mc_samples=8 if rel is not None else 0)
+                                counting_thresholds=[COUNTING[a] for a in ATTRS], counting_rule="accuracy",
+                                label_thresholds=[COUNTING[a] for a in ATTRS], mc_samples=8 if rel is not None else 0)
     acfg = SimpleNamespace(max_failure_fraction=0.05, mc_samples=annotator.mc_samples, shard_size=6)
     store = ShardStore(out)
     store.prepare()
@@ -73,7 +76,8 @@ def _annotate_stage_dir(out: Path, parts, rel) -> Path:
 def test_fixture_and_annotate_writer_tables_read_the_same(tmp_path, with_reliability):
     parts, rel = _data(with_reliability)
     fixture = write_annotation_dir(tmp_path / "fixture", "ds", "synthetic", ATTRS, parts, thresholds=THRESHOLDS,
-                                   reliability=rel, checkpoint_sha256=SHA)
+                                   reliability=rel, checkpoint_sha256=SHA,
+                                   extra=threshold_fields(ATTRS, [COUNTING[a] for a in ATTRS], "accuracy"))
     stage = _annotate_stage_dir(tmp_path / "stage", parts, rel)
 
     (m_fix, files_fix), (m_stage, files_stage) = verify_table(fixture), verify_table(stage)
@@ -92,7 +96,7 @@ def test_fixture_and_annotate_writer_tables_read_the_same(tmp_path, with_reliabi
     (d_fix,), (d_stage,) = expand_path(fixture), expand_path(stage)
     for d in (d_fix, d_stage):
         assert (d.name, d.group, d.kind, d.attributes, d.thresholds) == ("ds", "synthetic", "annotations", ATTRS,
-                                                                         THRESHOLDS)
+                                                                         COUNTING)  # labels use the counting set
     skip = {"root", "checkpoint"}
     assert {k: v for k, v in d_fix.details.items() if k not in skip} == \
            {k: v for k, v in d_stage.details.items() if k not in skip}

@@ -261,6 +261,45 @@ def test_target_layout_and_labels(demo):
         _check_links(expect)
 
 
+def test_targets_are_stored_as_a_face_recognition_aligner_crops_them():
+    """Training images keep their pose nuisance (CelebA-like, warped by their landmarks at training time); target
+    images are drawn through the aligner's warp (a 5-point fit to the detected points), as FR datasets store faces:
+    their true points sit on the template up to the attribute-moved features (smile) and the detector noise."""
+    from facemac.data.demo.render import render
+    from facemac.data.demo.sampling import sample_identity, sample_shot, stream
+
+    profile = PROFILES["demo_real_a"]
+    posed_dev, aligned_dev = [], []
+    for i in range(20):
+        ident = sample_identity(profile, stream(0, profile.name, i))
+        shot = sample_shot(profile, ident, stream(0, profile.name, i, 0))
+        _, posed = render(ident, shot, np.random.default_rng(0))
+        _, aligned = render(ident, shot, np.random.default_rng(0), detect_noise=np.zeros((5, 2)))
+        # a least-squares similarity maps the points' centroid onto the template's exactly
+        np.testing.assert_allclose(aligned.mean(0), ARCFACE_TEMPLATE_112.mean(0), atol=1e-3)
+        posed_dev.append(np.abs(posed - ARCFACE_TEMPLATE_112).max())
+        aligned_dev.append(np.abs(aligned - ARCFACE_TEMPLATE_112).max())
+    assert max(aligned_dev) < 3.5 < max(posed_dev) and np.median(aligned_dev) < 0.5 * np.median(posed_dev)
+
+
+def test_detector_noise_touches_only_the_targets(monkeypatch):
+    """The aligner's noise has a random stream of its own: the training images' bytes do not depend on it."""
+    import facemac.data.demo.generate as gen
+
+    def chunk(profile, tmp):
+        paths = ((f"{profile}_0.jpg", f"{profile}_1.jpg"),)
+        gen.render_chunk(gen.Chunk(0, profile, 0, paths, str(tmp)))
+        return [(Path(tmp) / p).read_bytes() for p in paths[0]]
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        before = chunk(gen.TRAIN_PROFILE, a) + chunk("demo_synth_a", a)
+        monkeypatch.setattr(gen, "DETECTOR_NOISE_PX", 3.0)
+        after = chunk(gen.TRAIN_PROFILE, b) + chunk("demo_synth_a", b)
+    assert before[:2] == after[:2] and before[2:] != after[2:]
+
+
 def test_manifest_records_true_rates(demo):
     m = demo.manifest
     assert m["complete"] and m["seed"] == 0 and m["params"]["celeba_identities"] == SMALL["celeba_identities"]

@@ -56,7 +56,34 @@ def test_training_reaches_the_accuracy_target(demo_run):
 def test_annotations_match_each_targets_ground_truth(demo_run):
     acc = evaluate_run(demo_run / "annotate").groupby("dataset").accuracy.mean()
     assert sorted(acc.index) == sorted(TARGET_NAMES)
-    assert (acc >= 0.93).all(), acc.to_dict()
+    assert (acc >= 0.975).all(), acc.to_dict()  # measured 0.995 / 0.995 / 0.999 / 0.999 (docs/analyze.md)
+
+
+@pytest.mark.slow
+def test_counts_are_faithful_to_the_targets_labels(demo_run):
+    """The analysis (counting thresholds, the default) against the same analysis of the targets' labels.csv: >= 95 %
+    of the real x synthetic x attribute KL cells within max(0.02 nats, 25 %), every asymmetry the right way."""
+    from facemac.analysis.divergence import attribute_kl
+
+    kl = pd.read_csv(demo_run / "analyze" / "kl_attributes.csv").set_index(["p", "q", "attribute"])["kl"]
+    manifests = {t: json.loads((demo_run / "annotate" / "annotations" / t / "manifest.json").read_text())
+                 for t in TARGET_NAMES}
+    assert all(m["label_thresholds"] == "counting_thresholds" for m in manifests.values())
+    truth = {t: pd.read_csv(Path(m["root"]) / "labels.csv") for t, m in manifests.items()}
+    within, directions = [], []
+    for real in REAL:
+        for synth in SYNTH:
+            sums = {}
+            for p, q in ((real, synth), (synth, real)):
+                attrs = [a for a in truth[p].columns if a not in ("path", "identity")]
+                true = attribute_kl(truth[p][attrs].sum().to_numpy(), len(truth[p]), truth[q][attrs].sum().to_numpy(),
+                                    len(truth[q]), 0.5)
+                mac = kl.loc[p, q].loc[attrs].to_numpy()
+                within += list(abs(mac - true) <= np.maximum(0.02, 0.25 * true))
+                sums[p, q] = (mac.sum(), true.sum())
+            mac_dir, true_dir = (sums[real, synth][k] > sums[synth, real][k] for k in (0, 1))
+            directions.append(mac_dir == true_dir)
+    assert np.mean(within) >= 0.95 and all(directions), (np.mean(within), directions)
 
 
 @pytest.mark.slow

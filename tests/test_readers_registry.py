@@ -103,9 +103,17 @@ def test_maadface_config_composes_and_reads(tmp_path):
 
     with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
         cfg = compose(config_name="maadface", overrides=[f"root={tmp_path}"])
+    assert cfg.align == "arcface" and cfg.landmarks == "auto"  # VGGFace2's landmarks, found under the root
+    with pytest.raises(ConfigError, match="dataset.landmarks=auto: no bb_landmark/"):
+        build_table(cfg)
+    (tmp_path / "bb_landmark").mkdir()
+    for split, name in (("train", "n1/1"), ("test", "n2/1")):
+        (tmp_path / "bb_landmark" / f"loose_landmark_{split}.csv").write_text(
+            f'NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y\n"{name}",30,40,60,40,45,55,33,70,57,70\n')
     t = build_table(cfg)
     assert t.name == "maadface" and t.attributes == ["Male", "Young"] and t.source.root == tmp_path / "images"
     np.testing.assert_array_equal(t.mask, [[True, False], [True, True]])
+    assert t.landmarks.shape == (2, 5, 2) and t.landmarks[1, 0, 0] == 30
     for name in ("celeba", "demo"):
         with initialize_config_dir(config_dir=CONF_DIR + "/dataset", version_base="1.3"):
             c = compose(config_name=name)

@@ -140,6 +140,32 @@ def test_maadface_csv_under_fuzzing(tmp_path_factory, examples):
     check()
 
 
+def _landmark_csv(n_ids: int = 3, per_id: int = 2) -> bytes:
+    """VGGFace2's loose_landmark_train.csv for the rows of ``_maad_csv``: quoted names without extension."""
+    rows = [f'"n{k // per_id + 2:06d}/{k % per_id + 1:04d}_01",'
+            + ",".join(f"{40 + 7.5 * j + k:.2f}" for j in range(10)) for k in range(n_ids * per_id)]
+    return ("NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y\n" + "\n".join(rows) + "\n").encode()
+
+
+@DEPTH
+def test_vggface2_landmarks_under_fuzzing(tmp_path_factory, examples):
+    """A damaged landmark file gives a table whose rows all have finite points, or a FacemacError."""
+    root = tmp_path_factory.mktemp("maad_lm")
+    (root / "MAAD_Face.csv").write_bytes(_maad_csv(n_ids=3, per_id=2))
+    (root / "bb_landmark").mkdir()
+
+    @fuzz(examples)
+    @given(data=edited(_landmark_csv(), sep=b","))
+    def check(data):
+        (root / "bb_landmark" / "loose_landmark_train.csv").write_bytes(data)
+        table = _table_or_facemac_error(read_maadface, root, landmarks="auto", max_missing_landmarks=1.0)
+        if table is not None:
+            assert table.landmarks is not None and np.isfinite(table.landmarks).all()
+            assert len(table.splits) == len(table.keys) == len(table.identities)
+
+    check()
+
+
 # ---------------------------------------------------------------- file lists and label CSVs
 
 _PLAIN_LIST = b"# synthetic set\nimgs/b/1.jpg   7\n\nimgs/a/2.jpg\t3\nimgs\\a\\1.jpg 3\n"
@@ -329,7 +355,11 @@ def test_benign_edits_read_the_same_table(tmp_path, edit):
         path.write_bytes(BENIGN[edit](original))
         _same_table(read_celeba(tmp_path / "celeba"), reference)
         path.write_bytes(original)
+    (tmp_path / "maad_lm" / "bb_landmark").mkdir(parents=True)
+    (tmp_path / "maad_lm" / "MAAD_Face.csv").write_bytes(_maad_csv(n_ids=3, per_id=2))
     for fname, base, read in [("maad/MAAD_Face.csv", _maad_csv(), lambda p: read_maadface(p.parent)),
+                              ("maad_lm/bb_landmark/loose_landmark_train.csv", _landmark_csv(),
+                               lambda p: read_maadface(p.parent.parent, landmarks="auto")),
                               ("plain/list.txt", _PLAIN_LIST, read_file_list),
                               ("csv/list.csv", _CSV_LIST, read_file_list),
                               ("labels/labels.csv", _LABEL_CSV, read_label_csv)]:

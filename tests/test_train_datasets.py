@@ -16,7 +16,8 @@ SMOKE = ["logger=none", "train.epochs=1", "train.limit_batches=1", "data.batch_s
 def test_vit_b_on_a_celeba_layout_tree(make_cfg, tmp_path):
     root = write_celeba_tree(tmp_path / "celeba", n=30)
     # ViT-B/16 at 32 px (timm img_size=32: 2x2 patches) keeps the smoke run quick on CPU
-    cfg = make_cfg("train", SMOKE + ["model=vit_b", "model.input_size=32", "dataset=celeba", f"dataset.root={root}"])
+    cfg = make_cfg("train", SMOKE + ["model=vit_b", "model.input_size=32", "model.pretrained=false", "dataset=celeba",
+                                     f"dataset.root={root}"])
     result = train(cfg)
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert len(best["attributes"]) == 40 and best["data_cfg"]["align"] == "arcface"
@@ -37,4 +38,6 @@ def test_maadface_tree_with_undefined_cells(make_cfg, tmp_path):
     doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(doc["test"]["per_attribute"]) == 47
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
-    assert best["data_cfg"]["align"] == "resize" and np.isfinite(best["thresholds"]).all()
+    # VGGFace2's landmarks (bb_landmark/ under the root) make the ArcFace warp the default, as for CelebA
+    assert best["data_cfg"]["align"] == "arcface" and table.landmarks is not None
+    assert np.isfinite(best["thresholds"]).all() and np.isfinite(best["counting_thresholds"]).all()

@@ -94,3 +94,21 @@ def test_thresholds_per_attribute_use_only_defined_cells_and_default_to_half():
     assert 0.1 <= t[1] < 0.6  # separates 0.1 (neg) from 0.6/0.7 (pos)
     with pytest.raises(ValueError, match="threshold_objective"):
         tune_thresholds(p, y, mask, "precision")
+
+
+def test_counting_rules_rate_match_and_accuracy():
+    from facemac.training.counting import counting_thresholds, rate_match_threshold
+
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
+    y = np.array([1, 0, 1, 0, 1, 0, 0, 0])  # 3 positives: the cut keeps the top 3 predicted positive
+    t = rate_match_threshold(p, y)
+    assert (p > t).sum() == y.sum() and t == pytest.approx(0.65)
+    assert rate_match_threshold(p, np.zeros(8)) == 0.5 and rate_match_threshold(p, np.ones(8)) == 0.5
+    probs, labels = np.stack([p, p[::-1]], 1), np.stack([y, y[::-1]], 1)
+    mask = np.ones_like(labels, dtype=bool)
+    assert counting_thresholds(probs, labels, mask, "accuracy") == tune_thresholds(probs, labels, mask, "accuracy")
+    assert counting_thresholds(probs, labels, mask, "rate_match")[0] == pytest.approx(0.65)
+    mask[0, 0] = False  # only defined cells count: the top cell (a positive) is gone, 2 positives remain
+    assert counting_thresholds(probs, labels, mask, "rate_match")[0] == pytest.approx(0.65)
+    with pytest.raises(ValueError, match="counting rule 'median' is unknown"):
+        counting_thresholds(probs, labels, mask, "median")

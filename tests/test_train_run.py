@@ -24,6 +24,8 @@ def test_train_writes_contract_outputs_and_learns(make_cfg, tmp_path):
     assert (run / "DONE").exists()
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # the contract: plain values only
     assert best["attributes"] == ATTRS and len(best["thresholds"]) == len(ATTRS)
+    # the counting set beside the reporting one (train.counting_rule, default accuracy)
+    assert len(best["counting_thresholds"]) == len(ATTRS) and best["counting_rule"] == "accuracy"
     assert best["data_cfg"]["input_size"] == [3, 32, 32] and best["data_cfg"]["align"] == "arcface"
     assert best["data_cfg"]["geometry"] == "arcface_112" and len(best["data_cfg"]["mean"]) == 3
     assert best["model_cfg"]["timm_name"] == "test_resnet" and best["model_cfg"]["img_size"] == 32
@@ -87,5 +89,7 @@ def test_masked_cells_train_and_evaluate(make_cfg, tmp_path):
 def test_bad_config_values_name_the_key(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="train.threshold_objective"):
         train(make_cfg("train", FAST + ["train.threshold_objective=precision"]), table=make_table(30))
+    with pytest.raises(ConfigError, match="train.counting_rule='median'; choose one of accuracy, rate_match"):
+        train(make_cfg("train", FAST + ["train.counting_rule=median"]), table=make_table(30))
     with pytest.raises(ConfigError, match="train.resume"):
         train(make_cfg("train", FAST + ["train.resume=/nope/last.pt"], tmp_path / "r"), table=make_table(30))

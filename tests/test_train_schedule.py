@@ -25,3 +25,25 @@ def test_optim_and_sched_partials_compose_and_follow_cosine_with_warmup(make_cfg
         assert lrs[s] == pytest.approx(expected)
     state = sched.state_dict()
     torch.save(state, "/dev/null")  # plain values only (goes into last.pt, loaded with weights_only=True)
+
+
+def test_layer_decay_groups_scale_lr_from_the_head_down_and_cover_every_parameter():
+    from facemac.errors import ConfigError
+    from facemac.models.mac import create_mac
+    from facemac.training.layer_decay import layer_decay_groups
+
+    model = create_mac({"timm_name": "test_vit", "img_size": 32}, num_attributes=3)
+    groups = layer_decay_groups(model, lr=1e-3, weight_decay=0.05, layer_decay=0.5)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    depth = len(model.backbone.blocks)
+    assert lr_of[id(model.head.weight)] == 1e-3 and wd_of[id(model.head.weight)] == 0.05
+    assert wd_of[id(model.head.bias)] == 0.0 and wd_of[id(model.backbone.pos_embed)] == 0.0
+    assert lr_of[id(model.backbone.patch_embed.proj.weight)] == pytest.approx(1e-3 * 0.5 ** depth)
+    assert lr_of[id(model.backbone.blocks[0].attn.qkv.weight)] == pytest.approx(1e-3 * 0.5 ** (depth - 1))
+    opt = torch.optim.AdamW(groups, lr=1e-3)  # the per-group lr survives the optimiser's default
+    assert min(g["lr"] for g in opt.param_groups) == pytest.approx(1e-3 * 0.5 ** depth)
+    with pytest.raises(ConfigError, match="train.layer_decay=0"):
+        layer_decay_groups(model, 1e-3, 0.05, 0)

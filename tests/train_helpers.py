@@ -89,8 +89,19 @@ def write_celeba_tree(root: Path, n: int = 48, seed: int = 0) -> Path:
     return root
 
 
-def write_maadface_tree(root: Path, n_ids: int = 12, per_id: int = 4, seed: int = 0) -> Path:
-    """A MAAD-Face-layout tree: MAAD_Face.csv (1/-1/0 with undefined 0 cells) and images/<id>/<nn>_01.jpg."""
+def landmark_csv(names: list[str], rng: np.random.Generator, h: int = 96, w: int = 80) -> str:
+    """VGGFace2's loose_landmark_*.csv for ``names`` (no extension, quoted): 5 plausible points in an h x w image."""
+    base = np.array([[0.35, 0.42], [0.65, 0.42], [0.5, 0.56], [0.38, 0.72], [0.62, 0.72]]) * (w, h)
+    lines = ["NAME_ID,P1X,P1Y,P2X,P2Y,P3X,P3Y,P4X,P4Y,P5X,P5Y"]
+    for n in names:
+        pts = base + rng.normal(0, 1.0, base.shape)
+        lines.append(f'"{n}",' + ",".join(f"{v:.2f}" for v in pts.reshape(-1)))
+    return "\n".join(lines) + "\n"
+
+
+def write_maadface_tree(root: Path, n_ids: int = 12, per_id: int = 4, seed: int = 0, landmarks: bool = True) -> Path:
+    """A MAAD-Face-layout tree: MAAD_Face.csv (1/-1/0 with undefined 0 cells), images/<id>/<nn>_01.jpg and VGGFace2's
+    bb_landmark/loose_landmark_{train,test}.csv (the last identity in the test file)."""
     from facemac.attributes import MAADFACE_ATTRIBUTES
 
     rng = np.random.default_rng(seed)
@@ -105,4 +116,9 @@ def write_maadface_tree(root: Path, n_ids: int = 12, per_id: int = 4, seed: int 
             (root / "images" / fname).write_bytes(encode(img, ".jpg"))
             rows.append(f"{fname},{p + 2}," + ",".join(str(int(c)) for c in codes))
     (root / "MAAD_Face.csv").write_text("\n".join(rows) + "\n")
+    if landmarks:
+        names = [r.split(",")[0].rsplit(".", 1)[0] for r in rows[1:]]
+        (root / "bb_landmark").mkdir(exist_ok=True)
+        (root / "bb_landmark" / "loose_landmark_train.csv").write_text(landmark_csv(names[:-per_id], rng))
+        (root / "bb_landmark" / "loose_landmark_test.csv").write_text(landmark_csv(names[-per_id:], rng))
     return root

@@ -15,10 +15,11 @@ from facemac.annotation_table import (build_manifest, build_part, part_name, wri
 def write_annotation_dir(directory: Path, dataset: str, group: str, attributes: list[str],
                          parts: Iterable[tuple[np.ndarray, list[str | None] | np.ndarray | None]],
                          thresholds: dict[str, float] | None = None, reliability: Iterable[np.ndarray] | None = None,
-                         checkpoint_sha256: str = "0" * 64) -> Path:
+                         checkpoint_sha256: str = "0" * 64, extra: dict | None = None) -> Path:
     """One ``part-XXXXX.parquet`` per (probabilities [n, A], identities) item, then failures.csv and manifest.json.
 
-    Paths are ``<dataset>/<row:08d>.jpg`` numbered across parts; ``reliability`` gives one [n, A] array per part.
+    Paths are ``<dataset>/<row:08d>.jpg`` numbered across parts; ``reliability`` gives one [n, A] array per part;
+    ``extra`` adds manifest keys (e.g. the counting set of facemac.annotation_table.threshold_fields).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -36,5 +37,5 @@ def write_annotation_dir(directory: Path, dataset: str, group: str, attributes: 
         dataset=dataset, group=group, source_format="folders", root=str(directory), checkpoint="fixture.pt",
         checkpoint_sha256=checkpoint_sha256, attributes=attributes,
         thresholds=thresholds or {a: 0.5 for a in attributes}, part_files=files, part_rows=rows, num_failures=0,
-        complete=True, mc_samples=0 if reliability is None else 8))
+        complete=True, mc_samples=0 if reliability is None else 8, extra=extra))
     return directory

@@ -18,6 +18,7 @@ from facemac.data.celeba import read_attr_names, read_celeba_labels
 from facemac.data.labelcsv import RESERVED as LABEL_CSV_RESERVED
 from facemac.data.labelcsv import header_columns, read_label_csv
 from facemac.errors import ConfigError, DataError
+from facemac.annotation_table import LABEL_RULES, label_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,23 @@ class DatasetInput:
             table = read_label_csv(self.path, attributes=attributes)
         return readers.iter_table_batches(table, attributes, batch_size)
 
+    def use_label_rule(self, rule: str) -> str | None:
+        """Take the thresholds ``rule`` (analyze.label_rule) names from an annotation manifest; returns the set used."""
+        if not self.is_prediction:
+            return None
+        self.thresholds, key = label_thresholds(self.details["manifest_sets"], rule, self.path / "manifest.json")
+        self.details["label_thresholds"] = key
+        if rule == "counting" and key != LABEL_RULES[rule]:
+            log.warning("%s: its checkpoint predates counting thresholds; counting with its reporting `thresholds` "
+                        "(re-annotate with a newer checkpoint for faithful rates)", self.name)
+        return key
+
     def describe(self) -> str:
         """One line for logs and the report."""
         extra = f", checkpoint sha256 {self.details['checkpoint_sha256'][:12]}" \
             if self.details.get("checkpoint_sha256") else ""
+        if self.details.get("label_thresholds"):
+            extra += f", labels: probability > {self.details['label_thresholds']}"
         return f"{self.name} ({self.group}, {self.kind}: {self.path}{extra})"
 
 
@@ -107,9 +121,13 @@ def _annotation_input(directory: Path, name: str | None, group: str | None) -> D
     details = {k: manifest.get(k) for k in ("checkpoint", "checkpoint_sha256", "num_images", "num_failures",
                                              "mc_samples", "source_format", "root")}
     details["has_reliability"] = rel
+    # both threshold sets (facemac.annotation_table); the manifest's own label set until analyze.label_rule picks one
+    details["manifest_sets"] = {k: manifest[k] for k in ("attributes", "thresholds", "counting_thresholds",
+                                                         "label_thresholds") if k in manifest}
+    thresholds, details["label_thresholds"] = label_thresholds(manifest, None, directory / "manifest.json")
     return DatasetInput(name=name or str(manifest["dataset"]), group=group or manifest.get("group"),
-                        kind="annotations", path=directory, attributes=attrs,
-                        thresholds={a: float(manifest["thresholds"][a]) for a in attrs}, files=files, details=details)
+                        kind="annotations", path=directory, attributes=attrs, thresholds=thresholds, files=files,
+                        details=details)
 
 
 def expand_path(path: Path, name: str | None = None, group: str | None = None) -> list[DatasetInput]:

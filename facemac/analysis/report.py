@@ -102,6 +102,9 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
              "## Settings", "",
              f"- mode: {s['mode']} ({'mean probability' if s['mode'] == 'soft' else 'labels from the manifest thresholds'}"
              "; label files are already hard)",
+             f"- label rule: probability > the checkpoint's {s.get('label_rule', 'counting')} thresholds "
+             + ("(chosen on validation for faithful counts)" if s.get("label_rule", "counting") == "counting"
+                else "(tuned for balanced accuracy: rare attributes are over-counted)"),
              f"- alpha: {s['alpha']}",
              f"- attributes: {len(s['attributes'])}; joint KL over {len(s['joint_attributes'])} attributes"
              + ("" if s["joint_attributes"] else " (joint KL off)"),

@@ -17,6 +17,7 @@ from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
 from facemac.analysis.plots import make_figures
 from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
+from facemac.annotation_table import LABEL_RULES
 from facemac.errors import ConfigError
 from facemac.lineage import declare_annotations
 from facemac.progress import progress_bar
@@ -40,6 +41,7 @@ class Settings:
     rows_per_batch: int
     pooled: bool
     top_k: int
+    label_rule: str
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -62,9 +64,13 @@ class Settings:
         rows = int(a.rows_per_batch)
         if rows <= 0:
             raise ConfigError(f"analyze.rows_per_batch={rows}: must be positive")
+        rule = str(a.label_rule)
+        if rule not in LABEL_RULES:
+            raise ConfigError(f"analyze.label_rule={rule!r}: use counting (the checkpoint's thresholds for faithful "
+                              "counts) or reporting (its balanced-accuracy thresholds)")
         return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.seed),
                    min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
-                   pooled=bool(a.pooled), top_k=int(a.top_k))
+                   pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule)
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -172,6 +178,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     datasets = collect_inputs(cfg, tracker)
     declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
     for d in datasets:
+        d.use_label_rule(s.label_rule)
         log.info("input: %s", d.describe())
     attributes = choose_attributes(datasets, cfg.analyze.attributes)
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
@@ -197,12 +204,14 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
             focus, dict(zip(names, groups)), s.top_k, s.level, s.n_boot, ident.min_images)
         paths.update(identity.paths)
         figures += identity.figures
-    settings = {"mode": s.mode, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed, "level": s.level,
+    settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed,
+                "level": s.level,
                 "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
                 "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()},
                 "identity": {"enabled": ident.enabled, "min_images": ident.min_images, "levels": ident.levels}}
     info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
              "checkpoint_sha256": d.details.get("checkpoint_sha256"),
+             "label_thresholds": d.details.get("label_thresholds"),
              "labels_of": d.details.get("base_name") if not d.is_prediction else None}
             for d, c in zip(datasets, counts)]
     report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,

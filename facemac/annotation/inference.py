@@ -14,6 +14,7 @@ from facemac.annotation.reliability import dropout_modules, reliability_from_sam
 from facemac.data.dataset import normalize_on_device
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
+from facemac.checkpoint import checkpoint_sets
 from facemac.models.mac import mac_from_checkpoint
 from facemac.checkpoint import load_checkpoint
 
@@ -65,6 +66,8 @@ class Annotator:
     mc_samples: int = 0
     eager_model: torch.nn.Module | None = None  # the uncompiled module when ``model`` is torch.compile'd
     compiled_batch: int = 0  # batch size the compiled graph was built for; smaller batches are padded up to it
+    counting_thresholds: list[float] | None = None  # chosen for faithful counts (facemac.annotation_table); None: older ckpt
+    counting_rule: str | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device, amp: str = "auto",
@@ -72,9 +75,7 @@ class Annotator:
         """Rebuild the MAC (no weights downloaded: the state comes from the file) and its Preprocessor."""
         ckpt = load_checkpoint(path)
         attributes = list(ckpt["attributes"])
-        thresholds = [float(t) for t in ckpt["thresholds"]]
-        if len(thresholds) != len(attributes):
-            raise CheckpointError(f"checkpoint {path}: {len(thresholds)} thresholds for {len(attributes)} attributes")
+        thresholds, counting, counting_rule = checkpoint_sets(ckpt, path)
         model = mac_from_checkpoint(ckpt, path)
         data_cfg = ckpt["data_cfg"]
         try:
@@ -99,7 +100,12 @@ class Annotator:
                 eager, model = model, torch.compile(model, dynamic=False)
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
                    device=device, amp_dtype=pick_amp(amp, device), channels_last=cl, mc_samples=int(mc_samples),
-                   eager_model=eager)
+                   eager_model=eager, counting_thresholds=counting, counting_rule=counting_rule)
+
+    @property
+    def label_thresholds(self) -> list[float]:
+        """The set the annotation's labels use: the counting set, or ``thresholds`` for an older checkpoint."""
+        return self.counting_thresholds if self.counting_thresholds is not None else self.thresholds
 
     @property
     def plain_model(self) -> torch.nn.Module:

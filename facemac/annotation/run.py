@@ -19,8 +19,8 @@ from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
-from facemac.annotation_table import (FAILURES, build_manifest, build_part, read_manifest, write_failures,
-                                      write_manifest)
+from facemac.annotation_table import (FAILURES, build_manifest, build_part, read_manifest, threshold_fields,
+                                      write_failures, write_manifest)
 from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -217,7 +217,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
     write_failures(store.out_dir, failures)
     parts = [store.part(i) for i in range(len(shards))]
     result.num_images, result.num_failures = sum(part_rows), len(failures)
-    result.positive_rate = positive_rates(parts, annotator.attributes, annotator.thresholds)
+    result.positive_rate = positive_rates(parts, annotator.attributes, annotator.label_thresholds)
     limit = float(acfg.max_failure_fraction)
     complete = len(failures) <= limit * len(table)
     manifest = build_manifest(
@@ -226,6 +226,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
+               **threshold_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,
@@ -265,5 +266,5 @@ def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, out
     for r in results.values():
         manifest = read_manifest(r.out_dir)
         files = annotation_artifact_files(r.out_dir, manifest)  # the same files analyze declares as its input
-        meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds")}
+        meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds", "counting_thresholds")}
         tracker.log_artifact(f"annotations-{r.name}", "annotations", files, metadata=meta)

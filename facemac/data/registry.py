@@ -19,8 +19,9 @@ from facemac.errors import ConfigError
 LAYOUTS: dict[str, str] = {
     "celeba": "the CelebA folder holding img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt, "
               "identity_CelebA.txt (and optionally list_landmarks_align_celeba.txt), or its parent holding celeba/",
-    "maadface": "a folder holding MAAD_Face.csv (Filename, Identity, 47 attributes coded 1/-1/0) and the VGGFace2 "
-                "images folder (<images_dir>/n000002/0001_01.jpg)",
+    "maadface": "a folder holding MAAD_Face.csv (Filename, Identity, 47 attributes coded 1/-1/0), the VGGFace2 "
+                "images folder (<images_dir>/n000002/0001_01.jpg) and VGGFace2's bb_landmark/ folder "
+                "(loose_landmark_train.csv, loose_landmark_test.csv)",
     "folders": "identity folders: <root>/<identity>/*.jpg, or <root>/<group>/<identity>/*.jpg",
     "filelist": "a text list of 'relative/path.jpg [identity]' lines, or a CSV with a 'path' (and 'identity') "
                 "column; set dataset.file to the list, dataset.root to the images folder (default: the list's folder)",
@@ -83,10 +84,12 @@ def _maadface(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:
     root = _require_root(cfg, "maadface", prefix, must_be_dir=True)
     from facemac.data.maadface import read_maadface
 
-    keys = ("csv", "images_dir", "val_fraction", "test_fraction", "seed")
+    keys = ("csv", "images_dir", "val_fraction", "test_fraction", "seed", "max_missing_landmarks")
     kwargs = {k: cfg[k] for k in keys if cfg.get(k) is not None}
+    # VGGFace2's landmarks feed the ArcFace warp; align=resize (an explicit opt-in) does without them
+    landmarks = cfg.get("landmarks", "auto") if cfg.get("align", "arcface") == "arcface" else None
     return read_maadface(root, attributes=cfg.get("attributes"), geometry=_geometry(cfg, "loose"), name=name,
-                         **kwargs)
+                         landmarks=landmarks, **kwargs)
 
 
 def _folders(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:

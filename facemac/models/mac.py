@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from facemac.errors import CheckpointError, ConfigError
+from facemac.models.weights import WeightSource, resolve_weights
 
 # Backbones whose constructor takes the input size (ViTs and friends need it for their position embeddings).
 _TAKES_IMG_SIZE = ("vit", "deit", "beit", "eva", "swin", "test_vit")
@@ -29,31 +30,38 @@ class MAC(nn.Module):
         return self.head(self.dropout(self.backbone(x)))
 
 
-def create_mac(model_cfg: dict[str, Any], num_attributes: int) -> MAC:
-    """Build a MAC from a plain model config (the one stored in checkpoints).
-
-    Keys: ``timm_name``; ``pretrained`` (hub weights, off by default: nothing is downloaded unless asked);
-    ``weights`` (a local file: .pth/.bin/.safetensors, loaded without network); ``img_size``; ``drop_rate`` (head
-    dropout); ``drop_path_rate``; ``kwargs`` (passed to timm).
-    """
-    name = model_cfg["timm_name"]
+def check_timm_name(name: str) -> str:
+    """``name`` if timm knows it (with or without a pretrained tag), else a ConfigError listing close names."""
     if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
         close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
         raise ConfigError(f"model.timm_name={name!r} is not a timm model; close names: {', '.join(close) or 'none'}")
+    return name
+
+
+def preflight_model(model_cfg: dict[str, Any]) -> WeightSource:
+    """What training checks before touching any data: a known timm name and starting weights that are on this
+    machine (downloaded into the hub cache if needed and possible). Returns where the weights come from."""
+    check_timm_name(model_cfg["timm_name"])
+    return resolve_weights(model_cfg)
+
+
+def create_mac(model_cfg: dict[str, Any], num_attributes: int) -> MAC:
+    """Build a MAC from a plain model config (the one stored in checkpoints).
+
+    Keys: ``timm_name``; ``pretrained`` (timm's weights through the hub cache, see facemac.models.weights);
+    ``weights`` (a local file: .pth/.bin/.safetensors, loaded without network; wins over ``pretrained``);
+    ``img_size``; ``drop_rate`` (head dropout); ``drop_path_rate``; ``kwargs`` (passed to timm).
+    """
+    name = check_timm_name(model_cfg["timm_name"])
     kwargs: dict[str, Any] = dict(model_cfg.get("kwargs") or {})
     if model_cfg.get("drop_path_rate"):
         kwargs["drop_path_rate"] = float(model_cfg["drop_path_rate"])
     if model_cfg.get("img_size") and name.startswith(_TAKES_IMG_SIZE):
         kwargs["img_size"] = int(model_cfg["img_size"])
-    weights = model_cfg.get("weights")
-    pretrained = bool(model_cfg.get("pretrained", False))
-    if weights:
-        path = Path(str(weights)).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"model.weights={str(weights)!r}: no such file")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
-        pretrained = True
-    backbone = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+    source = resolve_weights(model_cfg, checksum=False)
+    if source.file:  # timm's pretrained path from a local file: its checkpoint filter adapts the weights to kwargs
+        kwargs["pretrained_cfg_overlay"] = {"file": source.file}
+    backbone = timm.create_model(name, pretrained=source.file is not None, num_classes=0, **kwargs)
     return MAC(backbone, num_attributes, drop_rate=float(model_cfg.get("drop_rate", 0.0)))
 
 

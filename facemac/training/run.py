@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from facemac import distributed as D
 from facemac.atomic import atomic_write
@@ -20,10 +20,12 @@ from facemac.checkpoint import load_checkpoint
 from facemac.config import to_plain
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
-from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config
+from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config, preflight_model
 from facemac.stage import Stage, StageContext, run_stage
+from facemac.training.counting import COUNTING_RULES, counting_thresholds
 from facemac.training.data import build_datasets, check_table, load_table, make_loader
 from facemac.training.ema import ModelEma
+from facemac.training.layer_decay import layer_decay_groups
 from facemac.training.loop import Predictions, PredictSettings, Trainer, predict
 from facemac.training.loss import WEIGHTINGS, positive_rates
 from facemac.training.metrics import compute_metrics, flat_history
@@ -102,8 +104,18 @@ def _base_name(cfg: DictConfig) -> str:
     return f"{cfg.model.get('name') or cfg.model.timm_name}-{(cfg.get('dataset') or {}).get('name') or 'data'}"
 
 
+def _prepare(cfg: DictConfig, dist: D.DistInfo) -> None:
+    """Before the tracker and any data work: config choices, then the model name and its starting weights (offline
+    with nothing cached fails here), whose source goes into the W&B config and, via model_config, every checkpoint."""
+    _check_choices(cfg.train)
+    source = D.on_main(dist, lambda: preflight_model(model_config(cfg)))
+    with open_dict(cfg):
+        cfg.model.weight_source = source.record()
+    log.info("%s starts from %s", cfg.model.timm_name, source.describe())
+
+
 TRAIN = Stage("train", device_key="train.device", workers_key="data.num_workers", threads_key="train.cpu_threads",
-              base_name=_base_name)
+              base_name=_base_name, prepare=_prepare)
 
 
 def train(cfg: DictConfig, table: FaceTable | None = None) -> dict[str, Any]:
@@ -117,6 +129,7 @@ def train(cfg: DictConfig, table: FaceTable | None = None) -> dict[str, Any]:
 def _check_choices(tcfg: DictConfig) -> None:
     for key, value, valid in (("threshold_objective", tcfg.threshold_objective, OBJECTIVES),
                               ("loss_weighting", tcfg.loss_weighting, WEIGHTINGS),
+                              ("counting_rule", tcfg.counting_rule, COUNTING_RULES),
                               ("early_stopping.monitor", tcfg.early_stopping.monitor, SELECTABLE)):
         if value not in valid:
             raise ConfigError(f"train.{key}={value!r}; choose one of {', '.join(valid)}")
@@ -125,7 +138,6 @@ def _check_choices(tcfg: DictConfig) -> None:
 def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
     cfg, dist, out = ctx.cfg, ctx.dist, ctx.out
     tcfg = cfg.train
-    _check_choices(tcfg)
     seed = int(cfg.seed)
     seed_everything(seed)
 
@@ -147,7 +159,10 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
     if tcfg.loss_weighting == "positive_rate":
         pos_rate = torch.from_numpy(positive_rates(train_table.labels, train_table.mask))
 
-    optimizer = instantiate(cfg.optim)(_param_groups(model))
+    ld = tcfg.get("layer_decay")
+    groups = _param_groups(model) if ld is None else layer_decay_groups(
+        model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), ld)
+    optimizer = instantiate(cfg.optim)(groups)
     steps_per_epoch = len(loaders["train"])
     if tcfg.get("limit_batches") is not None:
         steps_per_epoch = min(steps_per_epoch, int(tcfg.limit_batches))
@@ -183,6 +198,7 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
         stats = trainer.train_epoch(loaders["train"], epoch, keys["train"])
         val_preds = trainer.predict(loaders["val"], keys["val"], "val")
         thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, tcfg.threshold_objective)
+        counting = counting_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, str(tcfg.counting_rule))
         val = metrics_of(val_preds, attributes, thresholds)
         val.update(epoch=epoch + 1, loss=val_preds.loss)
         improved = selection.update(epoch + 1, val)
@@ -191,7 +207,7 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
         if dist.is_main:
             best_state = (ema.module if ema is not None else model).state_dict() if improved else None
             saver.save(epoch + 1, trainer.step, thresholds, val, model.state_dict(), _train_state(trainer, selection),
-                       best_state)
+                       best_state, counting={"counting_thresholds": counting, "counting_rule": str(tcfg.counting_rule)})
             ctx.tracker.log({"epoch": epoch + 1, "train/loss": stats["loss"],
                              "train/images_per_s": stats["images_per_s"], "lr": optimizer.param_groups[0]["lr"],
                              **flat_history(val, "val")}, step=trainer.step)

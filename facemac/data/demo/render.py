@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from facemac.data.demo.sampling import Identity, Shot
-from facemac.data.preprocess import ARCFACE_TEMPLATE_112
+from facemac.data.preprocess import ARCFACE_TEMPLATE_112, similarity_transform
 
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2  # 2: targets stored as FR-aligned crops (align_to_template); visible open mouth
 SIZE = 112
 SS = 1  # supersampling factor of the drawing canvas
 _SHIFT = 4  # fractional bits of OpenCV's sub-pixel drawing
@@ -195,7 +195,9 @@ def _mouth(img: Pen, ident: Identity, shot: Shot, mouth: np.ndarray) -> float:
     thick = 4.6 if shot.attrs["Wearing_Lipstick"] else 3.6
     yc = (y0 + y1) / 2
     up_mid = yc + (3.0 if smiling else 0.3)
-    lo_mid = yc + (9.5 if smiling else 0.8) + (6.5 if open_ else 0.0)
+    # open: the lower lip drops so that a dark gap of >= 5 px stays visible between the lip strokes (a 6.5-px drop
+    # left 2-3 px without a smile, under 2 px at 64: the opening vanished and the MAC learnt 'open' from the smile)
+    lo_mid = yc + (9.5 if smiling else 0.8) + ((6.5 if smiling else 10.0) if open_ else 0.0)
     upper = _curve(x0, x1, yc, up_mid)
     lower = _curve(x0, x1, yc, lo_mid)
     if open_:
@@ -260,13 +262,23 @@ def _pose(shot: Shot) -> np.ndarray:
     return m
 
 
-def paint(ident: Identity, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
-    """Draw the posed face on the supersampled canvas; returns (canvas RGB uint8, 5 landmarks in 112 pixels)."""
+def align_to_template(m: np.ndarray, points: np.ndarray, detect_noise: np.ndarray) -> np.ndarray:
+    """The pose ``m`` followed by a face-recognition aligner's warp: the similarity that takes the face's 5 points as a
+    detector reports them (true points under ``m`` plus ``detect_noise``) onto the ArcFace template, as insightface
+    does when it crops a FR dataset. Drawing through the composition renders the aligned crop without resampling."""
+    detected = points @ m[:, :2].T + m[:, 2] + detect_noise
+    a = similarity_transform(detected, ARCFACE_TEMPLATE_112).astype(np.float64)
+    return np.hstack([a[:, :2] @ m[:, :2], (a[:, :2] @ m[:, 2] + a[:, 2])[:, None]])
+
+
+def paint(ident: Identity, shot: Shot, detect_noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the posed face on the supersampled canvas; returns (canvas RGB uint8, 5 landmarks in 112 pixels).
+
+    ``detect_noise`` (5x2 pixels) renders the crop a FR aligner would store instead: the pose undone by a 5-point
+    similarity fit to noisy landmarks, so only the aligner's residual error is left (the demo targets)."""
     n = SIZE * SS
     grad = np.stack([shot.bg_top, shot.bg_bottom])[:, None, :].astype(np.float32)  # 2x1x3
     canvas = np.ascontiguousarray(cv2.resize(grad, (n, n), interpolation=cv2.INTER_LINEAR).astype(np.uint8))
-    m = _pose(shot)
-    img = Pen(canvas, m)
     a = ident.attrs
     w = ident.width
     eyes = ARCFACE_TEMPLATE_112[:2].astype(np.float64) + [[-ident.eye_dx, ident.eye_dy], [ident.eye_dx, ident.eye_dy]]
@@ -274,6 +286,10 @@ def paint(ident: Identity, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
     half = 17.0 if shot.attrs["Smiling"] else 13.0
     my = 92.3 + ident.mouth_dy - (4.0 if shot.attrs["Smiling"] else 0.0)
     mouth = np.array([[CX - half, my], [CX + half, my]])
+    m = _pose(shot)
+    if detect_noise is not None:
+        m = align_to_template(m, np.concatenate([eyes, tip[None], mouth]), np.asarray(detect_noise, np.float64))
+    img = Pen(canvas, m)
     skin = ident.skin
 
     if ident.hair is not None and not a["Male"]:
@@ -313,9 +329,11 @@ def paint(ident: Identity, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
     return img.img, landmarks
 
 
-def render(ident: Identity, shot: Shot, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Final 112x112 RGB uint8 image and its 5 true landmarks (after the image's pose change)."""
-    canvas, landmarks = paint(ident, shot)
+def render(ident: Identity, shot: Shot, rng: np.random.Generator,
+           detect_noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Final 112x112 RGB uint8 image and its 5 true landmarks (after the image's pose change, or after the aligner's
+    warp when ``detect_noise`` is given; see ``paint``)."""
+    canvas, landmarks = paint(ident, shot, detect_noise)
     img = canvas if SS == 1 else cv2.resize(canvas, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     img = img.astype(np.float32)
     light = shot.gain * (1.0 + shot.gradient * np.linspace(-1, 1, SIZE, dtype=np.float32))[None, :, None]
