@@ -25,7 +25,7 @@ from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 from facemac.hashing import file_sha256
-from facemac.lineage import annotation_artifact_files, declare_checkpoint
+from facemac.lineage import annotation_artifact_files, annotation_artifact_name, declare_checkpoint
 from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
 
@@ -267,4 +267,4 @@ def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, out
         manifest = read_manifest(r.out_dir)
         files = annotation_artifact_files(r.out_dir, manifest)  # the same files analyze declares as its input
         meta = {k: v for k, v in manifest.items() if k not in ("parts", "thresholds", "counting_thresholds")}
-        tracker.log_artifact(f"annotations-{r.name}", "annotations", files, metadata=meta)
+        tracker.log_artifact(annotation_artifact_name(r.name), "annotations", files, metadata=meta)

@@ -20,6 +20,7 @@ from facemac.checkpoint import load_checkpoint
 from facemac.config import to_plain
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
+from facemac.lineage import model_artifact_name
 from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config, preflight_model
 from facemac.stage import Stage, StageContext, run_stage
 from facemac.training.counting import COUNTING_RULES, counting_thresholds
@@ -100,7 +101,7 @@ def metrics_of(preds: Predictions, attributes: list[str], thresholds: list[float
 
 
 def _base_name(cfg: DictConfig) -> str:
-    """`<model>-<dataset>`: the W&B run and artifact name (versions accumulate under it)."""
+    """`<model>-<dataset>`: the W&B run name (the model artifact is `mac-<model>-<dataset>`, facemac.lineage)."""
     return f"{cfg.model.get('name') or cfg.model.timm_name}-{(cfg.get('dataset') or {}).get('name') or 'data'}"
 
 
@@ -124,6 +125,24 @@ def train(cfg: DictConfig, table: FaceTable | None = None) -> dict[str, Any]:
     ``table`` replaces the dataset named by ``cfg.dataset`` (tests and notebooks pass in-memory tables).
     """
     return run_stage(cfg, TRAIN, lambda ctx: _train(ctx, table))
+
+
+def _optimizer_and_schedule(cfg: DictConfig, model: torch.nn.Module, batches_per_epoch: int) -> tuple[Any, Any]:
+    """AdamW (or what ``optim`` names) over decay / no-decay groups (per-layer lr with ``train.layer_decay``), and the
+    schedule over the steps this run will take (``limit_batches`` and ``max_steps`` included)."""
+    tcfg = cfg.train
+    ld = tcfg.get("layer_decay")
+    groups = _param_groups(model) if ld is None else layer_decay_groups(
+        model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), ld)
+    optimizer = instantiate(cfg.optim)(groups)
+    steps_per_epoch = batches_per_epoch
+    if tcfg.get("limit_batches") is not None:
+        steps_per_epoch = min(steps_per_epoch, int(tcfg.limit_batches))
+    total_steps = int(tcfg.epochs) * steps_per_epoch
+    if tcfg.get("max_steps") is not None:
+        total_steps = min(total_steps, int(tcfg.max_steps))
+    scheduler = instantiate(cfg.sched)(optimizer, total_steps=total_steps) if cfg.get("sched") else None
+    return optimizer, scheduler
 
 
 def _check_choices(tcfg: DictConfig) -> None:
@@ -159,18 +178,7 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
     if tcfg.loss_weighting == "positive_rate":
         pos_rate = torch.from_numpy(positive_rates(train_table.labels, train_table.mask))
 
-    ld = tcfg.get("layer_decay")
-    groups = _param_groups(model) if ld is None else layer_decay_groups(
-        model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), ld)
-    optimizer = instantiate(cfg.optim)(groups)
-    steps_per_epoch = len(loaders["train"])
-    if tcfg.get("limit_batches") is not None:
-        steps_per_epoch = min(steps_per_epoch, int(tcfg.limit_batches))
-    epochs = int(tcfg.epochs)
-    total_steps = epochs * steps_per_epoch
-    if tcfg.get("max_steps") is not None:
-        total_steps = min(total_steps, int(tcfg.max_steps))
-    scheduler = instantiate(cfg.sched)(optimizer, total_steps=total_steps) if cfg.get("sched") else None
+    optimizer, scheduler = _optimizer_and_schedule(cfg, model, len(loaders["train"]))
     ema = ModelEma(model, float(tcfg.ema.decay)) if tcfg.ema.enabled else None
 
     trainer = Trainer(model, optimizer, scheduler, dist, dcfg["mean"], dcfg["std"],
@@ -190,6 +198,7 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
 
     stop_after = tcfg.get("stop_after_epochs")
     first_epoch = selection.epoch
+    epochs = int(tcfg.epochs)
     for epoch in range(first_epoch, epochs):
         if selection.stopped or trainer.done:
             break
@@ -223,12 +232,19 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
                      selection.patience, selection.best_epoch)
 
     D.barrier()
+    return _test_and_record(ctx, trainer, loaders["test"], keys["test"], saver, mcfg)
+
+
+def _test_and_record(ctx: StageContext, trainer: Trainer, loader: Any, keys: list[str], saver: CheckpointSaver,
+                     mcfg: dict[str, Any]) -> dict[str, Any]:
+    """Test best.pt once, with its validation thresholds; metrics.json, the W&B summary and the model artifact."""
+    cfg, dist, out = ctx.cfg, ctx.dist, ctx.out
     best = load_checkpoint(saver.best, map_location=dist.device)
     test_model = mac_from_checkpoint(best, saver.best).to(dist.device)
     if trainer.channels_last:
         test_model.to(memory_format=torch.channels_last)
-    test_preds = trainer.predict(loaders["test"], keys["test"], "test", model=test_model)
-    test = metrics_of(test_preds, attributes, best["thresholds"])
+    test_preds = trainer.predict(loader, keys, "test", model=test_model)
+    test = metrics_of(test_preds, saver.attributes, best["thresholds"])
     val_best = best["metrics"]["val"]
     log.info("test (best epoch %s): mean accuracy %.4f, mA %.4f", best["epoch"], test["mean_accuracy"], test["mA"])
     if dist.is_main:
@@ -237,9 +253,10 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
         ctx.tracker.summary({"val/mA": val_best["mA"], "val/mean_accuracy": val_best["mean_accuracy"],
                              "test/mA": test["mA"], "test/mean_accuracy": test["mean_accuracy"],
                              "best_epoch": best["epoch"]})
-        ctx.tracker.log_artifact(f"mac-{_base_name(cfg)}", "model", [saver.best], aliases=["best", "latest"],
+        name = model_artifact_name(mcfg, (cfg.get("dataset") or {}).get("name"))  # what annotate declares as input
+        ctx.tracker.log_artifact(name, "model", [saver.best], aliases=["best", "latest"],
                                  metadata={"val_mA": val_best["mA"], "test_mA": test["mA"],
-                                           "attributes": len(attributes), "timm_name": mcfg["timm_name"]})
+                                           "attributes": len(saver.attributes), "timm_name": mcfg["timm_name"]})
     return {"val_mA": float(val_best["mA"]), "val": val_best, "test": test, "run_dir": str(out),
             "best": str(saver.best), "last": str(saver.last), "finished": True}
 
