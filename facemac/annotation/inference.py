@@ -14,6 +14,7 @@ from facemac.annotation.reliability import dropout_modules, reliability_from_sam
 from facemac.data.dataset import normalize_on_device
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
+from facemac.hardware import cpu_native_bf16
 from facemac.models.mac import mac_from_checkpoint
 from facemac.checkpoint import load_checkpoint
 
@@ -23,16 +24,24 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def pick_amp(spec: str, device: torch.device) -> torch.dtype | None:
-    """``auto``: bf16 on a GPU that supports it, full fp32 on the CPU (CPU autocast rarely pays for small models)."""
+    """``auto``: bf16 on a GPU that supports it (else fp16), bf16 on a CPU that computes it natively
+    (facemac.hardware.cpu_native_bf16), fp32 on other CPUs (emulated bf16 only adds conversions)."""
+    return _amp_choice(spec, device)[0]
+
+
+def _amp_choice(spec, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """(autocast dtype or None, why) for ``annotate.amp``."""
     if spec in (None, "off", False):
-        return None
+        return None, "annotate.amp=off"
     if spec == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
+            bf16 = torch.cuda.is_bf16_supported()
+            return (torch.bfloat16, "auto: CUDA") if bf16 else (torch.float16, "auto: CUDA without bf16")
+        native, why = cpu_native_bf16()
+        return (torch.bfloat16 if native else None), f"auto: {why}"
     if spec not in AMP_DTYPES:
         raise ConfigError(f"annotate.amp={spec!r}; choose auto, off, bf16 or fp16")
-    return AMP_DTYPES[spec]
+    return AMP_DTYPES[spec], f"annotate.amp={spec}"
 
 
 # annotate.compile=auto compiles from this many listed images on: compilation costs 3 s (warm inductor cache) to
@@ -97,14 +106,23 @@ class Annotator:
                 log.warning("annotate.compile is ignored with annotate.mc_samples > 0")
             else:  # static shapes: a last, shorter batch is padded instead of costing a second (dynamic) compile
                 eager, model = model, torch.compile(model, dynamic=False)
+        amp_dtype, why = _amp_choice(amp, device)
+        log.info("annotation precision: %s (%s); channels-last %s", "fp32" if amp_dtype is None else
+                 f"{str(amp_dtype).removeprefix('torch.')} autocast", why, "on" if cl else "off")
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
-                   device=device, amp_dtype=pick_amp(amp, device), channels_last=cl, mc_samples=int(mc_samples),
+                   device=device, amp_dtype=amp_dtype, channels_last=cl, mc_samples=int(mc_samples),
                    eager_model=eager)
 
     @property
     def plain_model(self) -> torch.nn.Module:
         """The model without torch.compile (what a naive baseline or an eager fallback runs)."""
         return self.eager_model if self.eager_model is not None else self.model
+
+    def warm_up(self, batch_size: int) -> None:
+        """One forward pass on a zero batch: compiles a torch.compile'd model (or falls back to eager) once, here,
+        before inference threads share it."""
+        s = self.preprocessor.size
+        self.predict(torch.zeros(batch_size, 3, s, s, dtype=torch.uint8))
 
     def _autocast(self):
         if self.amp_dtype is None:
