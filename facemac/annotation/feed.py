@@ -1,0 +1,89 @@
+"""Where annotation's batches are decoded and run: one ordered stream of (batch, probabilities, reliability).
+
+Three engines, one contract (results in the order of ``batches``; unreadable images in ``batch["failures"]``):
+
+* ``thread_results`` (CPU default): ``replicas`` threads, each decoding one whole batch and running the model on it.
+  Decoding and torch kernels release the GIL, so the threads use the cores in parallel without handing batches
+  between processes.
+* ``loader_results``: a DataLoader (worker processes, or the main process with ``workers=0``) decodes, the main
+  thread infers. MC-dropout runs here: its draws follow one RNG stream, re-seeded per shard (``seeds``).
+* ``gpu_results`` (facemac.annotation.gpu_feed): workers only read bytes; JPEGs are decoded by nvJPEG and warped on
+  the GPU in batches.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from facemac.data.dataset import collate_faces
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    """One batch after inference: row indices of the readable images, (index, reason) of the others."""
+
+    index: torch.Tensor
+    failures: list[tuple[int, str]]
+    probs: torch.Tensor | None
+    rels: torch.Tensor | None
+
+
+def _infer(annotator: Any, batch: dict[str, Any]) -> BatchResult:
+    probs = rels = None
+    if len(batch["index"]):
+        probs, rels = annotator.predict(batch["image"])
+    return BatchResult(batch["index"], batch["failures"], probs, rels)
+
+
+def loader_results(dataset: Dataset, batches: Sequence[list[int]], annotator: Any, workers: int,
+                   seeds: Sequence[int | None] | None = None) -> Iterator[BatchResult]:
+    """DataLoader decoding (``workers`` processes, or inline), inference in this thread; ``seeds[i]`` re-seeds
+    torch's RNG before batch i (MC-dropout draws that depend on the shard only)."""
+    loader = DataLoader(dataset, batch_sampler=list(batches), num_workers=workers, collate_fn=collate_faces,
+                        pin_memory=annotator.device.type == "cuda")
+    for i, batch in enumerate(loader):
+        if seeds is not None and seeds[i] is not None:
+            torch.manual_seed(seeds[i])
+        yield _infer(annotator, batch)
+
+
+def thread_results(dataset: Dataset, batches: Sequence[list[int]], annotator: Any,
+                   replicas: int) -> Iterator[BatchResult]:
+    """``replicas`` threads, each turning one batch of row indices into a result (decode, collate, infer); at most
+    2 x replicas batches in flight, handed back in order."""
+    if annotator.mc_samples:
+        raise ValueError("MC-dropout annotation draws from one RNG stream: use loader_results")
+    if annotator.eager_model is not None and batches:  # torch.compile: compile once, here, before threads call it
+        annotator.warm_up(max(len(b) for b in batches))
+
+    def work(rows: list[int]) -> BatchResult:
+        return _infer(annotator, collate_faces([dataset[i] for i in rows]))
+
+    pending: collections.deque[Future] = collections.deque()
+    todo = iter(batches)
+    pool = ThreadPoolExecutor(max_workers=replicas, thread_name_prefix="annotate")
+    try:
+        for rows in todo:
+            pending.append(pool.submit(work, rows))
+            if len(pending) >= 2 * replicas:
+                break
+        while pending:
+            result = pending.popleft().result()
+            rows = next(todo, None)
+            if rows is not None:
+                pending.append(pool.submit(work, rows))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["BatchResult", "loader_results", "thread_results"]
