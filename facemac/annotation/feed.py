@@ -7,8 +7,8 @@ Three engines, one contract (results in the order of ``batches``; unreadable ima
   between processes.
 * ``loader_results``: a DataLoader (worker processes, or the main process with ``workers=0``) decodes, the main
   thread infers. MC-dropout runs here: its draws follow one RNG stream, re-seeded per shard (``seeds``).
-* ``gpu_results`` (facemac.annotation.gpu_feed): workers only read bytes; JPEGs are decoded by nvJPEG and warped on
-  the GPU in batches.
+* ``gpu_results``: workers only read bytes (and check them); JPEGs are decoded by nvJPEG and warped on the GPU in
+  batches (facemac/data/gpu_batch.py); other formats and files nvJPEG refuses take the CPU path.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facemac.data.dataset import collate_faces
+from facemac.data.gpu_batch import EncodedItems, collate_encoded, device_batch
+from facemac.data.table import FaceTable
 
 log = logging.getLogger(__name__)
 
@@ -86,4 +88,31 @@ def thread_results(dataset: Dataset, batches: Sequence[list[int]], annotator: An
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["BatchResult", "loader_results", "thread_results"]
+def gpu_results(table: FaceTable, batches: Sequence[list[int]], annotator: Any, workers: int, verify: bool = True,
+                seeds: Sequence[int | None] | None = None) -> Iterator[BatchResult]:
+    """Workers read bytes and plan each warp; decoding, warping and the model run on ``annotator.device``. The model
+    of batch i is queued before batch i+1 is prepared, and its probabilities are fetched after: the host prepares
+    the next batch while the device computes."""
+    pre = annotator.preprocessor
+    loader = DataLoader(EncodedItems(table, pre, verify), batch_sampler=list(batches), num_workers=workers,
+                        collate_fn=collate_encoded)
+    queued: tuple[torch.Tensor, list[tuple[int, str]], torch.Tensor | None, torch.Tensor | None] | None = None
+    for i, batch in enumerate(loader):
+        images, index, failures = device_batch(batch, table, pre, annotator.device)
+        if seeds is not None and seeds[i] is not None:
+            torch.manual_seed(seeds[i])
+        probs, rels = annotator.predict_on_device(images) if len(index) else (None, None)
+        if queued is not None:
+            yield _fetch(*queued)
+        queued = (index, failures, probs, rels)
+    if queued is not None:
+        yield _fetch(*queued)
+
+
+def _fetch(index: torch.Tensor, failures: list[tuple[int, str]], probs: torch.Tensor | None,
+           rels: torch.Tensor | None) -> BatchResult:
+    return BatchResult(index, failures, None if probs is None else probs.float().cpu(),
+                       None if rels is None else rels.float().cpu())
+
+
+__all__ = ["BatchResult", "loader_results", "thread_results", "gpu_results"]

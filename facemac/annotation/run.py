@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
-from facemac.annotation.feed import BatchResult, loader_results, thread_results
+from facemac.annotation.feed import BatchResult, gpu_results, loader_results, thread_results
 from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
@@ -189,12 +189,25 @@ def _results(table: FaceTable, annotator: Annotator, batches: list[list[int]], m
     """The engine the resource plan chose (facemac/annotation/feed.py): inference threads that decode their own
     batches on the CPU, else DataLoader decoding with inference here (MC-dropout: re-seeded per shard, so its draws
     depend on the shard only, whatever the resume point or world size)."""
+    seeds = [seed + shard if first else None for shard, first, _ in meta]
+    if use_gpu_decode(acfg.get("gpu_decode", "auto"), annotator):
+        return gpu_results(table, batches, annotator, int(acfg.num_workers), bool(acfg.get("gpu_verify", True)),
+                           seeds)
     dataset = FaceDataset(table, annotator.preprocessor)
     replicas = int(acfg.get("replicas", 1) or 1)
     if replicas > 1 and annotator.device.type == "cpu" and not annotator.mc_samples:
         return thread_results(dataset, batches, annotator, replicas)
-    seeds = [seed + shard if first else None for shard, first, _ in meta]
     return loader_results(dataset, batches, annotator, int(acfg.num_workers), seeds)
+
+
+def use_gpu_decode(spec, annotator: Annotator) -> bool:
+    """``annotate.gpu_decode``: auto = on a CUDA device for ArcFace-aligned checkpoints (the warp runs batched
+    there); true = wherever the model runs (on a CPU: the same batched torch path, for tests); false = never."""
+    if str(spec).lower() not in ("auto", "true", "false"):
+        raise ConfigError(f"annotate.gpu_decode={spec!r}: use auto, true or false")
+    if annotator.preprocessor.align != "arcface" or str(spec).lower() == "false":
+        return False
+    return str(spec).lower() == "true" or annotator.device.type == "cuda"
 
 
 def _commit(store: ShardStore, table: FaceTable, annotator: Annotator, shard: int, bounds: tuple[int, int],

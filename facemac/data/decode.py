@@ -83,6 +83,31 @@ def decode_jpeg_strict(data: bytes, key: str, reduce: int = 1) -> np.ndarray | N
         if message.startswith(CORRUPT_JPEG_MESSAGES):
             raise ImageDecodeError(key, f"corrupt JPEG data (libjpeg: {message[:120]})") from None
         return None
+    except KeyError:  # simplejpeg cannot name the file's chroma subsampling: OpenCV decides
+        return None
+
+
+def check_encoded(data: bytes, key: str) -> None:
+    """The checks a decode starts with, without decoding: empty, decompression bomb, truncated (GPU path workers)."""
+    if not data:
+        raise ImageDecodeError(key, "empty file")
+    _check_size(data, key)
+    _check_complete(data, key)
+
+
+def verify_jpeg(data: bytes, key: str) -> None:
+    """Refuse corrupt JPEG scan data without producing pixels: a strict decode at 1/8 scale, which still
+    entropy-decodes every block (where libjpeg notices damage) but skips most of the inverse DCT and colour work.
+    For the GPU path, whose decoder (nvJPEG) does not report what libjpeg only warns about."""
+    try:
+        h, w, _, _ = simplejpeg.decode_jpeg_header(data, strict=False)
+        simplejpeg.decode_jpeg(data, "GRAY", min_height=-(-h // 8), min_width=-(-w // 8), strict=True)
+    except ValueError as e:
+        message = str(e).strip()
+        if message.startswith(CORRUPT_JPEG_MESSAGES):
+            raise ImageDecodeError(key, f"corrupt JPEG data (libjpeg: {message[:120]})") from None
+    except KeyError:  # a header simplejpeg cannot describe: the decoder that follows decides
+        pass
 
 
 def reduced_points(points: np.ndarray, reduce: int) -> np.ndarray:
