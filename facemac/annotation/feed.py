@@ -19,12 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facemac.data.dataset import collate_faces
+from facemac.data.dataset import FaceDataset, collate_faces
 from facemac.data.gpu_batch import EncodedItems, collate_encoded, device_batch
 from facemac.data.table import FaceTable
+from facemac.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,27 @@ def loader_results(dataset: Dataset, batches: Sequence[list[int]], annotator: An
         yield _infer(annotator, batch)
 
 
+def _load_batch(dataset: FaceDataset, rows: list[int]) -> dict[str, Any]:
+    """``collate_faces([dataset[i] for i in rows])`` for annotation, without its per-image tensors: every face is
+    decoded straight into one NHWC uint8 array, handed on as an NCHW view in channels-last layout (what the model
+    takes). Per 64 px face that is ~40 µs less of the ~140 µs of CPU work next to the model."""
+    table, pre = dataset.table, dataset.preprocess
+    s = pre.size
+    buf = np.empty((len(rows), s, s, 3), dtype=np.uint8)
+    ok: list[int] = []
+    failures: list[tuple[int, str]] = []
+    for i in rows:
+        try:
+            key = table.keys[i]
+            lm = table.landmarks[i] if table.landmarks is not None else None
+            buf[len(ok)] = pre.load(table.source.read(key), key, lm)
+            ok.append(i)
+        except (OSError, DataError) as e:
+            failures.append((i, getattr(e, "reason", None) or f"{type(e).__name__}: {e}"))
+    images = torch.from_numpy(buf[:len(ok)]).permute(0, 3, 1, 2)
+    return {"image": images, "index": torch.tensor(ok, dtype=torch.long), "failures": failures}
+
+
 def thread_results(dataset: Dataset, batches: Sequence[list[int]], annotator: Any,
                    replicas: int) -> Iterator[BatchResult]:
     """``replicas`` threads, each turning one batch of row indices into a result (decode, collate, infer); at most
@@ -67,8 +90,11 @@ def thread_results(dataset: Dataset, batches: Sequence[list[int]], annotator: An
     if annotator.eager_model is not None and batches:  # torch.compile: compile once, here, before threads call it
         annotator.warm_up(max(len(b) for b in batches))
 
+    direct = isinstance(dataset, FaceDataset) and dataset.augment is None
+
     def work(rows: list[int]) -> BatchResult:
-        return _infer(annotator, collate_faces([dataset[i] for i in rows]))
+        batch = _load_batch(dataset, rows) if direct else collate_faces([dataset[i] for i in rows])
+        return _infer(annotator, batch)
 
     pending: collections.deque[Future] = collections.deque()
     todo = iter(batches)
