@@ -153,3 +153,36 @@ def test_annotation_through_the_batch_path_matches_the_dataloader_path(make_cfg,
     (a, fa), (b, fb) = runs["cpu"], runs["batch"]
     assert list(a["path"]) == list(b["path"]) and sorted(fa["path"]) == sorted(fb["path"])
     np.testing.assert_allclose(a[ATTRS].to_numpy(), b[ATTRS].to_numpy(), atol=0.02)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh)")
+# nvJPEG's IDCT and chroma upsampling are not libjpeg-turbo's: a few grey levels apart
+NVJPEG_MAX, NVJPEG_MEAN = 8, 1.0
+
+
+@CUDA
+def test_nvjpeg_decode_is_close_to_libjpeg():
+    imgs = faces(16, 112, 112, noise=6)
+    datas = [cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for im in imgs]
+    out = decode_jpegs(datas, torch.device("cuda"))
+    for t, d in zip(out, datas):
+        assert t is not None and t.device.type == "cuda"
+        diff = np.abs(t.permute(1, 2, 0).cpu().numpy().astype(int) - decode_image(d))
+        assert diff.max() <= NVJPEG_MAX and diff.mean() <= NVJPEG_MEAN, (diff.max(), diff.mean())
+
+
+@CUDA
+def test_device_batches_on_cuda_match_the_cpu_path(tree):
+    root, expected = tree
+    table = read_identity_folders(root, geometry="arcface_112")
+    pre = Preprocessor("arcface", 64)
+    rows = list(range(len(table)))
+    cpu = collate_faces([FaceDataset(table, pre)[i] for i in rows])
+    images, index, failures = device_batch(collate_encoded([EncodedItems(table, pre)[i] for i in rows]), table, pre,
+                                           torch.device("cuda"))
+    assert images.device.type == "cuda"
+    assert sorted(table.keys[i] for i, _ in failures) == sorted(skip_paths(expected))
+    pos = {i: j for j, i in enumerate(index.tolist())}
+    for row, i in enumerate(cpu["index"].tolist()):
+        diff = (images[pos[i]].cpu().int() - cpu["image"][row].int()).abs()
+        assert diff.max() <= NVJPEG_MAX + WARP_MAX and diff.float().mean() <= NVJPEG_MEAN, table.keys[i]
