@@ -123,7 +123,8 @@ def main() -> None:
         dist = D.DistInfo(device=device)
         trainer, dcfg = make_trainer(args, device, len(table.attributes))
         if plan.measure:  # what train.py does with the defaults on a CPU: measure, then split the cores
-            costs = measure_costs(plain, trainer.model, dcfg["mean"], dcfg["std"], "auto", True, device, cores)
+            costs = measure_costs(plain, trainer.model, dcfg["mean"], dcfg["std"], "auto", True, device, cores,
+                                  n=min(64, args.batch))
             plan = refined(plan, costs)
         apply_threads(plan)
         threads = plan.threads or torch.get_num_threads()

@@ -32,7 +32,9 @@ from facemac.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MAX_REPLICAS = 8  # beyond this, inference threads share cores as intra-op threads (memory per in-flight batch)
-LOADER_OVERHEAD = 0.95  # a worker batch crosses processes (shared-memory hand-over, unpickling): ~5 % measured
+# A worker split reaches this share of its prediction: batches cross processes (shared-memory hand-over, unpickling)
+# and busy workers disturb torch's threads. Measured 0.81-0.97 (demo model, 2-core CPU, 1 worker + 1 thread).
+LOADER_OVERHEAD = 0.85
 
 
 @dataclass(frozen=True)
