@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from facemac.annotation.inference import Annotator  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
 from facemac.distributed import DistInfo, cores_per_local_rank, pick_device  # noqa: E402
+from bench_common import model_spec  # noqa: E402
 from facemac.resources import apply_threads, plan_cpu  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
@@ -64,18 +65,6 @@ def make_ckpt(path: Path, model: str, size: int, attributes: int = 40) -> Path:
         "thresholds": [0.5] * attributes, "model_cfg": model_cfg,
         "data_cfg": {"input_size": [3, size, size], "mean": [0.5] * 3, "std": [0.5] * 3, "align": "arcface",
                      "geometry": "arcface_112"}, "metrics": {}, "epoch": 0, "step": 0}, path)
-
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def model_spec(name: str, size: int | None) -> tuple[str, int]:
-    """A conf/model name (demo_tiny, resnet18, vit_s, ...) → (timm name, input size); else a timm name as given."""
-    conf = ROOT / "conf" / "model" / f"{name}.yaml"
-    if conf.is_file():
-        m = OmegaConf.load(conf)
-        return str(m.timm_name), int(size or m.input_size)
-    return name, int(size or 112)
 
 
 def model_only_rate(ann: Annotator, batches: list[torch.Tensor], n: int, replicas: int = 1) -> float:

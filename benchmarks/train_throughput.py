@@ -40,6 +40,7 @@ from facemac.data.preprocess import Preprocessor  # noqa: E402
 from facemac.data.registry import build_table  # noqa: E402
 from facemac.models.mac import create_mac, model_data_config  # noqa: E402
 from facemac.training.data import make_loader  # noqa: E402
+from bench_common import model_spec  # noqa: E402
 from facemac.resources import apply_threads, plan_cpu, refined  # noqa: E402
 from facemac.training.loop.trainer import Trainer  # noqa: E402
 from facemac.training.probe import measure_costs  # noqa: E402
@@ -55,14 +56,6 @@ def demo_celeba(cache: Path, n: int) -> Path:
                     target_images_per_identity=2, progress=False)
     return d.celeba_root
 
-
-def model_spec(name: str, size: int | None) -> tuple[str, int]:
-    """A conf/model name (demo_tiny, resnet18, vit_s, ...) → (timm name, input size); else a timm name as given."""
-    conf = ROOT / "conf" / "model" / f"{name}.yaml"
-    if conf.is_file():
-        m = OmegaConf.load(conf)
-        return str(m.timm_name), int(size or m.input_size)
-    return name, int(size or 64)
 
 
 def make_trainer(args, device: torch.device, attributes: int) -> tuple[Trainer, dict]:
@@ -103,7 +96,7 @@ def main() -> None:
     ap.add_argument("--no-cache", action="store_true", help="skip the decoded-cache pipeline (not a default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    args.timm, args.input = model_spec(args.model, args.input)
+    args.timm, args.input = model_spec(args.model, args.input, default_size=64)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     cores = D.cores_per_local_rank()

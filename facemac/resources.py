@@ -26,8 +26,7 @@ from typing import Any
 
 import torch
 
-from facemac.distributed import cores_per_local_rank, resolve_threads, resolve_workers
-from facemac.errors import ConfigError
+from facemac.distributed import cores_per_local_rank, parse_count, resolve_threads, resolve_workers
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +59,6 @@ def _is_auto(spec: Any) -> bool:
     return str(spec) == "auto"
 
 
-def _positive(spec: Any, key: str) -> int:
-    try:
-        n = int(spec)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise ConfigError(f"{key}={spec!r}: use auto or a positive integer")
-    return n
-
-
 def plan_cpu(stage: str, workers: Any, threads: Any, device: torch.device, world_size: int = 1,
              replicas: Any = 1, serial: bool = False, keys: tuple[str, str, str] = ("num_workers", "num_threads",
                                                                                    "replicas")) -> CpuPlan:
@@ -84,7 +73,7 @@ def plan_cpu(stage: str, workers: Any, threads: Any, device: torch.device, world
         return CpuPlan(w, resolve_threads(threads, w, device, tkey, world_size), 1,
                        f"model on {device.type}: workers prepare batches, torch keeps its default threads")
     if stage == "annotate" and not _is_auto(replicas):
-        r = _positive(replicas, rkey)
+        r = parse_count(replicas, rkey, 1, "auto or a positive integer")
         w = 0 if _is_auto(workers) else resolve_workers(workers, device, wkey, world_size)
         t = max(1, cores // r) if _is_auto(threads) else resolve_threads(threads, w, device, tkey, world_size)
         return CpuPlan(w, t, r, f"{rkey}={r}")

@@ -1,7 +1,5 @@
 """The resource policy (facemac/resources.py) and the hardware probe behind annotate.amp=auto."""
 
-import os
-
 import pytest
 import torch
 
@@ -16,14 +14,6 @@ KEYS = ("annotate.num_workers", "annotate.num_threads", "annotate.replicas")
 
 def split(plan: CpuPlan) -> tuple[int, int | None, int]:
     return plan.workers, plan.threads, plan.replicas
-
-
-@pytest.fixture
-def cores(monkeypatch):
-    def set_cores(n: int) -> None:
-        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(n)), raising=False)
-    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    return set_cores
 
 
 @pytest.mark.parametrize("n,replicas,threads", [(1, 1, 1), (2, 2, 1), (4, 4, 1), (16, MAX_REPLICAS, 2),
