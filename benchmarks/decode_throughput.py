@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemac.data.decode import _JPEG_FLAGS, decode_image  # noqa: E402
+from facemac.data.decode import _JPEG_FLAGS, decode_image, verify_jpeg  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -54,6 +54,7 @@ def candidates() -> dict[str, Callable[[bytes], np.ndarray]]:
     c: dict[str, Callable[[bytes], np.ndarray]] = {
         "facemac decode_image (strict)": lambda b: decode_image(b),
         "facemac decode_image 1/2 (strict)": lambda b: decode_image(b, reduce=2),
+        "verify_jpeg (GPU-path worker check)": lambda b: verify_jpeg(b, "x"),
         "cv2 lenient (decode_image before)": lambda b: cv2.imdecode(
             np.frombuffer(b, np.uint8), _JPEG_FLAGS[1] | cv2.IMREAD_IGNORE_ORIENTATION),
         "cv2.imdecode COLOR + cvtColor": lambda b: cv2.cvtColor(
@@ -73,7 +74,7 @@ def candidates() -> dict[str, Callable[[bytes], np.ndarray]]:
         import simplejpeg
 
         c["simplejpeg RGB"] = lambda b: simplejpeg.decode_jpeg(b, colorspace="RGB")
-        c["simplejpeg RGB 1/2 (min size)"] = lambda b: simplejpeg.decode_jpeg(
+        c["simplejpeg RGB 1/8 (smallest scale)"] = lambda b: simplejpeg.decode_jpeg(
             b, colorspace="RGB", min_height=1, min_width=1, min_factor=2)
     except ImportError:
         pass
