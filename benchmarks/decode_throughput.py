@@ -3,6 +3,9 @@
 Every candidate decodes the same bytes (held in memory: no disk reads) to an HxWx3 uint8 RGB array, on one thread
 (`cv2.setNumThreads(1)`), so the figure is images/s per core. "reduced" variants decode at 1/2 scale inside libjpeg
 (DCT scaling): worth it when the model's input is at most half the stored size (landmarks then scale by 1/2).
+"facemac decode_image" is what training and annotation run: a strict libjpeg-turbo decode (simplejpeg) that refuses
+corrupt scan data; "cv2 lenient" is the OpenCV decode it replaced (the same pixels, no corruption check), so the
+difference between the two rows is what the check costs.
 
     python benchmarks/decode_throughput.py [--images 400] [--repeat 3]
 """
@@ -23,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemac.data.decode import decode_image  # noqa: E402
+from facemac.data.decode import _JPEG_FLAGS, decode_image, verify_jpeg  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -49,7 +52,11 @@ def candidates() -> dict[str, Callable[[bytes], np.ndarray]]:
     from PIL import Image
 
     c: dict[str, Callable[[bytes], np.ndarray]] = {
-        "facemac decode_image (cv2)": lambda b: decode_image(b),
+        "facemac decode_image (strict)": lambda b: decode_image(b),
+        "facemac decode_image 1/2 (strict)": lambda b: decode_image(b, reduce=2),
+        "verify_jpeg (GPU-path worker check)": lambda b: verify_jpeg(b, "x"),
+        "cv2 lenient (decode_image before)": lambda b: cv2.imdecode(
+            np.frombuffer(b, np.uint8), _JPEG_FLAGS[1] | cv2.IMREAD_IGNORE_ORIENTATION),
         "cv2.imdecode COLOR + cvtColor": lambda b: cv2.cvtColor(
             cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
         "cv2.imdecode REDUCED_COLOR_2": lambda b: cv2.cvtColor(
@@ -67,7 +74,7 @@ def candidates() -> dict[str, Callable[[bytes], np.ndarray]]:
         import simplejpeg
 
         c["simplejpeg RGB"] = lambda b: simplejpeg.decode_jpeg(b, colorspace="RGB")
-        c["simplejpeg RGB 1/2 (min size)"] = lambda b: simplejpeg.decode_jpeg(
+        c["simplejpeg RGB 1/8 (smallest scale)"] = lambda b: simplejpeg.decode_jpeg(
             b, colorspace="RGB", min_height=1, min_width=1, min_factor=2)
     except ImportError:
         pass
@@ -99,9 +106,9 @@ def main() -> None:
     load = max(load, os.getloadavg()[0])
     sizes = {k: int(np.mean([len(b) for b in v])) for k, v in sets.items()}
     print(f"images/s per core (best of {args.repeat}), {args.images} JPEGs each, mean bytes {sizes}, load {load:.2f}")
-    print(f"{'decoder':34s} {'112x112':>9s} {'178x218':>9s}")
+    print(f"{'decoder':36s} {'112x112':>9s} {'178x218':>9s}")
     for name, r in results.items():
-        print(f"{name:34s} {r['112x112']:9.0f} {r['178x218']:9.0f}")
+        print(f"{name:36s} {r['112x112']:9.0f} {r['178x218']:9.0f}")
     print(json.dumps({"bench": "decode", "load1": round(load, 2), "images": args.images,
                       "per_core_img_s": {n: {k: round(v) for k, v in r.items()} for n, r in results.items()}}))
 

@@ -1,14 +1,17 @@
 """Training throughput: images/s end to end (read, decode, warp, augment, step) vs forward+backward on ready tensors.
 
 All figures come from one run on the same images (the demo faces in CelebA layout, with landmarks), the same model
-object, batch size and thread settings, with the training loop itself (Trainer.train_epoch). "ready tensors" feeds
-the loop uint8 batches held in memory (normalisation on the device, forward, loss, backward, clipping, optimiser step
-all included), so the ratio end-to-end / ready says how well the input pipeline keeps the model fed. End to end runs
-with and without the decoded cache (train.decoded_cache); each is given one warm-up epoch (worker start, page
-cache) and the figure is the mean of the timed epochs after it.
+variant and batch size, with the training loop itself (Trainer.train_epoch). "Ready tensors" feeds the loop uint8
+batches held in memory (normalisation on the device, forward, loss, backward, clipping, optimiser step all included)
+with **all cores** as torch threads, before and after the end-to-end runs (load drift shows); the ratio end-to-end /
+ready says how well the input pipeline keeps the model fed. End to end uses what `train.py` picks with the defaults
+(facemac/resources.py: on a CPU the split measured by facemac/training/probe.py, printed with its figures), with and
+without the decoded cache (train.decoded_cache, not a default); each gets one warm-up epoch (worker start, page cache)
+and the figure is the mean of the timed epochs after it.
 
-    python benchmarks/train_throughput.py [--images 1024] [--model test_efficientnet] [--input 64] [--batch 64]
-        [--workers auto|N] [--threads auto|N] [--epochs 2] [--augment default|none] [--device cpu] [--compile]
+    python benchmarks/train_throughput.py [--images 1024] [--model demo_tiny|resnet18|vit_s|<timm name>] [--input 64]
+        [--batch 64] [--workers auto|N] [--threads auto|N] [--epochs 2] [--augment default|none] [--device cpu]
+        [--compile] [--no-cache]
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ from facemac.data.preprocess import Preprocessor  # noqa: E402
 from facemac.data.registry import build_table  # noqa: E402
 from facemac.models.mac import create_mac, model_data_config  # noqa: E402
 from facemac.training.data import make_loader  # noqa: E402
+from bench_common import model_spec  # noqa: E402
+from facemac.resources import apply_threads, plan_cpu, refined  # noqa: E402
 from facemac.training.loop.trainer import Trainer  # noqa: E402
+from facemac.training.probe import measure_costs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,9 +57,10 @@ def demo_celeba(cache: Path, n: int) -> Path:
     return d.celeba_root
 
 
+
 def make_trainer(args, device: torch.device, attributes: int) -> tuple[Trainer, dict]:
     torch.manual_seed(0)
-    model = create_mac({"timm_name": args.model, "img_size": args.input, "pretrained": False}, attributes).to(device)
+    model = create_mac({"timm_name": args.timm, "img_size": args.input, "pretrained": False}, attributes).to(device)
     dcfg = model_data_config(model, args.input)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     trainer = Trainer(model, opt, None, D.DistInfo(device=device), dcfg["mean"], dcfg["std"], precision="auto",
@@ -77,24 +84,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1024)
     ap.add_argument("--cache", default=None, help="demo cache folder (default: $FACEMAC_CACHE or ~/.cache/facemac)")
-    ap.add_argument("--model", default="test_efficientnet", help="timm name (test_efficientnet = model=demo_tiny)")
-    ap.add_argument("--input", type=int, default=64)
+    ap.add_argument("--model", default="demo_tiny", help="conf/model name (demo_tiny, resnet18, vit_s) or timm name")
+    ap.add_argument("--input", type=int, default=None, help="input size (default: the conf/model one, else 64)")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--workers", default="auto", help="decode workers: auto (as data.num_workers=auto) | N")
-    ap.add_argument("--threads", default="auto", help="torch threads: auto (cores - workers, >= 1) | N")
+    ap.add_argument("--workers", default="auto", help="decode workers: auto (as data.num_workers) | N")
+    ap.add_argument("--threads", default="auto", help="torch threads: auto (as train.cpu_threads) | N")
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs per pipeline (after one warm-up epoch)")
     ap.add_argument("--augment", default="default", help="conf/augment/<name>.yaml")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--no-cache", action="store_true", help="skip the decoded-cache pipeline (not a default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    args.timm, args.input = model_spec(args.model, args.input, default_size=64)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    args.workers = D.resolve_workers(args.workers, device, "--workers")
     cores = D.cores_per_local_rank()
-    threads = max(1, cores - args.workers) if args.threads == "auto" else int(args.threads)
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
+    plan = plan_cpu("train", args.workers, args.threads, device, keys=("--workers", "--threads", "replicas"))
     load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="facemac-trainbench-"))
     try:
@@ -106,58 +112,80 @@ def main() -> None:
         pre = Preprocessor("arcface", args.input, reduced_decode=True)
         aug_cfg = OmegaConf.load(ROOT / "conf" / "augment" / f"{args.augment}.yaml")
         augment = build_augment(aug_cfg, seed=0)
-        cfg = OmegaConf.create({"data": {"num_workers": args.workers, "batch_size": args.batch,
-                                         "persistent_workers": True, "prefetch_factor": 2}})
+        plain = FaceDataset(table, pre, augment)
         dist = D.DistInfo(device=device)
+        trainer, dcfg = make_trainer(args, device, len(table.attributes))
+        if plan.measure:  # what train.py does with the defaults on a CPU: measure, then split the cores
+            costs = measure_costs(plain, trainer.model, dcfg["mean"], dcfg["std"], "auto", True, device, cores,
+                                  n=min(64, args.batch))
+            plan = refined(plan, costs)
+        apply_threads(plan)
+        threads = plan.threads or torch.get_num_threads()
+        cfg = OmegaConf.create({"data": {"num_workers": plan.workers, "batch_size": args.batch,
+                                         "persistent_workers": True, "prefetch_factor": 2}})
 
         # ready tensors: the same images, decoded, warped and augmented once, held as uint8 batches in memory
-        plain = FaceDataset(table, pre, augment)
         ready = [collate_faces([plain[i] for i in range(s, min(s + args.batch, len(table)))])
                  for s in range(0, len(table) - args.batch + 1, args.batch)]  # full batches, like drop_last
-        trainer, _ = make_trainer(args, device, len(table.attributes))
-        epoch_rate(trainer, ready[:3], keys, 0)  # warm-up (allocator, oneDNN kernels, compilation)
-        ready_rates = [epoch_rate(trainer, ready, keys, e) for e in range(args.epochs)]
 
-        t0 = time.perf_counter()
-        cache = open_or_build(table, pre, work / "cache", "bench", workers=max(args.workers, 1), progress=False)
-        build_s = time.perf_counter() - t0
+        def ready_rate(n_threads: int | None) -> list[float]:
+            """The Trainer's step on ready batches with ``n_threads`` torch threads (a fresh model each time)."""
+            if n_threads and device.type == "cpu":
+                torch.set_num_threads(n_threads)
+            tr, _ = make_trainer(args, device, len(table.attributes))
+            epoch_rate(tr, ready[:3], keys, 0)  # warm-up (allocator, oneDNN kernels, compilation)
+            rates = [epoch_rate(tr, ready, keys, e) for e in range(args.epochs)]
+            apply_threads(plan)
+            return rates
+
+        all_cores = cores if device.type == "cpu" else None
+        ready_all = ready_rate(all_cores)
+        ready_plan = ready_rate(threads) if device.type == "cpu" and threads != cores else None
+
+        pipelines = [("uncached", plain)]
+        build_s = None
+        if not args.no_cache:
+            t0 = time.perf_counter()
+            cache = open_or_build(table, pre, work / "cache", "bench", workers=max(plan.workers, 1), progress=False)
+            build_s = time.perf_counter() - t0
+            pipelines.append(("decoded cache", CachedFaceDataset(table, cache, augment)))
         results = {}
-        for name, ds in (("uncached", plain), ("decoded cache", CachedFaceDataset(table, cache, augment))):
+        for name, ds in pipelines:
             loader = make_loader(ds, cfg, dist, train=True, seed=0)
             trainer, _ = make_trainer(args, device, len(table.attributes))
             epoch_rate(trainer, loader, keys, 0)  # warm-up epoch: worker start-up, page cache
             results[name] = [epoch_rate(trainer, loader, keys, e) for e in range(1, args.epochs + 1)]
             del loader
-        ready_rates += [epoch_rate(trainer, ready, keys, e) for e in range(args.epochs)]  # after: load drift shows
-        if device.type == "cpu" and threads != cores:
-            torch.set_num_threads(cores)
-            trainer, _ = make_trainer(args, device, len(table.attributes))
-            epoch_rate(trainer, ready[:3], keys, 0)
-            all_cores = float(np.mean([epoch_rate(trainer, ready, keys, e) for e in range(args.epochs)]))
-        else:
-            all_cores = None
+        ready_all += ready_rate(all_cores)  # after: load drift shows
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = max(load, os.getloadavg()[0])
-    ready_rate = float(np.mean(ready_rates))
-    unc, cac = float(np.mean(results["uncached"])), float(np.mean(results["decoded cache"]))
-    print(f"device={device} model={args.model} input={args.input} batch={args.batch} workers={args.workers} "
-          f"threads={threads} augment={args.augment} images={len(table)} epochs={args.epochs} load={load:.2f}")
-    print(f"{'pipeline':44s} {'img/s':>8s} {'ratio':>6s}")
-    print(f"{'forward+backward on ready tensors':44s} {ready_rate:8.1f} {1.0:6.2f}")
-    print(f"{'end to end, decode every epoch':44s} {unc:8.1f} {unc / ready_rate:6.2f}")
-    print(f"{'end to end, decoded cache':44s} {cac:8.1f} {cac / ready_rate:6.2f}")
-    if all_cores is not None:
-        print(f"{f'ready tensors, {cores} threads':44s} {all_cores:8.1f} {all_cores / ready_rate:6.2f}")
-    print(f"(cache build: {build_s:.1f} s = {len(table) / build_s:.0f} img/s; ready per epoch "
-          f"{', '.join(f'{r:.0f}' for r in ready_rates)})")
-    print(json.dumps({"bench": "train", "device": str(device), "model": args.model, "input": args.input,
-                      "batch": args.batch, "workers": args.workers, "threads": threads, "augment": args.augment,
-                      "images": len(table), "load1": round(load, 2), "ready": round(ready_rate, 1),
-                      "e2e_uncached": round(unc, 1), "e2e_cached": round(cac, 1),
-                      "uncached_over_ready": round(unc / ready_rate, 3), "cached_over_ready": round(cac / ready_rate, 3),
-                      "ready_all_cores": None if all_cores is None else round(all_cores, 1),
-                      "cache_build_img_s": round(len(table) / build_s, 1)}))
+    ref = float(np.mean(ready_all))
+    unc = float(np.mean(results["uncached"]))
+    print(f"device={device} model={args.model} ({args.timm}) input={args.input} batch={args.batch} "
+          f"augment={args.augment} images={len(table)} epochs={args.epochs} cores={cores} load={load:.2f}")
+    print(f"resources: {plan.describe()} ({plan.why})")
+    print(f"{'pipeline':48s} {'img/s':>8s} {'ratio':>6s}")
+    ref_name = f"forward+backward on ready tensors, {all_cores or 'default'} threads"
+    print(f"{ref_name:48s} {ref:8.1f} {1.0:6.2f}")
+    if ready_plan is not None:
+        rp = float(np.mean(ready_plan))
+        print(f"{f'forward+backward on ready tensors, {threads} threads':48s} {rp:8.1f} {rp / ref:6.2f}")
+    print(f"{'end to end, decode every epoch (default)':48s} {unc:8.1f} {unc / ref:6.2f}")
+    cac = None
+    if "decoded cache" in results:
+        cac = float(np.mean(results["decoded cache"]))
+        print(f"{'end to end, decoded cache':48s} {cac:8.1f} {cac / ref:6.2f}")
+    print(f"(ready, all cores, per epoch before/after: {', '.join(f'{r:.0f}' for r in ready_all)}"
+          + (f"; cache build {build_s:.1f} s = {len(table) / build_s:.0f} img/s" if build_s else "") + ")")
+    print(json.dumps({"bench": "train", "device": str(device), "model": args.model, "timm": args.timm,
+                      "input": args.input, "batch": args.batch, "workers": plan.workers, "threads": threads,
+                      "augment": args.augment, "images": len(table), "load1": round(load, 2),
+                      "ready_all_cores": round(ref, 1), "e2e_uncached": round(unc, 1),
+                      "uncached_over_ready": round(unc / ref, 3),
+                      "e2e_cached": None if cac is None else round(cac, 1),
+                      "cached_over_ready": None if cac is None else round(cac / ref, 3),
+                      "ready_plan_threads": None if ready_plan is None else round(float(np.mean(ready_plan)), 1)}))
 
 
 if __name__ == "__main__":

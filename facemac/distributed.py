@@ -61,6 +61,18 @@ def cores_per_local_rank(world_size: int = 1) -> int:
     return max(1, cores // max(local, 1))
 
 
+def parse_count(spec: Any, key: str, minimum: int, expected: str) -> int:
+    """An integer config value of at least ``minimum``, or a ConfigError naming ``key`` and what was ``expected``."""
+    try:
+        n = int(spec)
+    except (TypeError, ValueError):
+        n = minimum - 1
+    if n < minimum:
+        from facemac.errors import ConfigError
+        raise ConfigError(f"{key}={spec!r}: use {expected}")
+    return n
+
+
 def resolve_workers(spec: Any, device: torch.device, key: str, world_size: int = 1) -> int:
     """DataLoader workers per rank: ``auto`` = a quarter of the rank's cores on a CPU device (the model needs the
     rest; on 2 cores 1 worker measured best), all but one core (at most 16) when a GPU runs the model; or N >= 0."""
@@ -69,14 +81,7 @@ def resolve_workers(spec: Any, device: torch.device, key: str, world_size: int =
         n = max(1, min(cores - 1, 16)) if device.type == "cuda" else max(1, cores // 4)
         log.info("%s=auto: %d DataLoader workers (%d cores for this rank, model on %s)", key, n, cores, device.type)
         return n
-    try:
-        n = int(spec)
-    except (TypeError, ValueError):
-        n = -1
-    if n < 0:
-        from facemac.errors import ConfigError
-        raise ConfigError(f"{key}={spec!r}: use auto or a number of workers >= 0")
-    return n
+    return parse_count(spec, key, 0, "auto or a number of workers >= 0")
 
 
 def resolve_threads(spec: Any, num_workers: int, device: torch.device, key: str, world_size: int = 1) -> int | None:
@@ -87,14 +92,7 @@ def resolve_threads(spec: Any, num_workers: int, device: torch.device, key: str,
         return None
     if str(spec) == "auto":
         return max(1, cores_per_local_rank(world_size) - int(num_workers)) if device.type == "cpu" else None
-    try:
-        n = int(spec)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        from facemac.errors import ConfigError
-        raise ConfigError(f"{key}={spec!r}: use auto, null or a positive integer")
-    return n
+    return parse_count(spec, key, 1, "auto, null or a positive integer")
 
 
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0, key: str = "device") -> DistInfo:

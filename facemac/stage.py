@@ -6,8 +6,10 @@
    resolved config a stage runs with, and sends to W&B, holds only what it uses (``stage_config``);
 2. distributed init (torchrun) and the device;
 3. the run folder (all ranks must agree on it) and its lock: one writer per folder, held by rank 0 only;
-4. DataLoader workers and torch threads (``<stage>.num_workers=auto`` resolved and recorded as a number), then the
-   stage's own quick checks (``Stage.prepare``: training's model name and starting weights), before any data work;
+4. DataLoader workers, torch threads and annotation's inference threads: one policy (facemac/resources.py) turns
+   ``auto`` into numbers (recorded as such in the config; training refines its split from measured costs) and logs
+   the choice and why; then the stage's own quick checks (``Stage.prepare``: training's model name and starting
+   weights), before any data work;
 5. the tracker's life (``wandb.finish()`` always runs, so multirun jobs never log into each other);
 6. timing, and the DONE marker once the work finished (training stopped by ``stop_after_epochs`` is not done).
 
@@ -26,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facemac import distributed as D
 from facemac.errors import ConfigError, FacemacError
+from facemac.resources import CpuPlan, apply_threads, plan_cpu
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import NullTracker, create_tracker
@@ -59,6 +61,8 @@ class Stage:
     device_key: str | None = None   # e.g. "train.device"; None: the stage runs single-process on the CPU
     workers_key: str | None = None  # e.g. "data.num_workers" (auto → a number, written back into the config)
     threads_key: str | None = None  # e.g. "train.cpu_threads"
+    replicas_key: str | None = None  # e.g. "annotate.replicas": inference threads (auto → a number, written back)
+    serial: Callable[[DictConfig], bool] | None = None  # True: the work needs one inference thread (MC-dropout)
     base_name: Callable[[DictConfig], str] | None = None  # the W&B run name when logger.name is unset
     prepare: Callable[[DictConfig, D.DistInfo], None] | None = None  # checks before the tracker and any data work
 
@@ -71,6 +75,7 @@ class StageContext:
     dist: D.DistInfo
     out: Path
     tracker: NullTracker
+    plan: CpuPlan = CpuPlan(0, None)  # workers, torch threads and inference threads this run uses, and why
     finished: bool = True  # set False when the work stops early on purpose (no DONE marker: resumable)
 
 
@@ -121,21 +126,23 @@ def output_dir(cfg: DictConfig) -> Path:
     return out
 
 
-def _setup_cpu(cfg: DictConfig, stage: Stage, dist: D.DistInfo) -> None:
-    """Workers and torch threads, one rule for every stage (auto = cores the workers leave free on CPU)."""
-    workers = 0
-    if stage.workers_key:
-        parent, _, leaf = stage.workers_key.rpartition(".")
-        node = OmegaConf.select(cfg, parent)
-        with open_dict(cfg):  # auto → the number, recorded as such in the run's config
-            node[leaf] = D.resolve_workers(node[leaf], dist.device, stage.workers_key, dist.world_size)
-        workers = int(node[leaf])
-    if stage.threads_key:
-        threads = D.resolve_threads(OmegaConf.select(cfg, stage.threads_key, default="auto"), workers, dist.device,
-                                    stage.threads_key, dist.world_size)
-        if threads:  # OpenMP threads beyond the free cores spin at every barrier and crawl
-            torch.set_num_threads(threads)
-            log.info("torch CPU threads: %d", threads)
+def _setup_cpu(cfg: DictConfig, stage: Stage, dist: D.DistInfo) -> CpuPlan:
+    """Workers, torch threads and inference threads, one policy for every stage (facemac.resources.plan_cpu)."""
+    if not stage.workers_key:
+        return CpuPlan(0, None)
+    keys = (stage.workers_key, stage.threads_key or "threads", stage.replicas_key or "replicas")
+    plan = plan_cpu(stage.name, OmegaConf.select(cfg, keys[0], default="auto"),
+                    OmegaConf.select(cfg, keys[1], default="auto") if stage.threads_key else "auto", dist.device,
+                    dist.world_size, replicas=OmegaConf.select(cfg, keys[2], default=1) if stage.replicas_key else 1,
+                    serial=bool(stage.serial(cfg)) if stage.serial else False, keys=keys)
+    with open_dict(cfg):  # auto → the numbers, recorded as such in the run's config
+        for key, value in ((keys[0], plan.workers), (stage.replicas_key, plan.replicas)):
+            if key:
+                parent, _, leaf = key.rpartition(".")
+                OmegaConf.select(cfg, parent)[leaf] = value
+    apply_threads(plan)
+    log.info("%s resources: %s (%s)", stage.name, plan.describe(), plan.why)
+    return plan
 
 
 def run_stage(cfg: DictConfig, stage: Stage, work: Callable[[StageContext], T]) -> T:
@@ -151,14 +158,14 @@ def run_stage(cfg: DictConfig, stage: Stage, work: Callable[[StageContext], T]) 
         out = output_dir(cfg)
         lock = RunLock(out, f"{stage.name} run", hint="give this run its own hydra.run.dir")
         D.on_main(dist, lambda: (lock.acquire(), None)[1])
-        _setup_cpu(cfg, stage, dist)
+        plan = _setup_cpu(cfg, stage, dist)
         if stage.prepare is not None:
             stage.prepare(cfg, dist)
         if cfg.get("logger") is not None and "name" in cfg.logger and cfg.logger.get("name") is None:
             with open_dict(cfg):
                 cfg.logger.name = run_name(cfg, stage.base_name(cfg) if stage.base_name else None)
         with create_tracker(cfg, stage.name, out, dist.rank) as tracker:
-            ctx = StageContext(cfg=cfg, dist=dist, out=out, tracker=tracker)
+            ctx = StageContext(cfg=cfg, dist=dist, out=out, tracker=tracker, plan=plan)
             result = work(ctx)
         D.barrier()
         if dist.is_main and ctx.finished:

@@ -51,6 +51,7 @@ _SKIP: dict[str, str] = {
     "text.jpg": "not a decodable image",
     "corrupt.jpg": "not a decodable image",
     "truncated.jpg": "truncated file",
+    "corrupt_scan.jpg": "corrupt JPEG data",  # valid headers around garbage scan data: libjpeg only warns
     "truncated.png": "truncated file",
     "bomb.png": "too large",
     "bomb.jpg": "too large",
@@ -80,6 +81,16 @@ def _noise_jpeg(seed: int = 0) -> bytes:
     """A JPEG whose scan is long (noise compresses badly), so cutting it in half leaves headers and half a scan."""
     rng = np.random.default_rng(seed)
     return _cv_encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def _garbage_scan_jpeg(seed: int = 5) -> bytes:
+    """Valid JPEG headers (up to the start-of-scan header) around random entropy-coded bytes and an end marker:
+    libjpeg decodes it to noise and only warns ("Corrupt JPEG data: ..."), so only a strict decoder refuses it."""
+    jpg = _noise_jpeg(seed)
+    sos = jpg.find(b"\xff\xda")
+    rng = np.random.default_rng(seed)
+    garbage = rng.integers(0, 256, len(jpg) - sos - 16, dtype=np.uint8).tobytes().replace(b"\xff", b"\xfe")
+    return jpg[:sos + 14] + garbage + b"\xff\xd9"
 
 
 def _sof_offset(jpeg: bytes) -> int:
@@ -129,6 +140,7 @@ def _files() -> dict[str, bytes]:
         # SOI + the JFIF APP0 segment, then random bytes (no frame header), then an end-of-image marker
         "corrupt.jpg": good_jpg[:20] + rng.integers(0, 256, 600, dtype=np.uint8).tobytes() + b"\xff\xd9",
         "truncated.jpg": noise_jpg[:len(noise_jpg) // 2],
+        "corrupt_scan.jpg": _garbage_scan_jpeg(),
         "truncated.png": noise_png[:len(noise_png) // 2],
         "bomb.png": _png_claiming(_cv_encode(_flat_bgr(_RGB), ".png"), BOMB_SIDE, BOMB_SIDE),
         "bomb.jpg": _jpeg_claiming(good_jpg, BOMB_SIDE, BOMB_SIDE),

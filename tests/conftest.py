@@ -45,6 +45,15 @@ def compose_cfg(config_name: str, overrides: list[str], output_dir: Path) -> Dic
 
 
 @pytest.fixture
+def cores(monkeypatch):
+    """cores(n): pretend this process may run on ``n`` cores (its affinity set), outside torchrun."""
+    def set_cores(n: int) -> None:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(n)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    return set_cores
+
+
+@pytest.fixture
 def make_cfg(tmp_path):
     """make_cfg("train", ["model=resnet18"]) -> a composed config whose run folder is tmp_path/run."""
     def _make(config_name: str, overrides: list[str] | None = None, output_dir: Path | None = None) -> DictConfig:

@@ -23,6 +23,7 @@ from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
 def _cfg(make_cfg, ck: Path, root: Path, run: Path, *extra: str):
     return make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
                                  "annotate.shard_size=5", "annotate.batch_size=3", "annotate.num_workers=0", "annotate.num_threads=1",
+                                 "annotate.amp=off",  # the oracle is fp32 (auto = bf16 on CPUs with native bf16)
                                  *extra], output_dir=run)
 
 
@@ -77,6 +78,26 @@ def test_contract_and_probabilities(make_cfg, tmp_path):
     rate = (rows[ATTRS].to_numpy() >= 0.5).mean(0)
     np.testing.assert_allclose([res["dcface"].positive_rate[a] for a in ATTRS], rate)
     assert (tmp_path / "run" / "DONE").exists() and (tmp_path / "run" / "annotation_summary.csv").exists()
+
+
+def test_inference_threads_give_the_dataloader_paths_rows(make_cfg, tmp_path, caplog):
+    """The CPU default (inference threads that decode their own batches) and the DataLoader path write the same
+    parts: same rows in the same order, same probabilities, same failures; the log says which ran and why."""
+    ck = make_checkpoint(tmp_path / "best.pt")
+    root = tmp_path / "data"
+    make_folders(root, identities=4, per_identity=5, broken=2)
+    outs = {}
+    for name, extra in (("loader", []), ("threads", ["annotate.replicas=3", "annotate.num_workers=auto",
+                                                      "annotate.num_threads=1"])):
+        with caplog.at_level("INFO"):
+            annotate(_cfg(make_cfg, ck, root, tmp_path / name, "annotate.max_failure_fraction=0.2", *extra))
+        outs[name] = tmp_path / name / "annotations" / "dcface"
+    assert "3 inference threads x 1 torch thread(s)" in caplog.text and "annotate.replicas=3" in caplog.text
+    a, b = _rows(outs["loader"]), _rows(outs["threads"])
+    assert list(a["path"]) == list(b["path"])
+    np.testing.assert_allclose(a[ATTRS].to_numpy(), b[ATTRS].to_numpy(), atol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_csv(outs["loader"] / "failures.csv"),
+                                  pd.read_csv(outs["threads"] / "failures.csv"))
 
 
 def test_resume_refills_missing_parts_and_keeps_failures(make_cfg, tmp_path):

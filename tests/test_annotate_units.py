@@ -149,6 +149,40 @@ def test_compiled_annotator_pads_short_batches_instead_of_recompiling(tmp_path, 
     assert counter.frame_count == 1 and fast.compiled_batch == 8  # one graph, built for the first batch size
 
 
+def test_inference_threads_share_one_compiled_graph(tmp_path, monkeypatch):
+    """With torch.compile, the thread engine compiles once (a warm-up at the full batch size, before any thread
+    calls the model) and every thread then runs that graph: one frame, eager numbers, batches handed back in order."""
+    from torch.utils.data import Dataset
+    from torch._dynamo.testing import CompileCounter
+
+    from facemac.annotation.feed import thread_results
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    _compile_with(monkeypatch, counter)
+    ck = make_checkpoint(tmp_path / "m.pt")
+    plain = Annotator.from_checkpoint(ck, torch.device("cpu"), amp="off")
+    fast = Annotator.from_checkpoint(ck, torch.device("cpu"), amp="off", compile=True)
+    images = torch.randint(0, 256, (23, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+    class Items(Dataset):
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            if i == 7:
+                return {"index": i, "ok": False, "reason": "broken"}
+            return {"index": i, "ok": True, "image": images[i], "labels": torch.zeros(1), "mask": torch.zeros(1)}
+
+    batches = [list(range(s, min(s + 6, 23))) for s in range(0, 23, 6)]  # 6, 6, 6, 5
+    results = list(thread_results(Items(), batches, fast, replicas=3))
+    assert counter.frame_count == 1 and fast.compiled_batch == 6
+    assert [r.index.tolist() for r in results] == [[i for i in b if i != 7] for b in batches]
+    assert results[1].failures == [(7, "broken")]
+    for r in results:
+        torch.testing.assert_close(r.probs, plain.predict(images[r.index])[0], atol=1e-6, rtol=1e-6)
+
+
 def test_compile_failure_falls_back_to_the_eager_model(tmp_path, monkeypatch, caplog):
     def broken_backend(gm, example_inputs):
         raise RuntimeError("no C++ compiler found")

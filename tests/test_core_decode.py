@@ -69,3 +69,44 @@ def test_decompression_bomb_refused_from_header():
     forged = img[:16] + (100000).to_bytes(4, "big") + (100000).to_bytes(4, "big") + img[24:]
     with pytest.raises(ImageDecodeError, match="too large"):
         decode_image(forged, "bomb.png")
+
+
+def _jpeg_variants() -> dict[str, bytes]:
+    """JPEGs as datasets hold them: 4:2:0 and 4:4:4 chroma, progressive, grayscale, odd sizes."""
+    rng = np.random.default_rng(4)
+    base = cv2.resize(rng.integers(0, 256, (9, 13, 3), dtype=np.uint8), (117, 93), interpolation=cv2.INTER_CUBIC)
+    out = {
+        "420": _encode(base, ".jpg"),
+        "444": cv2.imencode(".jpg", base, [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])[1]
+        .tobytes(),
+        "gray": _encode(cv2.cvtColor(base, cv2.COLOR_BGR2GRAY), ".jpg"),
+        "odd": _encode(base[:37, :51], ".jpg"),
+    }
+    buf = io.BytesIO()
+    Image.fromarray(base[..., ::-1]).save(buf, "JPEG", quality=90, progressive=True)
+    out["progressive"] = buf.getvalue()
+    return out
+
+
+@pytest.mark.parametrize("reduce,flag", [(1, cv2.IMREAD_COLOR), (2, cv2.IMREAD_REDUCED_COLOR_2),
+                                         (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8)])
+@pytest.mark.parametrize("kind", ["420", "444", "gray", "odd", "progressive"])
+def test_strict_jpeg_decode_gives_opencvs_pixels(kind, reduce, flag):
+    """The strict decoder (simplejpeg) and OpenCV's are the same libjpeg-turbo: identical pixels at every DCT scale,
+    so training, cached faces and annotation see what they saw before corrupt-scan detection existed."""
+    data = _jpeg_variants()[kind]
+    ref = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION),
+                       cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(decode_image(data, kind, reduce), ref)
+
+
+def test_a_benign_libjpeg_warning_still_decodes():
+    """Strict mode also raises on harmless header warnings (an unknown JFIF version): those fall back to OpenCV's
+    lenient decode instead of being listed as broken."""
+    img = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    data = bytearray(_encode(img, ".jpg"))
+    i = data.find(b"JFIF\x00")
+    data[i + 5] = 2  # JFIF 2.01: libjpeg warns "unknown JFIF revision number"
+    out = decode_image(bytes(data), "v2.jpg")
+    assert out.shape == (30, 40, 3)
+    np.testing.assert_array_equal(out, decode_image(_encode(img, ".jpg"), "v1.jpg"))

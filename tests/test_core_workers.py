@@ -1,7 +1,5 @@
 """num_workers / num_threads = auto: DataLoader workers and torch threads as shares of the cores this rank may use."""
 
-import os
-
 import pytest
 import torch
 
@@ -9,15 +7,6 @@ from facemac.distributed import cores_per_local_rank, resolve_threads, resolve_w
 from facemac.errors import ConfigError
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
-
-
-@pytest.fixture
-def cores(monkeypatch):
-    """Pretend this process may run on ``n`` cores (its affinity set)."""
-    def set_cores(n: int) -> None:
-        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(n)), raising=False)
-    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    return set_cores
 
 
 @pytest.mark.parametrize("n,cpu,gpu", [(1, 1, 1), (2, 1, 1), (8, 2, 7), (16, 4, 15), (64, 16, 16)])

@@ -202,3 +202,19 @@ def test_reduced_decode_keeps_landmarks_on_the_template(tmp_path):
                 assert abs((win * xx).sum() / win.sum() - x) < 0.6 and abs((win * yy).sum() / win.sum() - y) < 0.6
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 6
     assert Preprocessor._factor(0.26) == 4 and Preprocessor._factor(0.52) == 2 and Preprocessor._factor(0.57) == 1
+
+
+def test_corrupt_scan_data_is_listed_by_training_and_the_cache_alike(tmp_path):
+    """A CelebA JPEG whose headers are fine but whose scan is garbage: refused in the training path (landmark warp,
+    reduced decode, augmentation) and recorded as such in the decoded cache, never trained on as noise."""
+    from tests.badimages import _garbage_scan_jpeg
+
+    root = write_celeba_tree(tmp_path / "celeba", n=12)
+    (root / "img_align_celeba" / "000003.jpg").write_bytes(_garbage_scan_jpeg())
+    table = table_of(root)
+    pre = Preprocessor("arcface", 32, reduced_decode=True)
+    bad = table.keys.index("000003.jpg")
+    plain = collate_faces([FaceDataset(table, pre, build_augment(AUG, seed=1))[i] for i in range(len(table))])
+    assert [(table.keys[i], "corrupt JPEG data" in r) for i, r in plain["failures"]] == [("000003.jpg", True)]
+    cache = dc.open_or_build(table, pre, tmp_path / "cache", "t", progress=False)
+    assert not cache.ok[bad] and "corrupt JPEG data" in cache.reasons[bad]

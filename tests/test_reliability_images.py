@@ -27,15 +27,16 @@ def bad_tree(tmp_path_factory):
 def test_generator_covers_the_kinds_the_issue_lists(bad_tree):
     _, expected = bad_tree
     names = {p.rsplit("/", 1)[-1] for p in expected}
-    for kind in ("corrupt.jpg", "truncated.jpg", "empty.jpg", "text.jpg", "gray.jpg", "gray.png", "rgba.png",
-                 "rgb16.png", "cmyk.jpg", "bomb.png", "bomb.jpg", "good.jpg"):
+    for kind in ("corrupt.jpg", "corrupt_scan.jpg", "truncated.jpg", "empty.jpg", "text.jpg", "gray.jpg", "gray.png",
+                 "rgba.png", "rgb16.png", "cmyk.jpg", "bomb.png", "bomb.jpg", "good.jpg"):
         assert kind in names
     assert all(e == "ok" or e.startswith("skip:") for e in expected.values())
 
 
 @pytest.mark.parametrize("name", [
     "good.jpg", "progressive.jpg", "gray.jpg", "gray.png", "rgba.png", "gray_alpha.png", "palette.png", "rgb16.png",
-    "cmyk.jpg", "trailing_bytes.jpg", "jpeg_named.png", "empty.jpg", "text.jpg", "corrupt.jpg", "truncated.jpg",
+    "cmyk.jpg", "trailing_bytes.jpg", "jpeg_named.png", "empty.jpg", "text.jpg", "corrupt.jpg", "corrupt_scan.jpg",
+    "truncated.jpg",
     "truncated.png", "bomb.png", "bomb.jpg", "bomb_deep.jpg",
 ])
 def test_decode_image_on_each_kind(bad_tree, name):
@@ -73,21 +74,35 @@ def test_large_but_legal_headers_pass_the_size_check(side):
     assert side * side <= MAX_PIXELS
 
 
-def test_corrupt_scan_data_never_crashes():
-    """Valid headers + garbage entropy-coded data + an end marker: libjpeg only warns, so this decodes to noise.
-    facemac cannot tell it from a real noisy photo without a second decoder; it must at least not crash."""
-    from tests.badimages import _noise_jpeg
+@pytest.mark.parametrize("seed", range(8))
+def test_garbage_scan_data_is_refused_not_decoded_as_noise(seed):
+    """Valid headers + garbage entropy-coded data + an end marker: libjpeg only warns and returns noise; the strict
+    decode refuses it with libjpeg's own message."""
+    from tests.badimages import _garbage_scan_jpeg
 
-    jpg = _noise_jpeg(5)
-    sos = jpg.find(b"\xff\xda")
-    rng = np.random.default_rng(5)
-    garbage = rng.integers(0, 256, len(jpg) - sos - 16, dtype=np.uint8).tobytes().replace(b"\xff", b"\xfe")
-    data = jpg[:sos + 14] + garbage + b"\xff\xd9"
-    try:
-        out = decode_image(data, "scan.jpg")
-    except ImageDecodeError:
-        return
-    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    with pytest.raises(ImageDecodeError) as e:
+        decode_image(_garbage_scan_jpeg(seed), "scan.jpg")
+    assert "corrupt JPEG data (libjpeg: Corrupt JPEG data" in e.value.reason
+
+
+@pytest.mark.parametrize("reduce", [1, 2, 4])
+def test_damaged_huffman_codes_are_refused_at_every_decode_scale(reduce):
+    """64 bytes in the middle of a face's scan overwritten: caught at full and DCT-reduced scale alike (training
+    decodes reduced when the warp shrinks anyway). JPEG has no checksum: damage that happens to form valid Huffman
+    codes decodes as wrong blocks and is not detectable (docs/reliability.md gives the rates)."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    face = cv2.resize(rng.integers(0, 256, (14, 14, 3), dtype=np.uint8), (112, 112), interpolation=cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    data = bytearray(buf.tobytes())
+    sos = data.find(b"\xff\xda")
+    start, end = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big"), data.rfind(b"\xff\xd9")
+    assert decode_image(bytes(data), "x.jpg", reduce).shape[0] == -(-112 // reduce)
+    mid = start + (end - start) // 3
+    data[mid:mid + 64] = np.random.default_rng(0).integers(0, 255, 64, dtype=np.uint8).tobytes()  # no 0xFF
+    with pytest.raises(ImageDecodeError, match="corrupt JPEG data"):
+        decode_image(bytes(data), "x.jpg", reduce)
 
 
 @pytest.mark.parametrize("cut", [0.05, 0.3, 0.6, 0.9, 0.99])

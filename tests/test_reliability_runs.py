@@ -107,10 +107,10 @@ def _parts(ann: Path) -> pd.DataFrame:
 
 def test_annotation_over_a_tree_with_5_percent_bad_files_lists_exactly_those(make_cfg, tmp_path):
     root = tmp_path / "data"
-    good = make_folders(root, identities=3, per_identity=47, size=24)  # 141 plain good images
-    expected = write_bad_images(root, "bad_person")  # 11 awkward-but-fine + 8 unreadable: 8 of 160 = 5 %
+    good = make_folders(root, identities=4, per_identity=40, size=24)  # 160 plain good images
+    expected = write_bad_images(root, "bad_person")  # 11 awkward-but-fine + 9 unreadable: 9 of 180 = 5 %
     bad = skip_paths(expected)
-    assert len(bad) == 8 and len(good) + len(expected) == 160
+    assert len(bad) == 9 and len(good) + len(expected) == 180
     ck = make_checkpoint(tmp_path / "m.pt", size=24)
     annotate(_ann_cfg(make_cfg, ck, root, tmp_path / "run"))  # default annotate.max_failure_fraction=0.05: 8 <= 8
     ann = tmp_path / "run" / "annotations" / "dcface"
@@ -122,11 +122,11 @@ def test_annotation_over_a_tree_with_5_percent_bad_files_lists_exactly_those(mak
     assert rows["path"].is_unique and sorted(rows["path"]) == sorted(good + ok_paths(expected))
     assert np.isfinite(rows[ATTRS].to_numpy()).all()
     m = json.loads((ann / "manifest.json").read_text())
-    assert (m["num_images"], m["num_failures"], m["num_listed"], m["complete"]) == (152, 8, 160, True)
+    assert (m["num_images"], m["num_failures"], m["num_listed"], m["complete"]) == (171, 9, 180, True)
     verify_table(ann)  # the analysis accepts it
 
-    # one bad file more than the configured share: listed the same way, then a clear refusal
-    with pytest.raises(DataError, match=r"dcface: 8 of 160 images are unreadable .*max_failure_fraction=0.04"):
+    # bad files beyond the configured share: listed the same way, then a clear refusal
+    with pytest.raises(DataError, match=r"dcface: 9 of 180 images are unreadable .*max_failure_fraction=0.04"):
         annotate(_ann_cfg(make_cfg, ck, root, tmp_path / "run2", "annotate.max_failure_fraction=0.04"))
     ann2 = tmp_path / "run2" / "annotations" / "dcface"
     assert sorted(pd.read_csv(ann2 / "failures.csv")["path"]) == sorted(bad)

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
+from facemac.annotation.feed import BatchResult, gpu_results, loader_results, thread_results
 from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
 from facemac.annotation_table import (FAILURES, build_manifest, build_part, read_manifest, threshold_fields,
                                       write_failures, write_manifest)
-from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 from facemac.hashing import file_sha256
@@ -53,7 +55,8 @@ class TargetResult:
 
 
 ANNOTATE = Stage("annotate", device_key="annotate.device", workers_key="annotate.num_workers",
-                 threads_key="annotate.num_threads")
+                 threads_key="annotate.num_threads", replicas_key="annotate.replicas",
+                 serial=lambda cfg: int(cfg.annotate.get("mc_samples", 0) or 0) > 0)
 
 
 def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
@@ -161,30 +164,52 @@ def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shard
         for b in range(start, stop, bs):
             batches.append(list(range(b, min(b + bs, stop))))
             meta.append((i, b == start, b + bs >= stop))
-    loader = DataLoader(FaceDataset(table, annotator.preprocessor), batch_sampler=batches,
-                        num_workers=int(acfg.num_workers), collate_fn=collate_faces,
-                        pin_memory=annotator.device.type == "cuda")
     total = sum(shards[i][1] - shards[i][0] for i in pending)
     rows: list[np.ndarray] = []
     probs: list[torch.Tensor] = []
     rels: list[torch.Tensor] = []
     failures: list[tuple[str, str]] = []
-    with progress_bar(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
-        for batch, (shard, first, last) in zip(loader, meta):
+    with closing(_results(table, annotator, batches, meta, acfg, seed)) as results, \
+            progress_bar(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
+        for res, (shard, first, last) in zip(results, meta):
             if first:
-                torch.manual_seed(seed + shard)  # MC-dropout draws depend on the shard only: resume/world invariant
                 rows, probs, rels, failures = [], [], [], []
-            failures += [(table.keys[i], reason) for i, reason in batch["failures"]]
-            if len(batch["index"]):
-                p, r = annotator.predict(batch["image"])
-                rows.append(batch["index"].numpy())
-                probs.append(p)
-                if r is not None:
-                    rels.append(r)
-            bar.update(len(batch["index"]) + len(batch["failures"]))
+            failures += [(table.keys[i], reason) for i, reason in res.failures]
+            if len(res.index):
+                rows.append(res.index.numpy())
+                probs.append(res.probs)
+                if res.rels is not None:
+                    rels.append(res.rels)
+            bar.update(len(res.index) + len(res.failures))
             if last:
                 _commit(store, table, annotator, shard, shards[shard], rows, probs, rels, failures)
     return total
+
+
+def _results(table: FaceTable, annotator: Annotator, batches: list[list[int]], meta: list[tuple[int, bool, bool]],
+             acfg: DictConfig, seed: int) -> Iterator[BatchResult]:
+    """The engine the resource plan chose (facemac/annotation/feed.py): inference threads that decode their own
+    batches on the CPU, else DataLoader decoding with inference here (MC-dropout: re-seeded per shard, so its draws
+    depend on the shard only, whatever the resume point or world size)."""
+    seeds = [seed + shard if first else None for shard, first, _ in meta]
+    if use_gpu_decode(acfg.get("gpu_decode", "auto"), annotator):
+        return gpu_results(table, batches, annotator, int(acfg.num_workers), bool(acfg.get("gpu_verify", True)),
+                           seeds)
+    dataset = FaceDataset(table, annotator.preprocessor)
+    replicas = int(acfg.get("replicas", 1) or 1)
+    if replicas > 1 and annotator.device.type == "cpu" and not annotator.mc_samples:
+        return thread_results(dataset, batches, annotator, replicas)
+    return loader_results(dataset, batches, annotator, int(acfg.num_workers), seeds)
+
+
+def use_gpu_decode(spec, annotator: Annotator) -> bool:
+    """``annotate.gpu_decode``: auto = on a CUDA device for ArcFace-aligned checkpoints (the warp runs batched
+    there); true = wherever the model runs (on a CPU: the same batched torch path, for tests); false = never."""
+    if str(spec).lower() not in ("auto", "true", "false"):
+        raise ConfigError(f"annotate.gpu_decode={spec!r}: use auto, true or false")
+    if annotator.preprocessor.align != "arcface" or str(spec).lower() == "false":
+        return False
+    return str(spec).lower() == "true" or annotator.device.type == "cuda"
 
 
 def _commit(store: ShardStore, table: FaceTable, annotator: Annotator, shard: int, bounds: tuple[int, int],

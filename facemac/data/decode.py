@@ -1,9 +1,17 @@
-"""Decode encoded image bytes to uint8 RGB with OpenCV (libjpeg-turbo / libpng), refusing what cannot be a face."""
+"""Decode encoded image bytes to uint8 RGB (libjpeg-turbo via simplejpeg for JPEGs, OpenCV for the rest), refusing
+what cannot be a face: empty, truncated, oversized, undecodable, and JPEGs whose scan data libjpeg reports as corrupt.
+
+libjpeg only *warns* about damaged entropy-coded data ("Corrupt JPEG data: bad Huffman code", "... extraneous bytes
+before marker") and fills the image with whatever it decoded: valid headers around garbage come out as noise that a
+MAC would annotate like a face. simplejpeg's strict mode turns those warnings into errors, at the cost of a normal
+decode (same libjpeg-turbo, same pixels as OpenCV's decoder: checked in tests/test_core_decode.py).
+"""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from facemac.errors import DataError
 
@@ -41,7 +49,10 @@ def decode_image(data: bytes, key: str = "<bytes>", reduce: int = 1) -> np.ndarr
     _check_size(data, key)
     _check_complete(data, key)
     buf = np.frombuffer(data, dtype=np.uint8)
-    if data[:2] == b"\xff\xd8":  # JPEG fast path: straight to 8-bit colour (no metadata pass, no EXIF rotation)
+    if data[:2] == b"\xff\xd8":  # JPEG: straight to 8-bit RGB (no metadata pass, no EXIF rotation), strictly
+        img = decode_jpeg_strict(data, key, reduce)
+        if img is not None:
+            return img
         img = _imdecode(buf, _JPEG_FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION, key)
         if reduce > 1 or _JPEG_FLAGS[1] == cv2.IMREAD_COLOR:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -51,6 +62,52 @@ def decode_image(data: bytes, key: str = "<bytes>", reduce: int = 1) -> np.ndarr
         h, w = img.shape[:2]
         img = cv2.resize(img, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
     return img
+
+
+# libjpeg messages that mean the image data itself is damaged (strict mode raises them; libjpeg alone only warns)
+CORRUPT_JPEG_MESSAGES = ("Corrupt JPEG data", "Premature end of JPEG file")
+
+
+def decode_jpeg_strict(data: bytes, key: str, reduce: int = 1) -> np.ndarray | None:
+    """JPEG bytes → HxWx3 uint8 RGB at 1/reduce scale (libjpeg DCT scaling, as OpenCV's IMREAD_REDUCED_*), refusing
+    corrupt scan data with an ImageDecodeError; None when simplejpeg cannot handle the file for another reason (an
+    exotic colour transform or subsampling, a benign header warning), so the caller falls back to OpenCV."""
+    try:
+        if reduce == 1:
+            return simplejpeg.decode_jpeg(data, "RGB", strict=True)
+        h, w, _, _ = simplejpeg.decode_jpeg_header(data, strict=False)
+        # the smallest libjpeg scale whose output is at least ceil(h/reduce) x ceil(w/reduce) is exactly 1/reduce
+        return simplejpeg.decode_jpeg(data, "RGB", min_height=-(-h // reduce), min_width=-(-w // reduce), strict=True)
+    except ValueError as e:
+        message = str(e).strip()
+        if message.startswith(CORRUPT_JPEG_MESSAGES):
+            raise ImageDecodeError(key, f"corrupt JPEG data (libjpeg: {message[:120]})") from None
+        return None
+    except KeyError:  # simplejpeg cannot name the file's chroma subsampling: OpenCV decides
+        return None
+
+
+def check_encoded(data: bytes, key: str) -> None:
+    """The checks a decode starts with, without decoding: empty, decompression bomb, truncated (GPU path workers)."""
+    if not data:
+        raise ImageDecodeError(key, "empty file")
+    _check_size(data, key)
+    _check_complete(data, key)
+
+
+def verify_jpeg(data: bytes, key: str) -> None:
+    """Refuse corrupt JPEG scan data without producing pixels: a strict decode at 1/8 scale, which still
+    entropy-decodes every block (where libjpeg notices damage) but skips most of the inverse DCT and colour work.
+    For the GPU path, whose decoder (nvJPEG) does not report what libjpeg only warns about."""
+    try:
+        h, w, _, _ = simplejpeg.decode_jpeg_header(data, strict=False)
+        simplejpeg.decode_jpeg(data, "GRAY", min_height=-(-h // 8), min_width=-(-w // 8), strict=True)
+    except ValueError as e:
+        message = str(e).strip()
+        if message.startswith(CORRUPT_JPEG_MESSAGES):
+            raise ImageDecodeError(key, f"corrupt JPEG data (libjpeg: {message[:120]})") from None
+    except KeyError:  # a header simplejpeg cannot describe: the decoder that follows decides
+        pass
 
 
 def reduced_points(points: np.ndarray, reduce: int) -> np.ndarray:

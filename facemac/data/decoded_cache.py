@@ -35,7 +35,7 @@ from facemac.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when the layout or the preprocessing code changes what a cached face looks like
+CACHE_VERSION = 3  # bump when the layout or the preprocessing code changes what a cached face looks like
 IMAGES, META = "images.npy", "meta.json"
 
 

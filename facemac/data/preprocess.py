@@ -101,24 +101,31 @@ class Preprocessor:
         step shrinks that much anyway (e.g. CelebA 178x218 → 64 px): the warp matrix is adapted, not the output."""
         s = self.size
         if self.align == "arcface":
-            if landmarks is None:  # a stored aligned crop
-                shape = header_shape(data)
-                if shape is None or min(shape) <= 0 or shape == (s, s):  # unknown size (not JPEG/PNG) or no warp
-                    return self(decode_image(data, key), None)
-                m = self.crop_matrix(*shape)
-            else:
-                m = similarity_transform(landmarks, self.template)
-            f = self._factor(math.hypot(float(m[0, 0]), float(m[1, 0]))) if self.reduced_decode else 1
-            img = decode_image(data, key, f)
-            if f > 1:  # reduced pixel x_r sits at f * x_r + (f - 1) / 2 in the full image
-                m = np.hstack([m[:, :2] * f, (m[:, 2] + m[:, :2].sum(1) * (f - 1) / 2)[:, None]]).astype(np.float32)
-            return self._warp(img, m)
+            m, f = self.warp_plan(header_shape(data) if landmarks is None else None, landmarks)
+            if m is None:  # a stored aligned crop of unknown size (not JPEG/PNG) or already at the input size
+                return self(decode_image(data, key), None)
+            return self._warp(decode_image(data, key, f), m)
         f = 1
         if self.reduced_decode:
             shape = header_shape(data)
             if shape is not None and min(shape) > 0:
                 f = self._factor(max(s / shape[0], s / shape[1]))
         return self(decode_image(data, key, f), None)
+
+    def warp_plan(self, shape: tuple[int, int] | None, landmarks: np.ndarray | None) -> tuple[np.ndarray | None, int]:
+        """``align=arcface``: (the warp matrix for the image decoded at 1/f scale, f), from the stored image's
+        (height, width) or its landmarks; (None, 1) when there is nothing to warp (a crop already at the input size)
+        or the size is unknown. The CPU path (``load``) and the GPU batch path (facemac.data.gpu_batch) share it."""
+        if landmarks is None:
+            if shape is None or min(shape) <= 0 or tuple(shape) == (self.size, self.size):
+                return None, 1
+            m = self.crop_matrix(*shape)
+        else:
+            m = similarity_transform(landmarks, self.template)
+        f = self._factor(math.hypot(float(m[0, 0]), float(m[1, 0]))) if self.reduced_decode else 1
+        if f > 1:  # reduced pixel x_r sits at f * x_r + (f - 1) / 2 in the full image
+            m = np.hstack([m[:, :2] * f, (m[:, 2] + m[:, :2].sum(1) * (f - 1) / 2)[:, None]]).astype(np.float32)
+        return m, f
 
     def check_geometry(self, geometry: str, has_landmarks: bool, name: str) -> None:
         """Refuse a dataset whose stored crop cannot be brought to this policy's geometry."""

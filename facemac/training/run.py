@@ -30,6 +30,7 @@ from facemac.training.layer_decay import layer_decay_groups
 from facemac.training.loop import Predictions, PredictSettings, Trainer, predict
 from facemac.training.loss import WEIGHTINGS, positive_rates
 from facemac.training.metrics import compute_metrics, flat_history
+from facemac.training.probe import plan_training
 from facemac.training.saver import CheckpointSaver
 from facemac.training.selection import SELECTABLE, Selection
 from facemac.training.state import rng_state, seed_everything, set_rng_state
@@ -170,6 +171,7 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
     data_cfg = {**dcfg, "align": str(cfg.data.align), "geometry": table.geometry, "dataset": table.name,
                 "reduced_decode": bool(cfg.data.get("reduced_decode", False))}
     datasets = build_datasets(table, cfg, input_size)
+    ctx.plan = plan_training(ctx, datasets["train"], model, dcfg["mean"], dcfg["std"])  # auto on CPU: measured
     loaders = {k: make_loader(ds, cfg, dist, train=k == "train", seed=seed) for k, ds in datasets.items()}
     keys = {k: ds.table.keys for k, ds in datasets.items()}
 
