@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from facemac import hardware
-from facemac.annotation.inference import pick_amp
+from facemac.annotation.inference import amp_choice
 from facemac.errors import ConfigError
 from facemac.resources import MAX_REPLICAS, Costs, CpuPlan, plan_cpu, plan_from_costs, refined
 
@@ -94,8 +94,8 @@ def test_native_bf16_needs_the_cpu_flag(monkeypatch, text, native):
     try:
         got, why = hardware.cpu_native_bf16()
         assert got is native and ("native bf16" in why if native else "no native bf16" in why)
-        assert pick_amp("auto", CPU) == (torch.bfloat16 if native else None)
-        assert pick_amp("off", CPU) is None and pick_amp("bf16", CPU) == torch.bfloat16  # explicit wins
+        assert amp_choice("auto", CPU)[0] == (torch.bfloat16 if native else None)
+        assert amp_choice("off", CPU)[0] is None and amp_choice("bf16", CPU)[0] == torch.bfloat16  # explicit wins
     finally:
         hardware.cpu_native_bf16.cache_clear()
 

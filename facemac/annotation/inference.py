@@ -24,14 +24,10 @@ log = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def pick_amp(spec: str, device: torch.device) -> torch.dtype | None:
-    """``auto``: bf16 on a GPU that supports it (else fp16), bf16 on a CPU that computes it natively
-    (facemac.hardware.cpu_native_bf16), fp32 on other CPUs (emulated bf16 only adds conversions)."""
-    return _amp_choice(spec, device)[0]
-
-
-def _amp_choice(spec, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """(autocast dtype or None, why) for ``annotate.amp``."""
+def amp_choice(spec, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """(autocast dtype or None, why) for ``annotate.amp``. ``auto``: bf16 on a GPU that supports it (else fp16), bf16
+    on a CPU that computes it natively (facemac.hardware.cpu_native_bf16), fp32 on other CPUs (emulated bf16 only
+    adds conversions)."""
     if spec in (None, "off", False):
         return None, "annotate.amp=off"
     if spec == "auto":
@@ -109,7 +105,7 @@ class Annotator:
                 log.warning("annotate.compile is ignored with annotate.mc_samples > 0")
             else:  # static shapes: a last, shorter batch is padded instead of costing a second (dynamic) compile
                 eager, model = model, torch.compile(model, dynamic=False)
-        amp_dtype, why = _amp_choice(amp, device)
+        amp_dtype, why = amp_choice(amp, device)
         log.info("annotation precision: %s (%s); channels-last %s", "fp32" if amp_dtype is None else
                  f"{str(amp_dtype).removeprefix('torch.')} autocast", why, "on" if cl else "off")
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,

@@ -76,13 +76,7 @@ def expand(entry: str | Path) -> tuple[list[Path], list[Problem]]:
         matches = sorted(globlib.glob(str(Path(text).expanduser())))
         if not matches:
             return [], [Problem(text, "the pattern matches nothing")]
-        found: list[Path] = []
-        problems: list[Problem] = []
-        for m in matches:
-            f, p = expand(m)
-            found += f
-            problems += p
-        return found, problems
+        return expand_all(matches)
     path = Path(text).expanduser()
     if not path.exists():
         return [], [Problem(text, "does not exist")]
@@ -93,6 +87,17 @@ def expand(entry: str | Path) -> tuple[list[Path], list[Problem]]:
     if (path / "pipeline.json").is_file():  # a facemac.pipeline experiment folder: its stage runs
         return [path / s for s in STAGES if (path / s).is_dir()], []
     return [path], []
+
+
+def expand_all(entries: list[str]) -> tuple[list[Path], list[Problem]]:
+    """Every entry expanded, candidates and problems in the order given."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for entry in entries:
+        f, p = expand(entry)
+        found += f
+        problems += p
+    return found, problems
 
 
 def check(folder: Path) -> Run | Problem:
@@ -136,12 +141,7 @@ def label_runs(runs: list[Run]) -> None:
 def collect(entries: list[str], latest: int | None, log_dir: str | Path,
             stage: str | None = None) -> tuple[list[Run], list[Problem]]:
     """Every run to compare (deduplicated, in the order given, then the newest ones) and every problem met."""
-    candidates: list[Path] = []
-    problems: list[Problem] = []
-    for entry in entries:
-        found, bad = expand(entry)
-        candidates += found
-        problems += bad
+    candidates, problems = expand_all(entries)
     if latest:
         candidates += latest_runs(log_dir, int(latest), stage)
     runs: list[Run] = []

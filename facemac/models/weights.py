@@ -10,7 +10,6 @@ dropped), and building the model never touches the network itself.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from facemac.errors import ConfigError
+from facemac.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,6 @@ class WeightSource:
 
 class HubUnreachable(OSError):
     """The hub could not be asked for a file (no network, DNS failure, HF_HUB_OFFLINE, server error)."""
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def hub_offline() -> bool:
@@ -136,7 +128,7 @@ def resolve_weights(model_cfg: dict[str, Any], download: bool = True, checksum: 
             raise ConfigError(f"model.weights={str(weights)!r}: no such file (expected a {'/'.join(WEIGHT_SUFFIXES)} "
                               "state dict of the backbone)")
         path = path.resolve()
-        return WeightSource("file", ref=str(weights), file=str(path), sha256=_sha256(path) if checksum else None)
+        return WeightSource("file", ref=str(weights), file=str(path), sha256=file_sha256(path) if checksum else None)
     if not model_cfg.get("pretrained"):
         return WeightSource("none")
     from timm.models import get_pretrained_cfg
