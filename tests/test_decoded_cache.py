@@ -154,11 +154,53 @@ def test_training_with_decoded_cache_equals_uncached(make_cfg, tmp_path):
     assert sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir()) == [
         "tiny-test-arcface32", "tiny-train-arcface32", "tiny-val-arcface32"]
     a = train(cfg, table=table)
-    b = train(make_cfg("train", fast, tmp_path / "b"), table=table)
+    b = train(make_cfg("train", fast + ["train.decoded_cache=false"], tmp_path / "b"), table=table)
     wa = torch.load(a["best"], weights_only=True)["model_state"]
     wb = torch.load(b["best"], weights_only=True)["model_state"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert a["test"]["mA"] == pytest.approx(b["test"]["mA"])
+
+
+def test_building_a_cache_leaves_the_global_rng_alone(celeba, tmp_path):
+    """A run that builds the cache (worker processes) trains like one that finds it built: same torch RNG after."""
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    dc.open_or_build(table_of(celeba), Preprocessor("arcface", 32), tmp_path / "cache", "t", workers=2,
+                     progress=False)
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
+    """auto = on when the faces are read at least twice and N*S*S*3 bytes fit half the disk and half the memory."""
+    from facemac.errors import ConfigError
+    from facemac.training.data import use_decoded_cache
+
+    table = make_table(48)
+    parts = {name: table.split(name) for name in ("train", "val", "test")}
+    need = 48 * 32 * 32 * 3
+    base = ["logger=none", "data.batch_size=8", f"paths.cache_dir={tmp_path / 'cache'}"]
+
+    def decide(*overrides, disk=10 * need, memory=10 * need):
+        return use_decoded_cache(make_cfg("train", base + list(overrides), tmp_path / "run"), parts, 32, disk,
+                                 memory)[0]
+
+    assert decide("train.epochs=2") and decide("train.epochs=3")
+    assert not decide("train.epochs=1")
+    assert not decide("train.epochs=3", "train.limit_batches=2")
+    n_train = len(parts["train"])
+    two_passes = -(-2 * n_train // 8)
+    assert decide("train.epochs=5", f"train.max_steps={two_passes}")
+    assert not decide("train.epochs=5", f"train.max_steps={two_passes - 2}")
+    assert decide("train.epochs=3", disk=2 * need) and not decide("train.epochs=3", disk=2 * need - 1)
+    assert decide("train.epochs=3", memory=2 * need) and not decide("train.epochs=3", memory=2 * need - 1)
+    assert decide("train.epochs=1", "train.decoded_cache=true", disk=0, memory=0)
+    assert not decide("train.epochs=3", "train.decoded_cache=false")
+    with pytest.raises(ConfigError, match="train.decoded_cache='yes'"):
+        decide("train.decoded_cache=yes")
+    # the default is auto, and a real two-epoch run builds the caches under paths.cache_dir
+    ds = build_datasets(table, make_cfg("train", base + ["train.epochs=2"], tmp_path / "run2"), 32)
+    assert isinstance(ds["train"], dc.CachedFaceDataset)
+    assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 3
 
 
 def test_closed_form_similarity_equals_umeyama_svd():

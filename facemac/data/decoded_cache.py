@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from facemac.data.dataset import FaceDataset, FaceItems, collate_faces
@@ -140,8 +141,10 @@ def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, work
     try:
         tmp.mkdir()
         images = np.lib.format.open_memmap(tmp / IMAGES, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
+        # its own generator: workers' seeds drawn from torch's global RNG would make a run that builds the cache
+        # train differently (dropout, shuffling) from one that finds it built
         loader = DataLoader(FaceDataset(table, preprocess, None), batch_size=batch_size, num_workers=workers,
-                            collate_fn=collate_faces)
+                            collate_fn=collate_faces, generator=torch.Generator().manual_seed(0))
         with progress_bar(total=n, desc=f"decoded cache {path.name}", unit="img", disable=not progress) as bar:
             for batch in loader:
                 idx = batch["index"].numpy()

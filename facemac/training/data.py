@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -76,21 +79,74 @@ def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[s
     pre.check_geometry(table.geometry, table.landmarks is not None, table.name)
     augment = make_augment(cfg)
     parts = {name: table.split(name) for name in ("train", "val", "test")}
-    if bool((cfg.get("train") or {}).get("decoded_cache", False)):
+    use, why = use_decoded_cache(cfg, parts, pre.size)
+    if D.is_main_process():
+        log.info("decoded cache %s (train.decoded_cache=%s: %s)", "on" if use else "off",
+                 (cfg.get("train") or {}).get("decoded_cache", False), why)
+    if use:
         return _cached_datasets(parts, pre, augment, cfg)
     return {name: FaceDataset(t, pre, augment if name == "train" else None) for name, t in parts.items()}
 
 
+def use_decoded_cache(cfg: DictConfig, parts: dict[str, FaceTable], size: int,
+                      free_disk: int | None = None, memory: int | None = None) -> tuple[bool, str]:
+    """``train.decoded_cache``: true/false as given; ``auto`` = on when the run reads its faces at least twice
+    (train.epochs >= 2, or max_steps covering two passes; never for limit_batches smoke runs) and the cache (N x S x
+    S x 3 bytes) fits in half the free disk under paths.cache_dir and half the machine's memory. Beyond memory every
+    epoch would re-read S x S x 3 bytes per face from disk, several times a JPEG's size: decoding may then be cheaper."""
+    tcfg = cfg.get("train") or {}
+    spec = str(tcfg.get("decoded_cache", False)).lower()
+    if spec in ("true", "false"):
+        return spec == "true", "as set"
+    if spec != "auto":
+        raise ConfigError(f"train.decoded_cache={spec!r}: use auto, true or false")
+    if tcfg.get("limit_batches") is not None:
+        return False, "limit_batches is set (a smoke run reads a few batches once)"
+    n_train = max(1, len(parts["train"]))
+    passes = float(int(tcfg.get("epochs", 1)))
+    if tcfg.get("max_steps") is not None:
+        world = D.get_world_size()
+        passes = min(passes, int(tcfg.max_steps) * int(cfg.data.batch_size) * world / n_train)
+    if passes < 2:
+        return False, f"the training faces are read {passes:.2g} times (< 2)"
+    need = sum(len(t) for t in parts.values()) * size * size * 3
+    if free_disk is None:
+        free_disk = _free_bytes(Path(str(cfg.paths.cache_dir)).expanduser())
+    if memory is None:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    gib = 2 ** 30
+    if need > free_disk / 2:
+        return False, f"{need / gib:.1f} GiB would take more than half the {free_disk / gib:.1f} GiB free disk"
+    if need > memory / 2:
+        return False, f"{need / gib:.1f} GiB exceeds half the {memory / gib:.1f} GiB memory (epochs would read disk)"
+    return True, f"{passes:.3g} passes over the faces, cache {need / gib:.2f} GiB fits disk and memory"
+
+
+def cache_build_workers() -> int:
+    """DataLoader workers for building a decoded cache: every core (no model runs meanwhile), in-process on one."""
+    cores = D.cores_per_local_rank()
+    return cores if cores > 1 else 0
+
+
+def _free_bytes(path: Path) -> int:
+    """Free bytes on the file system that holds ``path`` (or its nearest existing parent)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
 def _cached_datasets(parts: dict[str, FaceTable], pre: Preprocessor, augment: Any,
                      cfg: DictConfig) -> dict[str, Any]:
-    """train.decoded_cache=true: each split's faces decoded and warped once into a memmap (rank 0 builds first)."""
+    """Each split's faces decoded and warped once into a memmap (rank 0 builds first, with every core)."""
     from facemac.data.decoded_cache import CachedFaceDataset, open_or_build
+
+    build_workers = cache_build_workers()
 
     def build() -> dict[str, Any]:
         out = {}
         for name, t in parts.items():
             cache = open_or_build(t, pre, cfg.paths.cache_dir, f"{t.name}-{name}-{pre.align}{pre.size}",
-                                  workers=int(cfg.data.num_workers),
+                                  workers=build_workers,
                                   progress=bool((cfg.get("train") or {}).get("progress", True)))
             out[name] = CachedFaceDataset(t, cache, augment if name == "train" else None)
         return out
