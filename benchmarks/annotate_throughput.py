@@ -9,6 +9,11 @@ drift on a shared machine shows. The naive baseline is research code as usually 
 Resize/ToTensor/Normalize on float tensors, a default DataLoader (no workers), torch's default threads, fp32, a CSV at
 the end. Resources default to what `annotate.py` picks (facemac/resources.py, printed with the figures).
 
+On a CPU every core either runs the model or prepares its input, so e2e / model-only can never exceed
+model / (model + input) in core-seconds per face. The run measures that ceiling too: the model's core-seconds per face
+(from the best model-only figure), reading + decoding each stored file on one core (the floor any pipeline that
+decodes pays) and annotation's whole input path on one core.
+
     python benchmarks/annotate_throughput.py [--images 1024] [--data demo|synthetic] [--model demo_tiny|resnet18|vit_s
         |<timm name>] [--input 112] [--batch 128] [--workers auto|N] [--threads auto|N] [--replicas auto|N]
         [--device cpu] [--amp auto|off|bf16] [--compile]
@@ -33,6 +38,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from facemac.annotation.feed import _load_batch  # noqa: E402
 from facemac.annotation.inference import Annotator  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
 from facemac.distributed import DistInfo, cores_per_local_rank, pick_device  # noqa: E402
@@ -40,6 +46,7 @@ from bench_common import model_spec  # noqa: E402
 from facemac.resources import apply_threads, plan_cpu  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.data.dataset import FaceDataset, collate_faces  # noqa: E402
+from facemac.data.decode import decode_image  # noqa: E402
 from facemac.models.mac import create_mac  # noqa: E402
 from facemac.checkpoint import save_checkpoint  # noqa: E402
 from facemac.hashing import file_sha256  # noqa: E402
@@ -116,6 +123,22 @@ class NaiveDataset(torch.utils.data.Dataset):
         from PIL import Image
 
         return self.tf(Image.open(self.paths[i]).convert("RGB"))
+
+
+def input_costs(ds: FaceDataset, batches: list[list[int]], limit: int = 2048) -> tuple[float, float]:
+    """Seconds per face on one core of (the floor) reading + decoding the stored bytes, the least any pipeline that
+    decodes must spend, and (the pipeline's) everything annotation does before the model: read, checks, decode,
+    geometry, the batch buffer (feed._load_batch, what each inference thread runs)."""
+    rows = [i for b in batches for i in b][:limit]
+    keys, src = ds.table.keys, ds.table.source
+    t0 = time.perf_counter()
+    for i in rows:
+        decode_image(src.read(keys[i]), keys[i])
+    floor = (time.perf_counter() - t0) / len(rows)
+    t0 = time.perf_counter()
+    for s in range(0, len(rows), len(batches[0])):
+        _load_batch(ds, rows[s:s + len(batches[0])])
+    return floor, (time.perf_counter() - t0) / len(rows)
 
 
 def naive_rate(ann: Annotator, paths: list[Path], batch: int, out_csv: Path) -> float:
@@ -220,6 +243,8 @@ def main() -> None:
         model_runs = {k: (before[k] + after[k]) / 2 for k in before}
         best_layout = max(model_runs, key=model_runs.get)
         model_only = model_runs[best_layout]
+        floor_s, input_s = input_costs(ds, [list(range(s, min(s + args.batch, len(ds))))
+                                            for s in range(0, len(ds), args.batch)])
         naive = None
         if not args.no_naive:  # research-code style: torch's default threads, no workers, fp32, float transforms
             torch.set_num_threads(default_threads)
@@ -242,6 +267,13 @@ def main() -> None:
     if naive is not None:
         print(f"{'naive (PIL + torchvision, fp32, default threads)':48s} {naive:9.1f} {e2e / naive:6.2f}  "
               "(e2e / naive)")
+    if on_cpu:  # the most any engine can reach: every core runs the model or the input work, nothing idles
+        model_core = cores / model_only
+        ceiling_any, ceiling_this = (model_core / (model_core + x) for x in (floor_s, input_s))
+        print(f"ceiling on this CPU: the model costs {model_core * 1e6:.0f} core-us/face (best model only), reading + "
+              f"decoding the stored file {floor_s * 1e6:.0f} us/face on 1 core, all of annotation's input work "
+              f"{input_s * 1e6:.0f}: e2e / model only <= {ceiling_any:.2f} for any pipeline that decodes, "
+              f"<= {ceiling_this:.2f} with this input path")
     print("(model only before " + ", ".join(f"{k} {v:.1f}" for k, v in before.items()) + "; after "
           + ", ".join(f"{k} {v:.1f}" for k, v in after.items())
           + f"; end to end incl. manifest {res.processed / wall:.1f}; first batch {warmup:.1f} s)")
@@ -254,6 +286,10 @@ def main() -> None:
                "e2e_over_model": round(e2e / model_only, 3)}
     if naive is not None:
         figures.update(naive=round(naive, 1), e2e_over_naive=round(e2e / naive, 3))
+    figures.update(input_floor_us=round(floor_s * 1e6, 1), input_us=round(input_s * 1e6, 1))
+    if on_cpu:
+        figures.update(model_core_us=round(model_core * 1e6, 1), ceiling_any=round(ceiling_any, 3),
+                       ceiling_this=round(ceiling_this, 3))
     print(json.dumps(figures))
 
 

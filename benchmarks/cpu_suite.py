@@ -55,20 +55,22 @@ def main() -> None:
                 res = run(cmd)
                 if res is not None:
                     rows.append(res)
-    print("\n| stage | model | load | resources | reference img/s | end to end | e2e / reference | naive | e2e / naive |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| stage | model | load | resources | reference img/s | end to end | e2e / reference | naive | e2e / naive "
+          "| ceiling (any decoder / this input path) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
         if x["bench"] == "annotate":
             res = f"{x['replicas']} x {x['threads']} threads, {x['workers']} workers, {x['amp']}"
             print(f"| annotate | {x['model']} | {max(x['load_before'], x['load1']):.2f} | {res} | "
                   f"{x['model_only_best']} | {x['end_to_end']} | **{x['e2e_over_model']:.2f}** | {x.get('naive')} | "
-                  f"**{x.get('e2e_over_naive', float('nan')):.2f}** |")
+                  f"**{x.get('e2e_over_naive', float('nan')):.2f}** | {x.get('ceiling_any', float('nan')):.2f} / "
+                  f"{x.get('ceiling_this', float('nan')):.2f} |")
         else:
             res = f"{x['workers']} workers, {x['threads']} threads, cache {'on' if x['default_cached'] else 'off'}"
             extra = (f" (amortised over {x['run_epochs']} epochs: {x['cached_amortised_over_ready']:.2f}; uncached "
                      f"{x['uncached_over_ready']:.2f})" if x["default_cached"] else "")
             print(f"| train | {x['model']} | {max(x['load_before'], x['load1']):.2f} | {res} | {x['ready_all_cores']} | "
-                  f"{x['e2e_default']} | **{x['default_over_ready']:.2f}**{extra} | | |")
+                  f"{x['e2e_default']} | **{x['default_over_ready']:.2f}**{extra} | | | |")
     print(json.dumps(rows))
 
 
