@@ -47,6 +47,6 @@ step "annotation throughput, vit_b @112, defaults: goal e2e >= 0.8 x model only"
 timeout 150 $A --model vit_b 2>&1 | tail -10
 step "training throughput (resnet18 @112, batch 128)"
 timeout 150 python benchmarks/train_throughput.py --images 8000 --model resnet18 --batch 128 --workers "$W" \
-  --device cuda 2>&1 | tail -9
+  --device cuda 2>&1 | tail -12
 step "done"
 } 2>&1 | tee "$OUT/gpu_check.log"

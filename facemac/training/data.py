@@ -79,7 +79,8 @@ def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[s
     pre.check_geometry(table.geometry, table.landmarks is not None, table.name)
     augment = make_augment(cfg)
     parts = {name: table.split(name) for name in ("train", "val", "test")}
-    use, why = use_decoded_cache(cfg, parts, pre.size)
+    # every rank checks the setting (same errors everywhere), rank 0's view of the disk decides for all
+    use, why = D.broadcast_object(use_decoded_cache(cfg, parts, pre.size))
     if D.is_main_process():
         log.info("decoded cache %s (train.decoded_cache=%s: %s)", "on" if use else "off",
                  (cfg.get("train") or {}).get("decoded_cache", False), why)
