@@ -3,7 +3,8 @@
 One model cannot be replicated like annotation's, so the question on a CPU is how to split the cores between
 decoding and torch's threads. The answer depends on the model: resnet18 @112 costs ~50x its decoding per image,
 the demo model ~4x. So ``data.num_workers=auto`` with ``train.cpu_threads=auto`` measures, on one training batch
-(``data.batch_size`` images, at most 64): decode + geometry + augmentation per image (one core, in this process), and
+(``data.batch_size`` images, at most 64): decode + geometry + augmentation per image (one core, in this process; the
+second of two passes, as the first fetches files or cache pages from disk, which later epochs do not pay), and
 forward + backward per image with all cores and with one (the faster of two timed steps after a warm-up: a shared
 machine only ever slows a step down); facemac.resources.plan_from_costs predicts each split from those and takes the
 fastest. Smaller batches than the run's would understate what threads gain (a batch of 32 measured 1.2x from 2
@@ -51,6 +52,8 @@ def measure_costs(dataset: Any, model: nn.Module, mean: list[float], std: list[f
         probe.augment = copy.deepcopy(dataset.augment)  # the real augmentation's draws stay untouched
     rows = np.unique(np.linspace(0, len(dataset) - 1, min(n, len(dataset))).astype(int)).tolist()
     try:
+        for i in rows:  # first touch (disk reads into the page cache, memmap faults) is not what every epoch costs
+            probe[i]
         t0 = time.perf_counter()
         items = [probe[i] for i in rows]
         decode_s = (time.perf_counter() - t0) / len(rows)
