@@ -10,6 +10,7 @@ by a few seconds would otherwise keep an immediate resume out.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -42,17 +43,25 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_in_child)
 
 
-class RunLock:
-    """``with RunLock(folder, "annotate"):`` holds ``<folder>/.lock`` exclusively, or raises RunLockedError."""
+# flock's answers when another descriptor holds the lock; anything else means the file system cannot lock
+_HELD_ELSEWHERE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
 
-    def __init__(self, folder: str | Path, what: str = "run", hint: str = "choose another hydra.run.dir"):
-        self.path = Path(folder) / LOCK_NAME
+
+class RunLock:
+    """``with RunLock(folder, "annotate"):`` holds ``<folder>/.lock`` exclusively, or raises RunLockedError;
+    ``wait=True`` queues behind the holder instead (shared caches: one process builds, the others then reuse)."""
+
+    def __init__(self, folder: str | Path, what: str = "run", hint: str = "choose another hydra.run.dir",
+                 lock_name: str = LOCK_NAME, wait: bool = False):
+        self.path = Path(folder) / lock_name
         self.what = what
         self.hint = hint
+        self.wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        """Take the lock without waiting; a folder held by a live process is refused with its pid and host."""
+        """Take the lock (without waiting unless ``wait``): a folder held by a live process is refused with its pid
+        and host. A file system without flock (some Lustre/NFS mounts) is used unprotected, with a warning."""
         if fcntl is None:
             log.warning("no fcntl on this platform: %s is not protected against a second writer", self.path.parent)
             return self
@@ -60,12 +69,24 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
-            os.close(fd)
-            raise RunLockedError(f"another {self.what} ({holder}) is writing into {self.path.parent}; wait for it "
-                                 f"to finish or {self.hint}. The lock is released when that process exits, "
-                                 "even if it is killed.") from None
+            if e.errno not in _HELD_ELSEWHERE:
+                os.close(fd)
+                log.warning("%s: this file system cannot lock (flock: %s); %s is not protected against a second "
+                            "writer", self.path, e.strerror, self.path.parent)
+                return self
+            if not self.wait:
+                os.close(fd)
+                raise RunLockedError(f"another {self.what} ({holder}) is writing into {self.path.parent}; wait for "
+                                     f"it to finish or {self.hint}. The lock is released when that process exits, "
+                                     "even if it is killed.") from None
+            log.info("waiting for another %s (%s) to finish with %s", self.what, holder, self.path.parent)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self._fd = fd

@@ -164,3 +164,27 @@ def test_a_missing_package_is_one_line_but_a_missing_facemac_module_is_a_bug(cap
     with pytest.raises(ModuleNotFoundError):
         with report_errors():
             import facemac.no_such_module  # noqa: F401
+
+
+def test_a_file_system_without_flock_runs_unprotected_with_a_warning_not_a_false_refusal(tmp_path, monkeypatch,
+                                                                                           caplog):
+    """Some Lustre/NFS mounts answer flock with ENOLCK/ENOSYS: that is not 'another run holds it'."""
+    import errno
+
+    from facemac import runlock
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runlock.fcntl, "flock", no_locks)
+    with caplog.at_level("WARNING", logger="facemac.runlock"):
+        with RunLock(tmp_path, "train run"), RunLock(tmp_path, "train run"):  # both proceed
+            pass
+    assert "cannot lock (flock: No locks available)" in caplog.text and str(tmp_path) in caplog.text
+
+    def held(fd, op):
+        raise BlockingIOError(errno.EWOULDBLOCK, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(runlock.fcntl, "flock", held)
+    with pytest.raises(RunLockedError, match="another train run"):
+        RunLock(tmp_path, "train run").acquire()

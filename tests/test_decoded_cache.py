@@ -114,7 +114,7 @@ def test_build_is_atomic_and_a_corrupt_cache_is_rebuilt(celeba, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         dc.open_or_build(t2, pre, base, "t", progress=False)
     monkeypatch.setattr(FaceDataset, "__getitem__", real)
-    leftovers = [p.name for p in (base / "decoded").iterdir() if p.name != "t"]
+    leftovers = [p.name for p in (base / "decoded").iterdir() if p.name not in ("t", dc.LOCKS)]
     assert leftovers == [], leftovers
     # the previous complete cache is untouched (still valid for the old table)
     again = dc.DecodedCache.open(dc.cache_path(base, "t"), dc.fingerprint(table, pre))
@@ -152,7 +152,7 @@ def test_training_with_decoded_cache_equals_uncached(make_cfg, tmp_path):
     ds = build_datasets(table, cfg, 32)
     assert isinstance(ds["train"], dc.CachedFaceDataset)
     assert sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir()) == [
-        "tiny-test-arcface32", "tiny-train-arcface32", "tiny-val-arcface32"]
+        dc.LOCKS, "tiny-test-arcface32", "tiny-train-arcface32", "tiny-val-arcface32"]
     a = train(cfg, table=table)
     b = train(make_cfg("train", fast + ["train.decoded_cache=false"], tmp_path / "b"), table=table)
     wa = torch.load(a["best"], weights_only=True)["model_state"]
@@ -168,6 +168,28 @@ def test_building_a_cache_leaves_the_global_rng_alone(celeba, tmp_path):
     dc.open_or_build(table_of(celeba), Preprocessor("arcface", 32), tmp_path / "cache", "t", workers=2,
                      progress=False)
     assert torch.equal(before, torch.get_rng_state())
+
+
+def test_a_build_in_progress_elsewhere_is_waited_for_and_reused(celeba, tmp_path):
+    """Sweep jobs started together: one builds, the others wait on the cache's lock and reuse its result."""
+    import threading
+
+    from facemac.runlock import RunLock
+
+    table, pre = table_of(celeba), Preprocessor("arcface", 32)
+    path = dc.cache_path(tmp_path / "cache", "t")
+    other_job = RunLock(path.parent / dc.LOCKS, lock_name=f"{path.name}.lock").acquire()
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(
+        cache=dc.open_or_build(table, pre, tmp_path / "cache", "t", progress=False)))
+    waiter.start()
+    waiter.join(1.0)
+    assert waiter.is_alive() and not path.exists()  # waiting, not building a second copy
+    dc._build(table, pre, path, dc.fingerprint(table, pre), 0, 256, False)  # the other job's build lands
+    inode = (path / dc.IMAGES).stat().st_ino
+    other_job.release()
+    waiter.join(30)
+    assert got["cache"].path == path and (path / dc.IMAGES).stat().st_ino == inode  # reused, not rebuilt
 
 
 def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
@@ -200,7 +222,7 @@ def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
     # the default is auto, and a real two-epoch run builds the caches under paths.cache_dir
     ds = build_datasets(table, make_cfg("train", base + ["train.epochs=2"], tmp_path / "run2"), 32)
     assert isinstance(ds["train"], dc.CachedFaceDataset)
-    assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 3
+    assert len([p for p in (tmp_path / "cache" / "decoded").iterdir() if p.name != dc.LOCKS]) == 3
 
 
 def test_closed_form_similarity_equals_umeyama_svd():

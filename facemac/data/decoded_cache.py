@@ -7,7 +7,9 @@ Layout: ``<cache_dir>/decoded/<name>/`` holding ``images.npy`` ([N, S, S, 3] uin
 and ``meta.json`` (fingerprint, count, size, unreadable rows with their reasons). The fingerprint hashes the keys,
 labels, mask, landmarks, the preprocessing parameters and the source (its description and, for files, every file's
 size and mtime), so a changed label, image or setting makes the cache stale and it is rebuilt. A build is written into a
-temporary sibling folder and renamed into place, so a killed build never leaves a half-written cache behind.
+temporary sibling folder and renamed into place, so a killed build never leaves a half-written cache behind. One
+process builds a given cache at a time (a flock on ``.locks/<name>.lock`` beside it): sweep jobs that start together wait
+for the first one's build and reuse it.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import DataError
 from facemac.progress import progress_bar
+from facemac.runlock import RunLock
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 3  # bump when the layout or the preprocessing code changes what a cached face looks like
 IMAGES, META = "images.npy", "meta.json"
+LOCKS = ".locks"  # <cache_dir>/decoded/.locks/<name>.lock: one builder per cache (lock files are never deleted)
 
 
 def _source_fingerprint(table: FaceTable, h: Any) -> None:
@@ -123,12 +127,16 @@ def open_or_build(table: FaceTable, preprocess: Preprocessor, cache_dir: str | P
     path = cache_path(cache_dir, name)
     fp = fingerprint(table, preprocess)
     cache = DecodedCache.open(path, fp)
-    if cache is not None:
-        log.info("decoded cache: reusing %s (%d faces)", path, cache.count)
-        return cache
-    if path.exists():
-        log.info("decoded cache: %s is stale (data or preprocessing changed): rebuilding", path)
-    return _build(table, preprocess, path, fp, workers, batch_size, progress)
+    if cache is None:  # one builder per cache: sweep jobs started together wait for it, then reuse its result
+        with RunLock(path.parent / LOCKS, f"build of decoded cache {path.name}", lock_name=f"{path.name}.lock",
+                     wait=True):
+            cache = DecodedCache.open(path, fp)
+            if cache is None:
+                if path.exists():
+                    log.info("decoded cache: %s is stale (data or preprocessing changed): rebuilding", path)
+                return _build(table, preprocess, path, fp, workers, batch_size, progress)
+    log.info("decoded cache: reusing %s (%d faces)", path, cache.count)
+    return cache
 
 
 def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, workers: int, batch_size: int,
