@@ -192,6 +192,24 @@ def test_a_build_in_progress_elsewhere_is_waited_for_and_reused(celeba, tmp_path
     assert got["cache"].path == path and (path / dc.IMAGES).stat().st_ino == inode  # reused, not rebuilt
 
 
+def test_a_full_disk_is_one_clear_error_before_decoding(celeba, tmp_path, monkeypatch):
+    """The memmap's blocks are reserved up front: no SIGBUS halfway through a build, no temp folder left."""
+    import errno
+
+    from facemac.errors import DataError
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    decoded = []
+    monkeypatch.setattr(FaceDataset, "face", lambda self, i: decoded.append(i))
+    with pytest.raises(DataError, match=r"no room for .* GiB under .*train.decoded_cache=false"):
+        dc.open_or_build(table_of(celeba), Preprocessor("arcface", 32), tmp_path / "cache", "t", progress=False)
+    assert decoded == []
+    assert [p.name for p in (tmp_path / "cache" / "decoded").iterdir()] == [dc.LOCKS]
+
+
 def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
     """auto = on when the faces are read at least twice and N*S*S*3 bytes fit half the disk and half the memory."""
     from facemac.errors import ConfigError

@@ -14,6 +14,7 @@ for the first one's build and reuse it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -149,6 +150,7 @@ def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, work
     try:
         tmp.mkdir()
         images = np.lib.format.open_memmap(tmp / IMAGES, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
+        _reserve(tmp / IMAGES)
         # its own generator: workers' seeds drawn from torch's global RNG would make a run that builds the cache
         # train differently (dropout, shuffling) from one that finds it built
         loader = DataLoader(FaceDataset(table, preprocess, None), batch_size=batch_size, num_workers=workers,
@@ -185,6 +187,21 @@ def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, work
     if cache is None:  # pragma: no cover - only if another process replaced it with something else meanwhile
         raise DataError(f"decoded cache {path} could not be read back after building it")
     return cache
+
+
+def _reserve(file: Path) -> None:
+    """Allocate the memmap's blocks now: a full disk is then one clear error before any decoding, not a SIGBUS when
+    a page of the sparse file is first written. File systems without fallocate keep the sparse file."""
+    size = file.stat().st_size
+    try:
+        with open(file, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise DataError(f"decoded cache: no room for {size / 2 ** 30:.2f} GiB under {file.parent.parent}; free "
+                            "space, point paths.cache_dir elsewhere or set train.decoded_cache=false") from None
+    except AttributeError:  # pragma: no cover - no posix_fallocate on this platform
+        pass
 
 
 class CachedFaceDataset(FaceItems):
