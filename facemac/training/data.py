@@ -114,11 +114,11 @@ def use_decoded_cache(cfg: DictConfig, parts: dict[str, FaceTable], size: int,
     if free_disk is None:
         free_disk = _free_bytes(Path(str(cfg.paths.cache_dir)).expanduser())
     if memory is None:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory = _memory_bytes()
     gib = 2 ** 30
     if need > free_disk / 2:
         return False, f"{need / gib:.1f} GiB would take more than half the {free_disk / gib:.1f} GiB free disk"
-    if need > memory / 2:
+    if memory is not None and need > memory / 2:
         return False, f"{need / gib:.1f} GiB exceeds half the {memory / gib:.1f} GiB memory (epochs would read disk)"
     return True, f"{passes:.3g} passes over the faces, cache {need / gib:.2f} GiB fits disk and memory"
 
@@ -127,6 +127,14 @@ def cache_build_workers() -> int:
     """DataLoader workers for building a decoded cache: every core (no model runs meanwhile), in-process on one."""
     cores = D.cores_per_local_rank()
     return cores if cores > 1 else 0
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory in bytes; None where the platform does not say (then only the disk decides)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _free_bytes(path: Path) -> int:
