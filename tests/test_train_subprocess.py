@@ -52,9 +52,11 @@ def test_multirun_gives_two_run_folders_and_two_offline_wandb_runs(tmp_path):
 def test_torchrun_two_cpu_ranks_and_checkpoint_evaluates_like_one_process(tmp_path):
     run = tmp_path / "ddp"
     data = _celeba_args(tmp_path, n=50)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-          f"hydra.run.dir={run}", "logger=none", "train.epochs=2", *TINY, *data], timeout=400)
+    proc = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+                 f"hydra.run.dir={run}", "logger=none", "train.epochs=2", *TINY, *data], timeout=400)
     assert (run / "DONE").exists()
+    # two epochs: the decoded cache is on by default; rank 0 decided and built it, rank 1 reused it after the barrier
+    assert "decoded cache on (train.decoded_cache=auto" in proc.stdout + proc.stderr
     doc = json.loads((run / "metrics.json").read_text())
     table = build_table({"format": "celeba", "root": data[1].split("=", 1)[1],
                          "attributes": ["Male", "Smiling", "Eyeglasses"]})
