@@ -210,6 +210,26 @@ def test_a_full_disk_is_one_clear_error_before_decoding(celeba, tmp_path, monkey
     assert [p.name for p in (tmp_path / "cache" / "decoded").iterdir()] == [dc.LOCKS]
 
 
+def test_a_quota_leaves_auto_decoding_every_epoch_and_stops_an_explicit_cache(make_cfg, tmp_path, monkeypatch,
+                                                                                caplog):
+    """statvfs shows the file system's free space, not a user's quota (HPC home folders): EDQUOT at the reservation
+    turns auto off with a warning; train.decoded_cache=true stops with the error."""
+    import errno
+
+    def over_quota(fd, offset, length):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    monkeypatch.setattr(os, "posix_fallocate", over_quota)
+    table = make_table(48)
+    base = ["logger=none", "data.batch_size=8", "train.epochs=3", f"paths.cache_dir={tmp_path / 'cache'}"]
+    with caplog.at_level("WARNING"):
+        ds = build_datasets(table, make_cfg("train", base, tmp_path / "auto"), 32)
+    assert type(ds["train"]) is FaceDataset and "Disk quota exceeded" in caplog.text
+    assert "decoding every epoch instead" in caplog.text
+    with pytest.raises(dc.CacheSpaceError, match="Disk quota exceeded.*train.decoded_cache=false"):
+        build_datasets(table, make_cfg("train", base + ["train.decoded_cache=true"], tmp_path / "true"), 32)
+
+
 def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
     """auto = on when the faces are read at least twice and N*S*S*3 bytes fit half the disk and half the memory."""
     from facemac.errors import ConfigError

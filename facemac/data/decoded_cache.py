@@ -189,6 +189,10 @@ def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, work
     return cache
 
 
+class CacheSpaceError(DataError):
+    """The cache does not fit where it would be written (disk full or quota exceeded)."""
+
+
 def _reserve(file: Path) -> None:
     """Allocate the memmap's blocks now: a full disk is then one clear error before any decoding, not a SIGBUS when
     a page of the sparse file is first written. File systems without fallocate keep the sparse file."""
@@ -197,9 +201,10 @@ def _reserve(file: Path) -> None:
         with open(file, "r+b") as f:
             os.posix_fallocate(f.fileno(), 0, size)
     except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise DataError(f"decoded cache: no room for {size / 2 ** 30:.2f} GiB under {file.parent.parent}; free "
-                            "space, point paths.cache_dir elsewhere or set train.decoded_cache=false") from None
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk, or a user quota (HPC home folders) that df hides
+            raise CacheSpaceError(f"decoded cache: no room for {size / 2 ** 30:.2f} GiB under {file.parent.parent} "
+                                  f"({e.strerror}); free space, point paths.cache_dir elsewhere or set "
+                                  "train.decoded_cache=false") from None
     except AttributeError:  # pragma: no cover - no posix_fallocate on this platform
         pass
 

@@ -85,7 +85,14 @@ def build_datasets(table: FaceTable, cfg: DictConfig, input_size: int) -> dict[s
         log.info("decoded cache %s (train.decoded_cache=%s: %s)", "on" if use else "off",
                  (cfg.get("train") or {}).get("decoded_cache", False), why)
     if use:
-        return _cached_datasets(parts, pre, augment, cfg)
+        from facemac.data.decoded_cache import CacheSpaceError
+
+        try:
+            return _cached_datasets(parts, pre, augment, cfg)
+        except CacheSpaceError as e:
+            if str((cfg.get("train") or {}).get("decoded_cache")).lower() != "auto":
+                raise
+            log.warning("%s; train.decoded_cache=auto: decoding every epoch instead", e)
     return {name: FaceDataset(t, pre, augment if name == "train" else None) for name, t in parts.items()}
 
 
@@ -147,7 +154,7 @@ def _free_bytes(path: Path) -> int:
 def _cached_datasets(parts: dict[str, FaceTable], pre: Preprocessor, augment: Any,
                      cfg: DictConfig) -> dict[str, Any]:
     """Each split's faces decoded and warped once into a memmap (rank 0 builds first, with every core)."""
-    from facemac.data.decoded_cache import CachedFaceDataset, open_or_build
+    from facemac.data.decoded_cache import CachedFaceDataset, CacheSpaceError, open_or_build
 
     build_workers = cache_build_workers()
 
@@ -160,6 +167,14 @@ def _cached_datasets(parts: dict[str, FaceTable], pre: Preprocessor, augment: An
             out[name] = CachedFaceDataset(t, cache, augment if name == "train" else None)
         return out
 
-    result = build() if D.is_main_process() else None
+    result, no_room = None, None
+    if D.is_main_process():
+        try:
+            result = build()
+        except CacheSpaceError as e:  # raised on every rank below, so all of them take the same path
+            no_room = str(e)
     D.barrier()
+    no_room = D.broadcast_object(no_room)
+    if no_room is not None:
+        raise CacheSpaceError(no_room)
     return result if result is not None else build()
