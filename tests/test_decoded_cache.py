@@ -1,5 +1,6 @@
 """Decoded cache: same batches as the uncached path, rebuilt when stale, written atomically, bad images recorded."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -151,8 +152,9 @@ def test_training_with_decoded_cache_equals_uncached(make_cfg, tmp_path):
     cfg = make_cfg("train", fast + ["train.decoded_cache=true"], tmp_path / "a")
     ds = build_datasets(table, cfg, 32)
     assert isinstance(ds["train"], dc.CachedFaceDataset)
+    digest = hashlib.sha256(table.source.describe().encode()).hexdigest()[:8]  # the source: copies don't collide
     assert sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir()) == [
-        dc.LOCKS, "tiny-test-arcface32", "tiny-train-arcface32", "tiny-val-arcface32"]
+        dc.LOCKS, f"tiny-{digest}-test-arcface32", f"tiny-{digest}-train-arcface32", f"tiny-{digest}-val-arcface32"]
     a = train(cfg, table=table)
     b = train(make_cfg("train", fast + ["train.decoded_cache=false"], tmp_path / "b"), table=table)
     wa = torch.load(a["best"], weights_only=True)["model_state"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -130,6 +131,13 @@ def use_decoded_cache(cfg: DictConfig, parts: dict[str, FaceTable], size: int,
     return True, f"{passes:.3g} passes over the faces, cache {need / gib:.2f} GiB fits disk and memory"
 
 
+def cache_name(table: FaceTable, split: str, pre: Preprocessor) -> str:
+    """``<dataset>-<source digest>-<split>-<align><size>``: two copies of a dataset under one name (a full CelebA and
+    a subset, both "celeba") get caches of their own instead of rebuilding each other's in turn."""
+    source = hashlib.sha256(table.source.describe().encode()).hexdigest()[:8]
+    return f"{table.name}-{source}-{split}-{pre.align}{pre.size}"
+
+
 def cache_build_workers() -> int:
     """DataLoader workers for building a decoded cache: every core (no model runs meanwhile), in-process on one."""
     cores = D.cores_per_local_rank()
@@ -161,7 +169,7 @@ def _cached_datasets(parts: dict[str, FaceTable], pre: Preprocessor, augment: An
     def build() -> dict[str, Any]:
         out = {}
         for name, t in parts.items():
-            cache = open_or_build(t, pre, cfg.paths.cache_dir, f"{t.name}-{name}-{pre.align}{pre.size}",
+            cache = open_or_build(t, pre, cfg.paths.cache_dir, cache_name(t, name, pre),
                                   workers=build_workers,
                                   progress=bool((cfg.get("train") or {}).get("progress", True)))
             out[name] = CachedFaceDataset(t, cache, augment if name == "train" else None)
