@@ -89,3 +89,18 @@ def _fast(cfg: dict[str, Any], seed: int | None):
     if not (hflip or affine.get("p") or color.get("p") or blur.get("p")):
         return None
     return FastAugment(hflip, affine, color, blur, seed=seed)
+
+
+def reseed_augment(augment: Any, value: int) -> None:
+    """Restart an augmentation's random stream from ``value`` (either backend; None is a no-op).
+
+    Training calls it at each epoch (in-process augmentation then depends on seed and epoch only: runs repeat and a
+    resumed run continues exactly) and in each DataLoader worker with torch's per-worker seed (albumentations has no
+    worker-aware seeding of its own: forked workers would replay one another's draws)."""
+    if augment is None:
+        return
+    if hasattr(augment, "reseed"):
+        augment.reseed(value)
+    elif hasattr(augment, "set_random_seed"):
+        augment.set_random_seed(int(value) % 2**32)
+

@@ -36,9 +36,13 @@ class FastAugment:
         if pid != self._pid:  # a forked DataLoader worker: its own stream, reproducible from the loader's seed
             import torch
 
-            self._pid = pid
-            self._rng = np.random.default_rng([int(self.seed or 0), torch.initial_seed() % 2**63])
+            self.reseed(torch.initial_seed())
         return self._rng
+
+    def reseed(self, value: int) -> None:
+        """This process's stream from (seed, value) (facemac.data.augment.reseed_augment)."""
+        self._pid = os.getpid()
+        self._rng = np.random.default_rng([int(self.seed or 0), int(value) % 2**63])
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers re-seed too
         return {**self.__dict__, "_pid": -1}

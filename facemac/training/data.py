@@ -41,7 +41,16 @@ def make_augment(cfg: DictConfig) -> Any:
         return None
     from facemac.data.augment import build_augment
 
-    return build_augment(aug)
+    return build_augment(aug, seed=int(cfg.get("seed", 0)))
+
+
+def _seed_augment_in_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: the worker's augmentation stream from its torch seed (distinct per worker,
+    reproducible from the loader's generator)."""
+    from facemac.data.augment import reseed_augment
+
+    info = torch.utils.data.get_worker_info()
+    reseed_augment(getattr(info.dataset, "augment", None), torch.initial_seed())
 
 
 def check_table(table: FaceTable) -> None:
@@ -69,6 +78,7 @@ def make_loader(dataset: FaceDataset, cfg: DictConfig, dist: D.DistInfo, train: 
         pin_memory=dist.device.type == "cuda", drop_last=train and len(dataset) // dist.world_size > bs,
         persistent_workers=workers > 0 and bool(dcfg.get("persistent_workers", True)),
         prefetch_factor=int(dcfg.get("prefetch_factor", 2)) if workers > 0 else None, generator=gen,
+        worker_init_fn=_seed_augment_in_worker if workers > 0 else None,
     )
 
 
