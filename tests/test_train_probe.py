@@ -24,14 +24,14 @@ def test_the_probe_measures_and_leaves_no_trace():
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}  # incl. batch-norm running statistics
     rng, threads = rng_state(), torch.get_num_threads()
-    aug_state = ds.augment._generator().bit_generator.state
+    aug_state = repr(ds.augment._generator().bit_generator.state)  # (Philox: counter and key are arrays)
     costs = measure_costs(ds, model, [0.5] * 3, [0.5] * 3, "fp32", True, torch.device("cpu"), cores=2, n=16)
     assert costs is not None and costs.cores == 2
     assert 0 < costs.decode_s < 1 and 0 < costs.model_all_s < 5 and 0 < costs.model_one_s < 5
     after = rng_state()
     assert torch.equal(after["torch"], rng["torch"]) and after["python"] == rng["python"]
     assert torch.equal(after["numpy"]["keys"], rng["numpy"]["keys"])
-    assert ds.augment._generator().bit_generator.state == aug_state  # a copy drew the augmentation's numbers
+    assert repr(ds.augment._generator().bit_generator.state) == aug_state  # a copy drew the augmentation's numbers
     assert torch.get_num_threads() == threads and model.training
     assert all(p.grad is None for p in model.parameters())
     for k, v in model.state_dict().items():

@@ -99,26 +99,30 @@ def test_bad_config_values_name_the_key(make_cfg, tmp_path):
 AUGMENTED = [a for a in FAST if a != "augment=none"] + ["augment=default", "train.epochs=2"]
 
 
-def test_augmented_in_process_training_repeats_and_resumes_exactly(make_cfg, tmp_path):
-    """data.num_workers=0 (what the CPU probe picks here): the augmentation's draws depend on seed and epoch only, so
-    two runs give the same weights and a stopped, resumed run the straight run's. Its stream used to start from OS
-    entropy (no seed reached the augmentation), and a resume restarted it."""
+def test_augmented_training_repeats_whatever_the_workers_and_resumes_exactly(make_cfg, tmp_path):
+    """Each face's augmentation is drawn from (seed, epoch, row): two runs give the same weights, so do 0 and 2
+    persistent workers (the CPU probe picks between such splits by measured timings), and a stopped, resumed run the
+    straight run's. The main process's stream used to start from OS entropy, and workers drew their own."""
     table = make_table(64)
-    first = train(make_cfg("train", AUGMENTED, tmp_path / "a"), table=table)
-    again = train(make_cfg("train", AUGMENTED, tmp_path / "b"), table=table)
-    train(make_cfg("train", AUGMENTED + ["train.stop_after_epochs=1"], tmp_path / "c"), table=table)
-    train(make_cfg("train", AUGMENTED + ["train.resume=auto"], tmp_path / "c"), table=table)
-    weights = [load_checkpoint(tmp_path / r / "checkpoints/last.pt")["model_state"] for r in "abc"]
+    one = AUGMENTED + ["train.cpu_threads=1"]  # the same torch threads everywhere: same float summation order
+    first = train(make_cfg("train", one, tmp_path / "a"), table=table)
+    again = train(make_cfg("train", one, tmp_path / "b"), table=table)
+    workers = one + ["data.num_workers=2", "data.persistent_workers=true"]
+    train(make_cfg("train", workers, tmp_path / "c"), table=table)
+    train(make_cfg("train", workers + ["train.stop_after_epochs=1"], tmp_path / "d"), table=table)
+    train(make_cfg("train", one + ["train.resume=auto"], tmp_path / "d"), table=table)  # resumed in-process
+    weights = [load_checkpoint(tmp_path / r / "checkpoints/last.pt")["model_state"] for r in "abcd"]
     for k, v in weights[0].items():
+        for other in weights[1:]:
+            assert torch.allclose(v.float(), other[k].float(), atol=1e-6, rtol=0), k
         assert torch.equal(v, weights[1][k]), k
-        assert torch.allclose(v.float(), weights[2][k].float(), atol=1e-6, rtol=0), k
     assert again["test"]["mA"] == pytest.approx(first["test"]["mA"], abs=1e-9)
 
 
 @pytest.mark.parametrize("backend", ["fast", "albumentations"])
 def test_loader_workers_draw_different_augmentations(make_cfg, tmp_path, backend):
-    """Two workers augmenting identical images must not replay each other's draws (albumentations has no
-    worker-aware seeding: make_loader's worker_init_fn gives each worker its own stream)."""
+    """Two workers augmenting identical images do not replay each other's draws: each row has its own (albumentations
+    has no worker-aware seeding; forked workers used to start from one copied stream)."""
     from facemac.data.augment import build_augment
     from facemac.data.dataset import FaceItems
     from facemac.distributed import DistInfo

@@ -92,11 +92,11 @@ def _fast(cfg: dict[str, Any], seed: int | None):
 
 
 def reseed_augment(augment: Any, value: int) -> None:
-    """Restart an augmentation's random stream from ``value`` (either backend; None is a no-op).
+    """Restart an augmentation's random stream at ``value`` (either backend; None is a no-op).
 
-    Training calls it at each epoch (in-process augmentation then depends on seed and epoch only: runs repeat and a
-    resumed run continues exactly) and in each DataLoader worker with torch's per-worker seed (albumentations has no
-    worker-aware seeding of its own: forked workers would replay one another's draws)."""
+    Training calls it for every sample with a value made of (epoch, index) (facemac.data.dataset.FaceItems): a face's
+    augmentation then depends on the seed, the epoch and the face only, not on the process that draws it, the number
+    of workers the CPU probe picked, or a resume."""
     if augment is None:
         return
     if hasattr(augment, "reseed"):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from facemac.data.augment import reseed_augment
 from facemac.data.preprocess import Preprocessor
 from facemac.data.table import FaceTable
 from facemac.errors import DataError
@@ -30,12 +31,17 @@ class FaceItems(Dataset):
     def face(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        """Row ``item``, or ``(row, epoch)`` from a training loader (facemac.training.data.EpochIndexSampler): the
+        augmentation of that row is then drawn from (seed, epoch, row) alone, in whichever process decodes it."""
+        i, epoch = item if isinstance(item, tuple) else (item, None)
         try:
             img = self.face(i)
         except (OSError, DataError) as e:
             return {"index": i, "ok": False, "reason": getattr(e, "reason", None) or f"{type(e).__name__}: {e}"}
         if self.augment is not None:
+            if epoch is not None:
+                reseed_augment(self.augment, (int(epoch) << 40) | i)
             img = self.augment(image=img)["image"]
         return {
             "index": i, "ok": True, "image": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1),

@@ -7,11 +7,11 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from facemac import distributed as D
 from facemac.data.dataset import FaceDataset, collate_faces
@@ -44,13 +44,23 @@ def make_augment(cfg: DictConfig) -> Any:
     return build_augment(aug, seed=int(cfg.get("seed", 0)))
 
 
-def _seed_augment_in_worker(worker_id: int) -> None:
-    """DataLoader worker_init_fn: the worker's augmentation stream from its torch seed (distinct per worker,
-    reproducible from the loader's generator)."""
-    from facemac.data.augment import reseed_augment
+class EpochIndexSampler(Sampler):
+    """A training sampler's rows as ``(row, epoch)``: the dataset draws each face's augmentation from (seed, epoch,
+    row), so training gives the same weights whatever the number of workers (the CPU probe's choice, which follows
+    measured timings), persistent or not, and wherever a run was stopped and resumed."""
 
-    info = torch.utils.data.get_worker_info()
-    reseed_augment(getattr(info.dataset, "augment", None), torch.initial_seed())
+    def __init__(self, sampler: DistributedSampler):
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.sampler.epoch
+        return ((int(i), epoch) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
 
 
 def check_table(table: FaceTable) -> None:
@@ -74,11 +84,11 @@ def make_loader(dataset: FaceDataset, cfg: DictConfig, dist: D.DistInfo, train: 
     gen.manual_seed(seed)
     bs = int(dcfg.batch_size if train else (dcfg.get("eval_batch_size") or dcfg.batch_size))
     return DataLoader(
-        dataset, batch_size=bs, sampler=sampler, num_workers=workers, collate_fn=collate_faces,
+        dataset, batch_size=bs, sampler=EpochIndexSampler(sampler) if train else sampler, num_workers=workers,
+        collate_fn=collate_faces,
         pin_memory=dist.device.type == "cuda", drop_last=train and len(dataset) // dist.world_size > bs,
         persistent_workers=workers > 0 and bool(dcfg.get("persistent_workers", True)),
         prefetch_factor=int(dcfg.get("prefetch_factor", 2)) if workers > 0 else None, generator=gen,
-        worker_init_fn=_seed_augment_in_worker if workers > 0 else None,
     )
 
 

@@ -18,7 +18,6 @@ from facemac.atomic import atomic_write
 from facemac.attributes import attribute_difference
 from facemac.checkpoint import load_checkpoint
 from facemac.config import to_plain
-from facemac.data.augment import reseed_augment
 from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
 from facemac.lineage import model_artifact_name
@@ -207,7 +206,6 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
             break
         loaders["train"].sampler.set_epoch(epoch)
         loaders["train"].generator.manual_seed(seed * 100_003 + epoch)
-        reseed_augment(datasets["train"].augment, seed * 100_003 + epoch)  # in-process draws: (seed, epoch) only
         stats = trainer.train_epoch(loaders["train"], epoch, keys["train"])
         val_preds = trainer.predict(loaders["val"], keys["val"], "val")
         thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, tcfg.threshold_objective)
