@@ -41,3 +41,23 @@ def test_maadface_tree_with_undefined_cells(make_cfg, tmp_path):
     # VGGFace2's landmarks (bb_landmark/ under the root) make the ArcFace warp the default, as for CelebA
     assert best["data_cfg"]["align"] == "arcface" and table.landmarks is not None
     assert np.isfinite(best["thresholds"]).all() and np.isfinite(best["counting_thresholds"]).all()
+
+
+def test_collated_batches_are_channels_last_with_the_same_pixels():
+    """collate_faces stacks HWC memory once and hands on an NCHW channels-last view: the values of a plain NCHW stack,
+    without its strided copy; normalize_on_device gives either layout on request."""
+    import numpy as np
+    import torch
+
+    from facemac.data.dataset import collate_faces, normalize_on_device
+
+    rng = np.random.default_rng(0)
+    items = [{"index": i, "ok": True, "image": torch.from_numpy(rng.integers(0, 256, (8, 6, 3), dtype=np.uint8))
+              .permute(2, 0, 1), "labels": torch.zeros(2), "mask": torch.ones(2, dtype=torch.bool)} for i in range(5)]
+    batch = collate_faces(items)["image"]
+    assert batch.shape == (5, 3, 8, 6) and batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, torch.stack([it["image"].contiguous() for it in items]))
+    plain = normalize_on_device(batch, [0.5] * 3, [0.5] * 3, torch.device("cpu"))
+    last = normalize_on_device(batch, [0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=True)
+    assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain, last) and torch.allclose(plain[0, :, 0, 0], batch[0, :, 0, 0].float() / 127.5 - 1)

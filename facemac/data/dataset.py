@@ -70,7 +70,10 @@ def collate_faces(samples: list[dict[str, Any]]) -> dict[str, Any]:
         return {"image": torch.empty(0, 3, 1, 1, dtype=torch.uint8), "labels": torch.empty(0), "mask": torch.empty(0),
                 "index": torch.empty(0, dtype=torch.long), "failures": failures}
     return {
-        "image": torch.stack([s["image"] for s in good]),
+        # stacked as NHWC (each item is a CHW view of HWC memory): one contiguous copy, handed on as an NCHW view in
+        # channels-last layout. Stacking the CHW views copied strided (2.5-3.6 ms per 64 px batch of 64 against 1.0)
+        # and the model then converted back to channels-last
+        "image": torch.stack([s["image"].permute(1, 2, 0) for s in good]).permute(0, 3, 1, 2),
         "labels": torch.stack([s["labels"] for s in good]),
         "mask": torch.stack([s["mask"] for s in good]),
         "index": torch.tensor([s["index"] for s in good], dtype=torch.long),
@@ -82,8 +85,7 @@ def normalize_on_device(images: torch.Tensor, mean: list[float], std: list[float
                         channels_last: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 NCHW batch → normalised float on the device (the copy travels as uint8: 4x less traffic)."""
     x = images.to(device, non_blocking=True)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     x = x.to(dtype).div_(255.0)
     m = torch.tensor(mean, device=device, dtype=dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1)
