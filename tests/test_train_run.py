@@ -138,6 +138,11 @@ def test_loader_workers_draw_different_augmentations(make_cfg, tmp_path, backend
     cfg = make_cfg("train", FAST + ["data.num_workers=2", "data.batch_size=1", "data.persistent_workers=false"],
                    tmp_path / "run")
     loader = make_loader(ds, cfg, DistInfo(device=torch.device("cpu")), train=True, seed=0)
-    images = [b["image"] for b in loader]  # batches alternate between the two workers
+    batches = list(loader)  # batches alternate between the two workers
+    images = [b["image"] for b in batches]
     pairs = [torch.equal(images[i], images[i + 1]) for i in range(0, len(images) - 1, 2)]
     assert len(pairs) == 8 and not all(pairs)
+    first = {int(b["index"][0]): b["image"] for b in batches}
+    loader.sampler.set_epoch(1)  # another epoch draws anew for the same rows (the epoch is part of each row's seed)
+    again = {int(b["index"][0]): b["image"] for b in loader}
+    assert first.keys() == again.keys() and sum(torch.equal(first[r], again[r]) for r in first) < len(first) / 2

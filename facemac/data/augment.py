@@ -101,6 +101,6 @@ def reseed_augment(augment: Any, value: int) -> None:
         return
     if hasattr(augment, "reseed"):
         augment.reseed(value)
-    elif hasattr(augment, "set_random_seed"):
-        augment.set_random_seed(int(value) % 2**32)
+    elif hasattr(augment, "set_random_seed"):  # albumentations: any integer (its NumPy and Python generators take it)
+        augment.set_random_seed(int(value))
 
