@@ -70,12 +70,12 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
             if e.errno not in _HELD_ELSEWHERE:
                 os.close(fd)
                 log.warning("%s: this file system cannot lock (flock: %s); %s is not protected against a second "
                             "writer", self.path, e.strerror, self.path.parent)
                 return self
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
             if not self.wait:
                 os.close(fd)
                 raise RunLockedError(f"another {self.what} ({holder}) is writing into {self.path.parent}; wait for "
