@@ -2,7 +2,8 @@
 
     python -m facemac.pipeline experiment=demo [override ...] [--dir DIR] [--stages train,annotate]
 
-Every stage runs as its own ``<stage>.py`` process with ``hydra.run.dir`` inside one experiment folder::
+Every stage runs as its own ``python -m facemac.cli.<stage>`` process (``<stage>.py`` in a checkout runs the same) with
+``hydra.run.dir`` inside one experiment folder::
 
     <paths.log_dir>/pipeline/<experiment>/<timestamp>/
         train/      checkpoints/best.pt, metrics.json, ...
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from facemac.conf_dir import conf_dir
 from facemac.dashboard.hint import next_steps
 from facemac.errors import ConfigError, FacemacError
 from facemac.runs import DONE_MARKER
@@ -41,8 +43,6 @@ from facemac.stage import COMMON_GROUPS, COMMON_KEYS, STAGE_KEYS, owner_of, repo
 log = logging.getLogger("facemac.pipeline")
 
 STAGES = ("train", "annotate", "analyze")
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 
 @dataclass
@@ -97,10 +97,11 @@ def _compose(stage: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    if not CONF_DIR.is_dir():
-        raise ConfigError(f"config folder {CONF_DIR} not found: run the pipeline from a facemac checkout")
+    from facemac.extras import check_overrides
+
+    check_overrides(overrides)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="pipeline"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="pipeline"):
         try:
             return compose(config_name=stage, overrides=overrides)
         except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the bad key or choice
@@ -135,8 +136,7 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
             explicit.append(f"annotations={p.stage_dir('annotate') / 'annotations'}")
         if "logger.name" not in user_keys and stage != "train":  # train names its runs from model and dataset
             explicit.append(f"++logger.name={experiment}-{stage}-{root.name}")
-        script = REPO / f"{stage}.py"
-        p.commands[stage] = [sys.executable, str(script), *routed[stage], *explicit]
+        p.commands[stage] = [sys.executable, "-m", f"facemac.cli.{stage}", *routed[stage], *explicit]
     return p
 
 

@@ -1,7 +1,5 @@
 """The pipeline plans three stage runs in one experiment folder, each fed the previous one's output explicitly."""
 
-from pathlib import Path
-
 import pytest
 
 from facemac.errors import ConfigError
@@ -11,8 +9,8 @@ from facemac.pipeline import plan
 def test_plan_routes_overrides_and_chains_outputs_explicitly(tmp_path):
     p = plan(["experiment=demo", "seed=3", "train.epochs=2", "annotate:annotate.batch_size=8", "analyze.n_boot=7",
               "targets=casia", "targets.casia_webface.root=/x"], root=tmp_path / "exp")
-    cmd = {s: c[2:] for s, c in p.commands.items()}
-    assert [Path(c[1]).name for c in p.commands.values()] == ["train.py", "annotate.py", "analyze.py"]
+    cmd = {s: c[3:] for s, c in p.commands.items()}
+    assert [c[1:3] for c in p.commands.values()] == [["-m", f"facemac.cli.{s}"] for s in ("train", "annotate", "analyze")]
     for stage in ("train", "annotate", "analyze"):
         assert f"hydra.run.dir={tmp_path / 'exp' / stage}" in cmd[stage]
         assert "experiment=demo" in cmd[stage] and "seed=3" in cmd[stage]

@@ -1,11 +1,10 @@
 """python -m facemac.compare runs=[<run folder>,<glob>,...] | latest=N [stage=train|annotate|analyze]"""
 
-import hydra
-from omegaconf import DictConfig
+from facemac.cli import hydra_entry
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="compare")
-def main(cfg: DictConfig) -> None:
+@hydra_entry("compare")
+def main(cfg) -> None:
     from facemac.compare.run import run
 
     run(cfg)

@@ -1,11 +1,10 @@
 """python -m facemac.dashboard [group=<W&B group>] [experiment=<name>] [dashboard.dry_run=true] [publish=<folder>]"""
 
-import hydra
-from omegaconf import DictConfig
+from facemac.cli import hydra_entry
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="dashboard")
-def main(cfg: DictConfig) -> None:
+@hydra_entry("dashboard")
+def main(cfg) -> None:
     from facemac.dashboard.run import run
 
     run(cfg)

@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 class PublishError(FacemacError):
     """W&B did not take the workspace or report (network, permissions, entity); the specs stay on disk."""
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-SWEEP_CONFIG = CONF_DIR / "hparams_search" / "optuna.yaml"
 
-
-def swept_keys(path: Path = SWEEP_CONFIG) -> list[str]:
+def swept_keys(path: Path | None = None) -> list[str]:
     """The config keys ``hparams_search=optuna`` searches over (its ``hydra.sweeper.params``)."""
+    if path is None:
+        from facemac.conf_dir import conf_dir
+
+        path = conf_dir() / "hparams_search" / "optuna.yaml"
     if not path.is_file():
         return []
     params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {}
@@ -61,6 +62,9 @@ def build_target(cfg: DictConfig, entity: str | None):
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Save the workspace (and report) with credentials; otherwise write workspace.json / report.json."""
+    from facemac.extras import DASHBOARD, require
+
+    require(DASHBOARD, "python -m facemac.dashboard")
     from facemac.dashboard import publish as P
     from facemac.tracking import default_entity, has_wandb_credentials
 

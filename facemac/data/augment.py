@@ -46,6 +46,10 @@ def build_augment(augment_cfg: Mapping[str, Any] | Any | None, seed: int | None 
         raise ConfigError(f"augment.backend={backend!r}; choose albumentations or fast")
     if backend == "fast" and not float((cfg.get("color") or {}).get("hue", 0.0) or 0.0):  # fast has no hue jitter
         return _fast(cfg, seed)
+    from facemac.extras import ALBUMENTATIONS, require
+
+    require(ALBUMENTATIONS, "augment.backend=albumentations" if backend == "albumentations"
+            else "augment.color.hue > 0 (the fast backend has no hue jitter, albumentations does)")
     import albumentations as A
 
     ops: list[Any] = []
