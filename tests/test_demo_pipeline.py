@@ -131,7 +131,7 @@ STAGES = ("train", "annotate", "analyze")
 
 
 def _offline(demo_run: Path) -> dict:
-    from facemac.tracking import offline_runs
+    from tests.wandb_runfile import offline_runs
 
     runs = {s: offline_runs(demo_run / s, wait_s=30) for s in STAGES}
     assert {s: len(r) for s, r in runs.items()} == {s: 1 for s in STAGES}

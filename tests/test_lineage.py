@@ -1,5 +1,5 @@
 """Lineage offline: a stage declares its local inputs by content, with the digest the producing stage logged, and the
-offline run files (read back by tracking.read_offline_run) carry both sides."""
+offline run files (read back by tests/wandb_runfile.py) carry both sides."""
 
 import shutil
 
@@ -8,11 +8,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.errors import DataError
 from facemac.lineage import (annotation_artifact_files, annotation_artifact_name, declare_annotations,
                              declare_checkpoint, model_artifact_name)
-from facemac.tracking import NullTracker, create_tracker, offline_runs, read_offline_run
+from facemac.tracking import NullTracker, create_tracker
+from tests.wandb_runfile import offline_runs, read_offline_run
 
 
 def _cfg(group: str, **extra) -> OmegaConf:
@@ -83,3 +84,36 @@ def test_a_torn_run_file_reads_up_to_the_tear_and_a_foreign_file_is_refused(tmp_
     bad.write_bytes(b"not a run file")
     with pytest.raises(DataError, match="not a W&B run file"):
         read_offline_run(bad)
+
+
+def _no_method(run, monkeypatch):
+    monkeypatch.delattr(type(run), "_log_artifact")
+
+
+def _new_signature(run, monkeypatch):
+    monkeypatch.setattr(run, "_log_artifact", lambda artifact, *, user_created=False: None)
+
+
+def _raises(run, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("wandb-core refused the record")
+    monkeypatch.setattr(run, "_log_artifact", boom)
+
+
+@pytest.mark.parametrize("change", [_no_method, _new_signature, _raises])
+def test_a_changed_private_wandb_call_skips_lineage_with_a_warning_and_the_run_goes_on(change, tmp_path, monkeypatch,
+                                                                                     caplog):
+    """Offline lineage uses wandb's private ``Run._log_artifact(..., use_after_commit=True)``: a release may drop it,
+    change its signature or make it raise; every stage must still finish its work and its W&B run."""
+    ckpt = _checkpoint(tmp_path / "best.pt")
+    with create_tracker(_cfg("g"), "annotate", tmp_path / "run") as t:
+        assert t.mode == "offline"
+        change(t.run, monkeypatch)
+        with caplog.at_level("WARNING", logger="facemac.tracking"):
+            assert declare_checkpoint(t, ckpt) is None
+        t.log({"after": 1.0}, step=0)  # the tracker still works
+        t.summary({"val/mA": 0.5})
+    assert "lineage skipped: input mac-tiny-demo_celeba (model) is not declared to W&B" in caplog.text
+    assert "the run goes on" in caplog.text
+    (run,) = offline_runs(tmp_path / "run", wait_s=30)
+    assert run.exit_code == 0 and not run.inputs and "after" in run.history_keys and "val/mA" in run.summary_keys
