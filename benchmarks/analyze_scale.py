@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facemac.analysis.fixtures import write_annotation_dir  # noqa: E402
 from facemac.attributes import MAADFACE_ATTRIBUTES  # noqa: E402
+from tests.annotation_fixtures import write_annotation_dir  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

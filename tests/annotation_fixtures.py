@@ -1,5 +1,5 @@
-"""Annotation tables without a model, for tests and benchmarks: the same contract calls the annotate stage makes
-(facemac.annotation_table), fed with given probabilities instead of a MAC's."""
+"""Annotation tables without a model, for tests and benchmarks (no part of the package): the same contract calls the
+annotate stage makes (facemac.annotation_table), fed with given probabilities instead of a MAC's."""
 
 from __future__ import annotations
 

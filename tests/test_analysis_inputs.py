@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.analysis.inputs import expand_path, sniff_label_file
 from facemac.analysis.run import choose_attributes, choose_joint, count_dataset, Settings
 from facemac.annotation_table import verify_table

@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.analysis.run import run
 from facemac.errors import ConfigError
 

@@ -202,7 +202,7 @@ def test_manifest_records_both_threshold_sets_and_labels_use_the_counting_one(ma
 
 def test_packed_recordio_target(make_cfg, tmp_path):
     """insightface train.rec/train.idx: paths are record keys, identities the header labels."""
-    from facemac.data.recordio import write_recordio
+    from tests.recordio_writer import write_recordio
 
     rng = np.random.default_rng(0)
     imgs = [cv2.imencode(".jpg", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))[1].tobytes() for _ in range(7)]

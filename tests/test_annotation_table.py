@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.analysis.inputs import expand_path
 from facemac.annotation.run import TargetResult, _commit, _finalize
 from facemac.annotation.shards import ShardStore

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.compare.run import run as compare
 from facemac.compare.runs import collect, label_runs, run_stage
 from facemac.errors import ConfigError

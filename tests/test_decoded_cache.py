@@ -265,8 +265,26 @@ def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
     assert len([p for p in (tmp_path / "cache" / "decoded").iterdir() if p.name != dc.LOCKS]) == 3
 
 
+def umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The oracle: Umeyama's general SVD form of the least-squares similarity (preprocess has the closed form)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    cov = d_c.T @ s_c / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    var_s = (s_c ** 2).sum() / len(src)
+    scale = (sig * d).sum() / var_s
+    shift = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, shift[:, None]]).astype(np.float32)
+
+
 def test_closed_form_similarity_equals_umeyama_svd():
-    from facemac.data.preprocess import ARCFACE_TEMPLATE_112, _umeyama_svd, similarity_transform
+    from facemac.data.preprocess import ARCFACE_TEMPLATE_112, similarity_transform
 
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -276,7 +294,7 @@ def test_closed_form_similarity_equals_umeyama_svd():
             rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
             src = ARCFACE_TEMPLATE_112 @ rot.T * sc + rng.uniform(-50, 50, 2) + rng.normal(0, 1, (5, 2))
         np.testing.assert_allclose(similarity_transform(src, ARCFACE_TEMPLATE_112),
-                                   _umeyama_svd(src, ARCFACE_TEMPLATE_112), rtol=1e-4, atol=1e-3)
+                                   umeyama_svd(src, ARCFACE_TEMPLATE_112), rtol=1e-4, atol=1e-3)
 
 
 def test_reduced_decode_keeps_landmarks_on_the_template(tmp_path):

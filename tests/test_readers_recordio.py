@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from facemac.data.decode import decode_image
-from facemac.data.recordio import MAGIC, RecordIOSource, read_recordio, unpack_header, write_recordio
+from facemac.data.recordio import MAGIC, RecordIOSource, read_recordio, unpack_header
 from facemac.data.registry import build_table
 from facemac.errors import ConfigError, DataError
 from tests.readers_fixtures import tiny_jpeg
+from tests.recordio_writer import write_recordio
 
 
 def _frame_by_hand(payload: bytes) -> bytes:

@@ -22,12 +22,13 @@ from facemac.data.decode import decode_image, verify_jpeg
 from facemac.data.filelist import read_file_list
 from facemac.data.labelcsv import read_label_csv
 from facemac.data.maadface import read_maadface
-from facemac.data.recordio import RecordIOSource, read_idx, read_recordio, write_recordio
+from facemac.data.recordio import RecordIOSource, read_idx, read_recordio
 from facemac.data.table import FaceTable
 from facemac.errors import FacemacError
 from tests.badimages import write_bad_images
 from tests.fuzzing import edited, edited_binary, fuzz
 from tests.readers_fixtures import tiny_jpeg, write_celeba_tree
+from tests.recordio_writer import write_recordio
 
 pytestmark = pytest.mark.timeout(300)  # a reader that loops on a huge count must fail, not hang CI
 
@@ -233,7 +234,7 @@ def test_recordio_header_and_identity_records_with_wild_labels(examples):
     negative range must be refused, not turned into range(1, 3e38) (a hang) or int(nan)."""
     import tempfile
 
-    from facemac.data.recordio import _frame, pack_header
+    from tests.recordio_writer import frame, pack_header
 
     @fuzz(examples)
     @given(header=st.lists(st.sampled_from(WILD_FLOATS), min_size=0, max_size=3),
@@ -248,7 +249,7 @@ def test_recordio_header_and_identity_records_with_wild_labels(examples):
             with open(rec, "wb") as f, open(idx, "w", encoding="ascii") as fi:
                 for i, payload in enumerate(payloads):
                     fi.write(f"{i}\t{f.tell()}\n")
-                    f.write(_frame(payload))
+                    f.write(frame(payload))
             table = _table_or_facemac_error(read_recordio, d)
             if table is not None:
                 assert set(table.keys) <= {"1", "2", "3", "4"}

@@ -45,24 +45,6 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([rs, shift[:, None]]).astype(np.float32)
 
 
-def _umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The general SVD form of the same estimate (kept as the tests' oracle)."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s_c, d_c = src - mu_s, dst - mu_d
-    cov = d_c.T @ s_c / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    rot = u @ np.diag(d) @ vt
-    var_s = (s_c ** 2).sum() / len(src)
-    scale = (sig * d).sum() / var_s
-    shift = mu_d - scale * rot @ mu_s
-    return np.hstack([scale * rot, shift[:, None]]).astype(np.float32)
-
-
 class Preprocessor:
     """Stored image (HxWx3 uint8) → input_size x input_size x 3 uint8 in the policy's geometry."""
 
