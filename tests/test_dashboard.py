@@ -170,3 +170,52 @@ def test_an_optuna_sweep_names_its_group_though_hydra_config_is_unset_at_its_end
     with caplog.at_level("INFO", logger="facemac.dashboard"):
         SweepHints().on_multirun_end(cfg)
     assert "python -m facemac.dashboard group=optuna-s1" in caplog.text
+
+
+def _missing(cls, monkeypatch):
+    monkeypatch.delattr(cls, "_to_model")
+
+
+def _new_signature(cls, monkeypatch):
+    monkeypatch.setattr(cls, "_to_model", lambda self, *, version: None)
+
+
+def _raising(cls, monkeypatch):
+    def boom(self):
+        raise RuntimeError("pydantic model changed")
+    monkeypatch.setattr(cls, "_to_model", boom)
+
+
+@pytest.mark.parametrize("change", [_missing, _new_signature, _raising])
+def test_a_changed_private_spec_api_is_one_error_offline_and_a_warning_online(change, make_cfg, monkeypatch, caplog,
+                                                                             no_network):
+    """The specs go through wandb-workspaces' private _to_model/_from_model: a release may drop them, change their
+    signature or make them raise. A dry run then ends in one error naming the version; online the public save()
+    still runs."""
+    import wandb_workspaces.workspaces as ws
+
+    import facemac.dashboard.publish as P
+    import facemac.tracking as T
+
+    change(ws.Workspace, monkeypatch)
+    with pytest.raises(P.SpecFormatError, match=r"^wandb-workspaces 0\.4\.\d+ cannot write a workspace spec through "
+                                                r"its private _to_model/_from_model \(.+\); facemac is tested with "
+                                                r"wandb-workspaces>=0\.4\.13,<0\.5: pip install"):
+        dashboard(make_cfg("dashboard", ["group=g", "logger.entity=team"]))
+    saved = []
+    monkeypatch.setattr(T, "has_wandb_credentials", lambda: True)
+    monkeypatch.setattr(P, "save", lambda w, r: saved.append((w, r)) or {"workspace": "https://w", "report": "https://r"})
+    with caplog.at_level("WARNING"):
+        out = dashboard(make_cfg("dashboard", ["group=g", "logger.entity=team"]))
+    assert out["files"] == [] and out["urls"]["report"] == "https://r" and saved and saved[0][1] is not None
+    assert "saving to W&B directly instead" in caplog.text
+
+
+def test_specs_that_the_installed_library_cannot_read_are_one_error_naming_it(tmp_path):
+    import facemac.dashboard.publish as P
+
+    (tmp_path / P.WORKSPACE_FILE).write_text('{"not": "a view"}')
+    with pytest.raises(P.SpecFormatError, match=r"cannot read a workspace spec .*\(ValidationError: 6 validation "
+                                                r"errors for View\); .*pip install 'wandb-workspaces") as err:
+        P.read_specs(tmp_path, "team")
+    assert "\n" not in str(err.value)

@@ -1,41 +1,71 @@
 """Specs ↔ JSON files, and saving them to W&B.
 
 wandb-workspaces has no public (de)serialisation: ``_to_model()`` / ``_from_model()`` and the pydantic models of
-``internal`` are what its own ``save()`` sends, so these two helpers are the only places that touch them (a library
-change then fails ``tests/test_dashboard.py``'s round trip, not a user's run).
+``internal`` are what its own ``save()`` sends, so the four helpers below are the only places that touch them. A
+library change fails ``tests/test_dashboard.py``'s round trip, and at a user's run it is one SpecFormatError naming
+the installed version (the dashboard still saves online through the public ``save()``; see dashboard/run.py).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 from wandb_workspaces.reports.v2 import internal as report_internal
 from wandb_workspaces.workspaces import internal as workspace_internal
 
-from facemac.errors import ConfigError
+from facemac.errors import ConfigError, FacemacError
 
 WORKSPACE_FILE = "workspace.json"
 REPORT_FILE = "report.json"
 ENTITY_PLACEHOLDER = "__WANDB_ENTITY__"  # specs written without credentials or logger.entity; publish fills it in
+TESTED = ">=0.4.13,<0.5"  # the wandb-workspaces versions whose private (de)serialisation the tests cover
+T = TypeVar("T")
+
+
+class SpecFormatError(FacemacError):
+    """wandb-workspaces' private spec (de)serialisation is missing, has a new signature or fails on our specs."""
+
+
+def _private(what: str, call: Callable[[], T]) -> T:
+    """Run one call into wandb-workspaces' private API; any failure becomes one SpecFormatError naming the version."""
+    try:
+        return call()
+    except Exception as e:  # noqa: BLE001 - AttributeError, TypeError, pydantic errors, ...: the API moved
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("wandb-workspaces")
+        except PackageNotFoundError:
+            installed = "?"
+        detail = (str(e).splitlines() or [""])[0]  # pydantic's errors run over many lines; the first names them
+        raise SpecFormatError(f"wandb-workspaces {installed} cannot {what} through its private _to_model/_from_model "
+                              f"({e.__class__.__name__}: {detail}); facemac is tested with wandb-workspaces{TESTED}: "
+                              f"pip install 'wandb-workspaces{TESTED}'") from e
 
 
 def workspace_json(w: ws.Workspace) -> str:
-    return w._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=1)
+    return _private("write a workspace spec",
+                    lambda: w._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=1))
 
 
 def report_json(r: wr.Report) -> str:
-    return r._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=1)
+    return _private("write a report spec",
+                    lambda: r._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=1))
 
 
 def load_workspace(text: str) -> ws.Workspace:
-    return _restore_layouts(ws.Workspace._from_model(workspace_internal.View.model_validate_json(text)), text)
+    return _restore_layouts(_private("read a workspace spec", lambda: ws.Workspace._from_model(
+        workspace_internal.View.model_validate_json(text))), text)
 
 
 def load_report(text: str) -> wr.Report:
-    return _restore_layouts(wr.Report._from_model(report_internal.ReportViewspec.model_validate_json(text)), text)
+    return _restore_layouts(_private("read a report spec", lambda: wr.Report._from_model(
+        report_internal.ReportViewspec.model_validate_json(text))), text)
 
 
 def _json_panels(node) -> list[dict]:

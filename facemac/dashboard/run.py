@@ -92,14 +92,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     report = build_report(target) if target.group else None
     if report is None:
         log.info("no group given: workspace only (pass group=<W&B group> for a report on one experiment)")
-    files = P.write_specs(out, workspace, report)
+    try:
+        files = P.write_specs(out, workspace, report)
+    except P.SpecFormatError as e:
+        if not online:  # the specs are all a dry run makes
+            raise
+        log.warning("%s; saving to W&B directly instead (no specs on disk to publish later)", e)
+        files = []
     urls: dict[str, str] = {}
     if online:
         try:
             urls = P.save(workspace, report)
         except Exception as e:  # network, permissions, an unknown entity: the specs are written, say how to retry
-            raise PublishError(f"saving to W&B failed ({type(e).__name__}: {e}); the specs are in {out}: retry with "
-                               f"python -m facemac.dashboard publish={out}") from e
+            retry = (f"the specs are in {out}: retry with python -m facemac.dashboard publish={out}" if files
+                     else "retry this command")
+            raise PublishError(f"saving to W&B failed ({type(e).__name__}: {e}); {retry}") from e
     else:
         why = "dashboard.dry_run=true" if cfg.dashboard.dry_run else "no W&B credentials"
         log.info("%s: specs written to %s; after `wandb login` (and `wandb sync` of the offline runs, train → "
