@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from facemac.analysis.bootstrap import bootstrap
 from facemac.analysis.joint import fast_joint_kl
-from facemac.analysis.counts import CountAccumulator, pack_bits, unpack_bits
+from facemac.analysis.arrays import pack_bits, unpack_bits
+from facemac.analysis.counts import CountAccumulator
 from facemac.analysis.divergence import joint_kl
 from facemac.analysis.readers import Batch
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import entropy
 
-from facemac.analysis.counts import pack_bits, unpack_bits
+from facemac.analysis.arrays import pack_bits, unpack_bits
 from facemac.analysis.divergence import (attribute_kl, bernoulli_kl, joint_kl, pairwise_attribute_kl,
                                          smoothed_rate)
 from facemac.analysis.rates import wilson_interval

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facemac.analysis.counts import DatasetCounts, pack_bits, unpack_bits
+from facemac.analysis.arrays import pack_bits, unpack_bits
+from facemac.analysis.counts import DatasetCounts
 from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
 from facemac.progress import progress_bar
 
@@ -32,6 +33,21 @@ class Replicates:
 _SLICE = 131072  # pattern rows expanded to attribute bits at a time
 
 
+def draw_counts(rng: np.random.Generator, weights: np.ndarray, reps: int) -> np.ndarray:
+    """[reps, units] float32: how often each unit is drawn when sum(weights) draws are made with replacement, each
+    unit in proportion to its weight (the draws it stands for). The one resampling step of every bootstrap here
+    (datasets' clusters and patterns below, identities in analysis/identity.py)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return rng.multinomial(int(round(weights.sum())), weights / weights.sum(), size=reps).astype(np.float32)
+
+
+def weighted_sums(w: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Resampled totals [reps, A] = draw counts [reps, units] @ per-unit values [units, A], in float64.
+
+    einsum, not BLAS: multithreaded BLAS stalls for ~100 ms per call on an oversubscribed machine."""
+    return np.einsum("ru,ua->ra", w, values, dtype=np.float64)
+
+
 class _DrawTable:
     """One dataset's clusters and anonymous-image patterns, ready to be drawn with replacement."""
 
@@ -41,8 +57,7 @@ class _DrawTable:
         self.num_attributes = len(counts.n)
         self.clusters = u.num_clusters
         self.total = u.draws
-        weights = np.concatenate([np.ones(self.clusters), u.pattern_count])
-        self.prob = weights / weights.sum() if self.total else weights
+        self.weights = np.concatenate([np.ones(self.clusters), u.pattern_count])
         self.size = len(counts.joint_keys)
         full = np.uint64((1 << self.num_attributes) - 1) if self.num_attributes < 64 else np.uint64(2**64 - 1)
         self.all_valid = bool((u.pattern_valid == full).all())  # annotations without masks: n = number of draws
@@ -64,16 +79,12 @@ class _DrawTable:
 
     def draw(self, rng: np.random.Generator, reps: int) -> np.ndarray | None:
         """[reps, clusters + patterns] float32 draw counts (multinomial over ``total`` draws), None when empty."""
-        if not self.total:
-            return None
-        return rng.multinomial(self.total, self.prob, size=reps).astype(np.float32)
+        return draw_counts(rng, self.weights, reps) if self.total else None
 
     def attribute_counts(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Resampled (n, positives) [reps, A]."""
         u, c = self.units, self.clusters
-        # einsum, not BLAS: multithreaded BLAS stalls for ~100 ms per call on an oversubscribed machine
-        n = np.einsum("ru,ua->ra", w[:, :c], u.n, dtype=np.float64)
-        s = np.einsum("ru,ua->ra", w[:, :c], u.s, dtype=np.float64)
+        n, s = weighted_sums(w[:, :c], u.n), weighted_sums(w[:, :c], u.s)
         for lo in range(0, len(u.pattern_count), _SLICE):
             hi = min(lo + _SLICE, len(u.pattern_count))
             wp = w[:, c + lo:c + hi]

@@ -10,58 +10,13 @@ mode an anonymous image is its own cluster (its probabilities cannot be pooled),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
+from facemac.analysis.arrays import pack_bits, sum_by, unique_pairs
 from facemac.analysis.readers import Batch
 
-if TYPE_CHECKING:
-    from facemac.analysis.identity import PerIdentity
-
 _CONSOLIDATE_AT = 2_000_000  # pending (key, count) entries before they are merged
-
-
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (sort + diff: much faster than np.unique's hash path for large uint64 arrays)."""
-    out = np.sort(values)
-    return out[np.r_[True, out[1:] != out[:-1]]] if len(out) else out
-
-
-def pack_bits(bits: np.ndarray) -> np.ndarray:
-    """[B, k<=64] bool -> [B] uint64 with bit i = column i (combination code)."""
-    rows, k = bits.shape
-    if k > 64:
-        raise ValueError("at most 64 attributes fit a uint64 combination code")
-    packed = np.packbits(bits, axis=1, bitorder="little")
-    out = np.zeros((rows, 8), dtype=np.uint8)
-    out[:, :packed.shape[1]] = packed
-    return out.view("<u8").ravel()
-
-
-def unpack_bits(codes: np.ndarray, k: int) -> np.ndarray:
-    """Inverse of pack_bits: [B] uint64 -> [B, k] bool."""
-    as_bytes = np.ascontiguousarray(codes, dtype="<u8").view(np.uint8).reshape(-1, 8)
-    return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :k].astype(bool)
-
-
-def _sum_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Row sums of ``values`` [B, A] grouped by ``index`` in [0, size), as a sparse one-hot product (fast in C)."""
-    onehot = sp.csr_matrix((np.ones(len(index), dtype=values.dtype), (index, np.arange(len(index)))),
-                           shape=(size, len(index)))
-    return np.asarray(onehot @ values)
-
-
-def _unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (first, second) pairs: (firsts, seconds, inverse [B], counts); lexsort beats np.unique(axis=0)."""
-    order = np.lexsort((second, first))
-    f, s = first[order], second[order]
-    new = np.r_[True, (f[1:] != f[:-1]) | (s[1:] != s[:-1])] if len(f) else np.zeros(0, bool)
-    starts = np.flatnonzero(new)
-    inverse = np.empty(len(f), dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return f[starts], s[starts], inverse, np.diff(np.r_[starts, len(f)])
 
 
 class _KeyCounter:
@@ -138,6 +93,14 @@ class Units:
 
 
 @dataclass
+class PerIdentity:
+    """``n`` valid labels and ``s`` hard positives, [identities, A], of one dataset's named identities."""
+
+    n: np.ndarray
+    s: np.ndarray
+
+
+@dataclass
 class DatasetCounts:
     """Everything the analysis keeps about one dataset."""
 
@@ -148,7 +111,7 @@ class DatasetCounts:
     joint_keys: np.ndarray  # [K] sorted uint64 combination codes (over the joint attributes)
     joint_counts: np.ndarray  # [K] rows with that combination
     units: Units | None
-    per_identity: PerIdentity | None = None  # hard-label counts per named identity (analysis/identity.py)
+    per_identity: PerIdentity | None = None  # hard-label counts per named identity (analysis/identity.py fills it)
 
 
 class CountAccumulator:
@@ -211,7 +174,7 @@ class CountAccumulator:
         if not self.soft and hard.shape[1] <= 64:
             anon = ~known
             if anon.any():  # exchangeable rows: only their (labels, validity) pattern counts
-                labels, valids, _, counts = _unique_pairs(pack_bits(hard[anon]), pack_bits(valid[anon]))
+                labels, valids, _, counts = unique_pairs(pack_bits(hard[anon]), pack_bits(valid[anon]))
                 self.patterns.add(labels, counts.astype(np.float64), valids)
             rows = np.flatnonzero(known)
         else:
@@ -234,12 +197,12 @@ class CountAccumulator:
         used_units, local = np.unique(unit, return_inverse=True)
         a = valid.shape[1]
         block = np.concatenate([valid[rows], contrib[rows]], axis=1).astype(np.float32)
-        sums = _sum_by(local.ravel(), block, len(used_units))
+        sums = sum_by(local.ravel(), block, len(used_units))
         self._un[used_units] += sums[:, :a]
         self._us[used_units] += sums[:, a:]
         jr = jrows[rows]
         if jr.any():
-            units, keys, _, counts = _unique_pairs(unit[jr], jkeys[rows][jr])
+            units, keys, _, counts = unique_pairs(unit[jr], jkeys[rows][jr])
             self.unit_joint.add(keys, counts.astype(np.float64), units)
 
     def result(self) -> DatasetCounts:

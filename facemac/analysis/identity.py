@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from facemac.analysis.bootstrap import percentile_interval
-from facemac.analysis.counts import CountAccumulator, DatasetCounts
+from facemac.analysis.bootstrap import draw_counts, percentile_interval, weighted_sums
+from facemac.analysis.counts import CountAccumulator, DatasetCounts, PerIdentity
 from facemac.analysis.divergence import jensen_shannon
 from facemac.analysis.readers import Batch
 from facemac.attributes import attribute_levels
@@ -70,14 +70,6 @@ class IdentitySettings:
         except ValueError as exc:
             raise ConfigError(f"analyze.identity.levels: {exc}") from None
         return cls(enabled=bool(node.enabled), min_images=min_images, levels=levels)
-
-
-@dataclass
-class PerIdentity:
-    """``n`` valid labels and ``s`` hard positives, [identities, A], of one dataset's named identities."""
-
-    n: np.ndarray
-    s: np.ndarray
 
 
 class IdentityCounter:
@@ -163,15 +155,15 @@ def summarise(counts: PerIdentity, min_images: int, n_boot: int, rng: np.random.
     out = Summary(hist=np.stack([o.sum(0, dtype=np.float64) for o in onehot], -1), entropy=ent.sum(0, dtype=np.float64),
                   images=np.where(eligible, n, 0).sum(0), reps_hist=None, reps_entropy=None)
     if n_boot > 0:
-        c = len(n)
+        identities = np.ones(len(n))  # each identity is one draw
         out.reps_hist = np.zeros((n_boot, n.shape[1], len(CATEGORIES)))
         out.reps_entropy = np.zeros((n_boot, n.shape[1]))
         for lo in range(0, n_boot, _CHUNK):
             hi = min(n_boot, lo + _CHUNK)
-            w = rng.multinomial(c, np.full(c, 1.0 / c), size=hi - lo).astype(np.float32)
-            for k, o in enumerate(onehot):  # einsum, not BLAS (see bootstrap.py)
-                out.reps_hist[lo:hi, :, k] = np.einsum("rc,ca->ra", w, o, dtype=np.float64)
-            out.reps_entropy[lo:hi] = np.einsum("rc,ca->ra", w, ent, dtype=np.float64)
+            w = draw_counts(rng, identities, hi - lo)
+            for k, o in enumerate(onehot):
+                out.reps_hist[lo:hi, :, k] = weighted_sums(w, o)
+            out.reps_entropy[lo:hi] = weighted_sums(w, ent)
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import xlogy
 
-from facemac.analysis.counts import sorted_unique
+from facemac.analysis.arrays import sorted_unique
 
 
 @dataclass
