@@ -187,7 +187,8 @@ def test_a_build_in_progress_elsewhere_is_waited_for_and_reused(celeba, tmp_path
     waiter.start()
     waiter.join(1.0)
     assert waiter.is_alive() and not path.exists()  # waiting, not building a second copy
-    dc._build(table, pre, path, dc.fingerprint(table, pre), 0, 256, False)  # the other job's build lands
+    path.mkdir()
+    dc._build(table, pre, path, dc.fingerprint(table, pre), 0, 256, False, path.name)  # the other job's build lands
     inode = (path / dc.IMAGES).stat().st_ino
     other_job.release()
     waiter.join(30)

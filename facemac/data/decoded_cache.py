@@ -9,7 +9,7 @@ labels, mask, landmarks, the preprocessing parameters and the source (its descri
 size and mtime), so a changed label, image or setting makes the cache stale and it is rebuilt. A build is written into a
 temporary sibling folder and renamed into place, so a killed build never leaves a half-written cache behind. One
 process builds a given cache at a time (a flock on ``.locks/<name>.lock`` beside it): sweep jobs that start together wait
-for the first one's build and reuse it.
+for the first one's build and reuse it (both: facemac.atomic.build_folder_once).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from facemac.atomic import LOCKS, build_folder_once  # <cache_dir>/decoded/.locks/<name>.lock: one builder per cache
 from facemac.data.dataset import FaceDataset, FaceItems, collate_faces
 from facemac.data.decode import ImageDecodeError
 from facemac.data.preprocess import Preprocessor
@@ -36,13 +35,11 @@ from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import DataError
 from facemac.progress import progress_bar
-from facemac.runlock import RunLock
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 3  # bump when the layout or the preprocessing code changes what a cached face looks like
 IMAGES, META = "images.npy", "meta.json"
-LOCKS = ".locks"  # <cache_dir>/decoded/.locks/<name>.lock: one builder per cache (lock files are never deleted)
 
 
 def _source_fingerprint(table: FaceTable, h: Any) -> None:
@@ -128,65 +125,55 @@ def open_or_build(table: FaceTable, preprocess: Preprocessor, cache_dir: str | P
     path = cache_path(cache_dir, name)
     fp = fingerprint(table, preprocess)
     cache = DecodedCache.open(path, fp)
-    if cache is None:  # one builder per cache: sweep jobs started together wait for it, then reuse its result
-        with RunLock(path.parent / LOCKS, f"build of decoded cache {path.name}", lock_name=f"{path.name}.lock",
-                     wait=True):
-            cache = DecodedCache.open(path, fp)
-            if cache is None:
-                if path.exists():
-                    log.info("decoded cache: %s is stale (data or preprocessing changed): rebuilding", path)
-                return _build(table, preprocess, path, fp, workers, batch_size, progress)
-    log.info("decoded cache: reusing %s (%d faces)", path, cache.count)
-    return cache
+    if cache is not None:
+        log.info("decoded cache: reusing %s (%d faces)", path, cache.count)
+        return cache
 
+    def current(folder: Path) -> bool:
+        return DecodedCache.open(folder, fp) is not None
 
-def _build(table: FaceTable, preprocess: Preprocessor, path: Path, fp: str, workers: int, batch_size: int,
-           progress: bool) -> DecodedCache:
-    """Decode + warp every row once (DataLoader workers) into a temp folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    n, s = len(table), preprocess.size
-    failures: list[tuple[int, str]] = []
-    try:
-        tmp.mkdir()
-        images = np.lib.format.open_memmap(tmp / IMAGES, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
-        _reserve(tmp / IMAGES)
-        # its own generator: workers' seeds drawn from torch's global RNG would make a run that builds the cache
-        # train differently (dropout, shuffling) from one that finds it built
-        loader = DataLoader(FaceDataset(table, preprocess, None), batch_size=batch_size, num_workers=workers,
-                            collate_fn=collate_faces, generator=torch.Generator().manual_seed(0))
-        with progress_bar(total=n, desc=f"decoded cache {path.name}", unit="img", disable=not progress) as bar:
-            for batch in loader:
-                idx = batch["index"].numpy()
-                if len(idx):
-                    images[idx] = batch["image"].permute(0, 2, 3, 1).numpy()
-                for i, reason in batch["failures"]:
-                    images[i] = 0
-                    failures.append((int(i), str(reason)))
-                bar.update(len(idx) + len(batch["failures"]))
-        images.flush()
-        del images
-        failures.sort()
-        meta = {"fingerprint": fp, "count": n, "size": s, "align": preprocess.align, "table": table.name,
-                "version": CACHE_VERSION, "failures": failures}
-        (tmp / META).write_text(json.dumps(meta))
-        old = None
+    def build(tmp: Path) -> None:
         if path.exists():
-            old = path.parent / f".old-{path.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(path, old)
-        os.rename(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if failures:
-        log.warning("decoded cache %s: %d of %d images unreadable (recorded; skipped like the uncached path)",
-                    path, len(failures), n)
+            log.info("decoded cache: %s is stale (data or preprocessing changed): rebuilding", path)
+        _build(table, preprocess, tmp, fp, workers, batch_size, progress, path.name)
+
+    # one builder per cache: sweep jobs started together wait for it, then reuse its result
+    build_folder_once(path, current, build, "decoded cache")
     cache = DecodedCache.open(path, fp)
     if cache is None:  # pragma: no cover - only if another process replaced it with something else meanwhile
         raise DataError(f"decoded cache {path} could not be read back after building it")
+    if cache.reasons:
+        log.warning("decoded cache %s: %d of %d images unreadable (recorded; skipped like the uncached path)",
+                    path, len(cache.reasons), cache.count)
     return cache
+
+
+def _build(table: FaceTable, preprocess: Preprocessor, folder: Path, fp: str, workers: int, batch_size: int,
+           progress: bool, name: str) -> None:
+    """Decode + warp every row once (DataLoader workers) into ``folder`` (a temporary one, renamed into place)."""
+    n, s = len(table), preprocess.size
+    failures: list[tuple[int, str]] = []
+    images = np.lib.format.open_memmap(folder / IMAGES, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
+    _reserve(folder / IMAGES)
+    # its own generator: workers' seeds drawn from torch's global RNG would make a run that builds the cache
+    # train differently (dropout, shuffling) from one that finds it built
+    loader = DataLoader(FaceDataset(table, preprocess, None), batch_size=batch_size, num_workers=workers,
+                        collate_fn=collate_faces, generator=torch.Generator().manual_seed(0))
+    with progress_bar(total=n, desc=f"decoded cache {name}", unit="img", disable=not progress) as bar:
+        for batch in loader:
+            idx = batch["index"].numpy()
+            if len(idx):
+                images[idx] = batch["image"].permute(0, 2, 3, 1).numpy()
+            for i, reason in batch["failures"]:
+                images[i] = 0
+                failures.append((int(i), str(reason)))
+            bar.update(len(idx) + len(batch["failures"]))
+    images.flush()
+    del images
+    failures.sort()
+    meta = {"fingerprint": fp, "count": n, "size": s, "align": preprocess.align, "table": table.name,
+            "version": CACHE_VERSION, "failures": failures}
+    (folder / META).write_text(json.dumps(meta))
 
 
 class CacheSpaceError(DataError):
