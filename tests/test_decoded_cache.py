@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from facemac.atomic import LOCKS
 from facemac.data import decoded_cache as dc
 from facemac.data.augment import build_augment
 from facemac.data.dataset import FaceDataset, collate_faces
@@ -115,7 +116,7 @@ def test_build_is_atomic_and_a_corrupt_cache_is_rebuilt(celeba, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         dc.open_or_build(t2, pre, base, "t", progress=False)
     monkeypatch.setattr(FaceDataset, "__getitem__", real)
-    leftovers = [p.name for p in (base / "decoded").iterdir() if p.name not in ("t", dc.LOCKS)]
+    leftovers = [p.name for p in (base / "decoded").iterdir() if p.name not in ("t", LOCKS)]
     assert leftovers == [], leftovers
     # the previous complete cache is untouched (still valid for the old table)
     again = dc.DecodedCache.open(dc.cache_path(base, "t"), dc.fingerprint(table, pre))
@@ -154,7 +155,7 @@ def test_training_with_decoded_cache_equals_uncached(make_cfg, tmp_path):
     assert isinstance(ds["train"], dc.CachedFaceDataset)
     digest = hashlib.sha256(table.source.describe().encode()).hexdigest()[:8]  # the source: copies don't collide
     assert sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir()) == [
-        dc.LOCKS, f"tiny-{digest}-test-arcface32", f"tiny-{digest}-train-arcface32", f"tiny-{digest}-val-arcface32"]
+        LOCKS, f"tiny-{digest}-test-arcface32", f"tiny-{digest}-train-arcface32", f"tiny-{digest}-val-arcface32"]
     a = train(cfg, table=table)
     b = train(make_cfg("train", fast + ["train.decoded_cache=false"], tmp_path / "b"), table=table)
     wa = torch.load(a["best"], weights_only=True)["model_state"]
@@ -180,7 +181,7 @@ def test_a_build_in_progress_elsewhere_is_waited_for_and_reused(celeba, tmp_path
 
     table, pre = table_of(celeba), Preprocessor("arcface", 32)
     path = dc.cache_path(tmp_path / "cache", "t")
-    other_job = RunLock(path.parent / dc.LOCKS, lock_name=f"{path.name}.lock").acquire()
+    other_job = RunLock(path.parent / LOCKS, lock_name=f"{path.name}.lock").acquire()
     got = {}
     waiter = threading.Thread(target=lambda: got.update(
         cache=dc.open_or_build(table, pre, tmp_path / "cache", "t", progress=False)))
@@ -210,7 +211,7 @@ def test_a_full_disk_is_one_clear_error_before_decoding(celeba, tmp_path, monkey
     with pytest.raises(DataError, match=r"no room for .* GiB under .*train.decoded_cache=false"):
         dc.open_or_build(table_of(celeba), Preprocessor("arcface", 32), tmp_path / "cache", "t", progress=False)
     assert decoded == []
-    assert [p.name for p in (tmp_path / "cache" / "decoded").iterdir()] == [dc.LOCKS]
+    assert [p.name for p in (tmp_path / "cache" / "decoded").iterdir()] == [LOCKS]
 
 
 def test_a_quota_leaves_auto_decoding_every_epoch_and_stops_an_explicit_cache(make_cfg, tmp_path, monkeypatch,
@@ -263,7 +264,7 @@ def test_decoded_cache_auto_needs_two_passes_and_room(make_cfg, tmp_path):
     # the default is auto, and a real two-epoch run builds the caches under paths.cache_dir
     ds = build_datasets(table, make_cfg("train", base + ["train.epochs=2"], tmp_path / "run2"), 32)
     assert isinstance(ds["train"], dc.CachedFaceDataset)
-    assert len([p for p in (tmp_path / "cache" / "decoded").iterdir() if p.name != dc.LOCKS]) == 3
+    assert len([p for p in (tmp_path / "cache" / "decoded").iterdir() if p.name != LOCKS]) == 3
 
 
 def umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

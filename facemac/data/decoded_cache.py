@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from facemac.atomic import LOCKS, build_folder_once  # <cache_dir>/decoded/.locks/<name>.lock: one builder per cache
+from facemac.atomic import build_folder_once
 from facemac.data.dataset import FaceDataset, FaceItems, collate_faces
 from facemac.data.decode import ImageDecodeError
 from facemac.data.preprocess import Preprocessor
