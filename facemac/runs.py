@@ -1,8 +1,10 @@
-"""Finding a previous stage's output: explicit path, or ``latest`` = the newest finished run under the outputs folder."""
+"""Finding a previous stage's output: explicit path, ``latest`` = the newest finished run under the outputs folder, or
+a W&B artifact reference (one rule for every stage's inputs: ``artifact_reference``)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from facemac.errors import ConfigError
@@ -10,6 +12,24 @@ from facemac.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DONE_MARKER = "DONE"  # written last by every stage; a run without it is unfinished and never picked as `latest`
+WANDB_PREFIX = "wandb:"  # an explicit W&B reference: wandb:<entity/project/name:alias>
+# [entity/[project/]]name:alias — W&B's artifact names and aliases take letters, digits, '-', '_' and '.'
+_ARTIFACT_REF = re.compile(r"(?:[\w.\-]+/){0,2}[\w.\-]+:[\w.\-]+")
+_FILE_ENDINGS = (".pt", ".pth", ".parquet", ".csv", ".json", ".txt")  # "x:best.pt" is a file name, not an alias
+
+
+def artifact_reference(ref: str) -> str | None:
+    """The W&B artifact ``ref`` names, or None when it is not one (callers try local paths first).
+
+    ``wandb:<ref>`` always is (prefix dropped); otherwise ``[entity/[project/]]name:alias`` with an alias or version
+    (``best``, ``v3``) after the colon and at most two slashes, so a local path with a colon is not mistaken for one.
+    """
+    ref = str(ref).strip()
+    if ref.startswith(WANDB_PREFIX):
+        return ref.removeprefix(WANDB_PREFIX) or None
+    if _ARTIFACT_REF.fullmatch(ref) and not ref.endswith(_FILE_ENDINGS):
+        return ref
+    return None
 
 
 def mark_done(run_dir: str | Path) -> None:

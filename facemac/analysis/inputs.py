@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ log = logging.getLogger(__name__)
 
 GROUPS = ("real", "synthetic")
 LABEL_FILE_NAMES = ("labels.csv", "list_attr_celeba.txt", "MAAD_Face.csv")
-_ARTIFACT_REF = re.compile(r"^[\w.\-/]+:[\w.\-]+$")
 
 
 @dataclass
@@ -153,16 +151,17 @@ def expand_path(path: Path, name: str | None = None, group: str | None = None) -
 
 def resolve_reference(ref: str, log_dir: str, tracker) -> Path:
     """``latest`` | local path | W&B artifact reference (``wandb:<ref>`` or ``entity/project/name:alias``) -> path."""
+    from facemac.runs import artifact_reference, latest_run
+
     if ref == "latest":
-        from facemac.runs import latest_run
         run_dir = latest_run(log_dir, "annotate", "annotations")
         log.info("annotations=latest -> %s", run_dir / "annotations")
         return run_dir / "annotations"
     path = Path(ref).expanduser()
     if path.exists():
         return path
-    if ref.startswith("wandb:") or _ARTIFACT_REF.match(ref):
-        art = ref.removeprefix("wandb:")
+    art = artifact_reference(ref)
+    if art is not None:
         folder = tracker.use_artifact(art)
         log.info("W&B artifact %s -> %s", art, folder)
         return folder

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from facemac.errors import ConfigError
-from facemac.runs import latest_run
+from facemac.runs import artifact_reference, latest_run
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +14,7 @@ BEST = "checkpoints/best.pt"
 
 
 def resolve_checkpoint(ref: str | None, log_dir: str | Path, tracker=None) -> tuple[Path, str]:
-    """(path, how it was found). Local paths win; ``name:alias`` or ``entity/project/name:alias`` go to W&B."""
+    """(path, how it was found). Local paths win; ``[entity/project/]name:alias`` or ``wandb:<ref>`` go to W&B."""
     if ref is None or str(ref).strip() == "":
         raise ConfigError("ckpt is empty: pass ckpt=<path to best.pt>, ckpt=latest or ckpt=<W&B artifact reference>")
     ref = str(ref)
@@ -26,20 +26,15 @@ def resolve_checkpoint(ref: str | None, log_dir: str | Path, tracker=None) -> tu
         return _pick_in_dir(path, ref), f"path {path}"
     if path.is_file():
         return path, f"path {path}"
-    if _looks_like_artifact(ref):
+    artifact = artifact_reference(ref)
+    if artifact is not None:
         if tracker is None:
             raise ConfigError(f"ckpt={ref!r} looks like a W&B artifact reference but tracking is off; "
                               "use logger=wandb or pass a local path")
-        folder = tracker.use_artifact(ref, type="model")
-        return _pick_in_dir(Path(folder), ref), f"W&B artifact {ref} (downloaded to {folder})"
+        folder = tracker.use_artifact(artifact, type="model")
+        return _pick_in_dir(Path(folder), ref), f"W&B artifact {artifact} (downloaded to {folder})"
     raise ConfigError(f"ckpt={ref!r}: no such file; pass a path to a .pt checkpoint, a train run folder, "
                       "ckpt=latest or a W&B artifact reference (name:alias)")
-
-
-def _looks_like_artifact(ref: str) -> bool:
-    """W&B references carry a version or alias after a colon and no path separators beyond entity/project/name."""
-    name, sep, alias = ref.rpartition(":")
-    return bool(sep and name and alias) and ref.count("/") <= 2 and not ref.endswith((".pt", ".pth"))
 
 
 def _pick_in_dir(folder: Path, ref: str) -> Path:
