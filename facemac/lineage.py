@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 MODEL_TYPE = "model"
 ANNOTATIONS_TYPE = "annotations"
+DIVERGENCE_ARTIFACT = DIVERGENCE_TYPE = "divergence"  # the analysis' output: CSVs, report, figures
 
 
 def model_artifact_name(model_cfg: Mapping[str, Any], dataset: str | None) -> str:

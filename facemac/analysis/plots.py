@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from facemac.analysis.logged import FIGURE_FILES  # noqa: E402
+
 
 def _interval_dots(ax, frame: pd.DataFrame, value: str, xlabel: str, title: str, legend: bool = True) -> None:
     """One row per attribute, one dot per dataset with its [ci_low, ci_high] interval (NaN intervals drawn bare)."""
@@ -109,8 +111,9 @@ def make_figures(rates: pd.DataFrame, kl_attributes: pd.DataFrame, focus: list[t
                  folder: Path) -> list[Path]:
     """Write all figures into ``folder`` and return their paths; ``focus`` = the (P, Q) pairs worth plotting."""
     folder.mkdir(parents=True, exist_ok=True)
-    out = [plot_rates(rates, folder / "rates.png")]
+    rates_png, heatmap_png, asymmetry_png = FIGURE_FILES  # the names W&B shows them under (analysis/logged.py)
+    out = [plot_rates(rates, folder / rates_png)]
     if len(kl_attributes) and focus:
-        out += [plot_kl_heatmap(kl_attributes, focus, folder / "kl_heatmap.png"),
-                plot_asymmetry(kl_attributes, focus, folder / "kl_asymmetry.png")]
+        out += [plot_kl_heatmap(kl_attributes, focus, folder / heatmap_png),
+                plot_asymmetry(kl_attributes, focus, folder / asymmetry_png)]
     return out

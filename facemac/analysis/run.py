@@ -14,18 +14,19 @@ from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
+from facemac.analysis.logged import (IDENTITY_COMPARE, IDENTITY_STATS, KL_ATTRIBUTES, KL_PAIRS, POOLED_SUFFIX, RATES,
+                                     figure_key, pooled_kl_key)
 from facemac.analysis.plots import make_figures
 from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.annotation_table import LABEL_RULES
 from facemac.errors import ConfigError
-from facemac.lineage import declare_annotations
+from facemac.lineage import DIVERGENCE_ARTIFACT, DIVERGENCE_TYPE, declare_annotations
 from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
 
 log = logging.getLogger(__name__)
 
-POOLED_SUFFIX = "(pooled)"
 
 
 @dataclass
@@ -230,20 +231,20 @@ def _track(tracker, tables: Tables, figures: list[Path], files: list[Path], sett
     """Aggregates as W&B tables, figures as images, and the divergence artifact (CSVs + report + figures)."""
     if not tracker.enabled:
         return
-    tracker.log_table("rates", tables.rates)
-    tracker.log_table("kl_attributes", tables.kl_attributes)
-    tracker.log_table("kl_pairs", tables.kl_pairs)
+    tracker.log_table(RATES, tables.rates)
+    tracker.log_table(KL_ATTRIBUTES, tables.kl_attributes)
+    tracker.log_table(KL_PAIRS, tables.kl_pairs)
     if identity is not None:
-        tracker.log_table("identity_stats", identity.tables.stats)
-        tracker.log_table("identity_compare", identity.tables.compare)
+        tracker.log_table(IDENTITY_STATS, identity.tables.stats)
+        tracker.log_table(IDENTITY_COMPARE, identity.tables.compare)
     for fig in figures:
-        tracker.log_image(f"figures/{fig.stem}", fig)
-    summary = {f"kl_mean/{r.p}||{r.q}": float(r.kl_mean) for r in tables.kl_pairs.itertuples()
+        tracker.log_image(figure_key(fig), fig)
+    summary = {pooled_kl_key(r.p, r.q): float(r.kl_mean) for r in tables.kl_pairs.itertuples()
                if r.p.endswith(POOLED_SUFFIX) and r.q.endswith(POOLED_SUFFIX)}
     if identity is not None:
         summary["identity_skipped"] = sorted(identity.tables.skipped)
     tracker.summary({**summary, "alpha": settings["alpha"], "mode": settings["mode"], "n_boot": settings["n_boot"]})
     meta = {k: v for k, v in settings.items() if k != "pooled_members"}
-    tracker.log_artifact("divergence", type="divergence", paths=files, metadata={**meta, "datasets": names},
+    tracker.log_artifact(DIVERGENCE_ARTIFACT, type=DIVERGENCE_TYPE, paths=files, metadata={**meta, "datasets": names},
                          group_alias=True)  # `divergence:<group>`: the version a dashboard report on the group names
 

@@ -27,6 +27,7 @@ from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
 from facemac.hashing import file_sha256
+from facemac.annotation.logged import SUMMARY_TABLE, dataset_keys
 from facemac.lineage import annotation_artifact_files, annotation_artifact_name, declare_checkpoint
 from facemac.progress import progress_bar
 from facemac.stage import Stage, StageContext, run_stage
@@ -283,9 +284,9 @@ def _report(results: dict[str, TargetResult], annotator: Annotator, tracker, out
                            **{f"rate:{a}": r.positive_rate.get(a) for a in annotator.attributes}}
                           for r in results.values()])
     frame.to_csv(output_dir / "annotation_summary.csv", index=False)
-    tracker.log_table("annotation_summary", frame)
-    tracker.summary({f"{r.name}/{k}": v for r in results.values()
-                     for k, v in (("images", r.num_images), ("failures", r.num_failures))})
+    tracker.log_table(SUMMARY_TABLE, frame)
+    tracker.summary({k: v for r in results.values()
+                     for k, v in zip(dataset_keys(r.name), (r.num_images, r.num_failures))})
     if not log_artifacts:
         return
     for r in results.values():

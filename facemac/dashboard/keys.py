@@ -1,8 +1,9 @@
-"""The keys the stages log, as the dashboard names them, and which keys a built panel refers to.
+"""The keys the stages log, as the dashboard uses them, and which keys a built panel refers to.
 
-Panels must name only keys a stage really logs (tests read them from real offline runs of the three stages) and must
-show each stage's headline metric. Keeping the names here, next to ``referenced_keys``, makes a renamed metric fail a
-test instead of leaving an empty panel.
+Each stage names what it logs in its own ``logged`` module (facemac/training/logged.py, annotation/logged.py,
+analysis/logged.py; artifact names in facemac/lineage.py) and logs under those names; the dashboard imports them from
+there, so the two never spell a key differently. Panels must name only keys a stage really logs (tests read them from
+real offline runs of the three stages) and must show each stage's headline metric.
 """
 
 from __future__ import annotations
@@ -10,30 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# train (facemac/training/run.py): per epoch, and the summary after the test pass
-EPOCH = "epoch"
-TRAIN_LOSS = "train/loss"
-LR = "lr"
-THROUGHPUT = "train/images_per_s"
-VAL_MA, VAL_ACC = "val/mA", "val/mean_accuracy"
-TEST_MA, TEST_ACC = "test/mA", "test/mean_accuracy"
-PER_ATTRIBUTE_BACC = r"val/.*/balanced_accuracy"  # val/<attribute>/balanced_accuracy, one per attribute
-TEST_TABLE = "test/per_attribute"
-# annotate (facemac/annotation/run.py): one table row per dataset, and <dataset>/images, <dataset>/failures summaries
-ANNOTATION_TABLE = "annotation_summary"
-# analyze (facemac/analysis/run.py): W&B tables, figures, and the pooled-groups KL summaries
-RATES, KL_ATTRIBUTES, KL_PAIRS = "rates", "kl_attributes", "kl_pairs"
-FIGURES = ("figures/rates", "figures/kl_heatmap", "figures/kl_asymmetry")
-POOLED_KL = ("kl_mean/real(pooled)||synthetic(pooled)", "kl_mean/synthetic(pooled)||real(pooled)")
-DIVERGENCE_ARTIFACT = "divergence"
+from facemac.analysis.inputs import GROUPS
+from facemac.analysis.logged import FIGURES, KL_ATTRIBUTES, KL_PAIRS, POOLED_SUFFIX, RATES, pooled_kl_key
+from facemac.annotation.logged import SUMMARY_TABLE as ANNOTATION_TABLE
+from facemac.annotation.logged import dataset_keys
+from facemac.lineage import DIVERGENCE_ARTIFACT
+from facemac.training.logged import (EPOCH, LR, PER_ATTRIBUTE_BACC, TEST_ACC, TEST_MA, TEST_TABLE, THROUGHPUT,
+                                     TRAIN_LOSS, VAL_ACC, VAL_MA)
+
+_REAL, _SYNTHETIC = (f"{g}{POOLED_SUFFIX}" for g in GROUPS)
+POOLED_KL = (pooled_kl_key(_REAL, _SYNTHETIC), pooled_kl_key(_SYNTHETIC, _REAL))
 
 # the metric each stage is judged by: the workspace and every report must show it
 HEADLINE = {"train": (VAL_MA, TEST_MA), "annotate": (ANNOTATION_TABLE,), "analyze": (KL_PAIRS,)}
 
-
-def dataset_keys(dataset: str) -> tuple[str, str]:
-    """The annotate stage's per-dataset summaries."""
-    return f"{dataset}/images", f"{dataset}/failures"
+__all__ = ["ANNOTATION_TABLE", "DIVERGENCE_ARTIFACT", "EPOCH", "FIGURES", "HEADLINE", "KL_ATTRIBUTES", "KL_PAIRS",
+           "LR", "PER_ATTRIBUTE_BACC", "POOLED_KL", "RATES", "TEST_ACC", "TEST_MA", "TEST_TABLE", "THROUGHPUT",
+           "TRAIN_LOSS", "VAL_ACC", "VAL_MA", "Ref", "dataset_keys", "referenced_keys"]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import torch
 from torchmetrics.functional.classification import (binary_accuracy, binary_auroc, binary_f1_score, binary_recall,
                                                     binary_specificity)
 
+from facemac.training.logged import metric_key
+
 METRICS = ("accuracy", "balanced_accuracy", "f1", "auroc")
 
 
@@ -62,8 +64,8 @@ def _nanmean(values: list[float]) -> float:
 
 def flat_history(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     """{"val/mA": …, "val/Smiling/accuracy": …} for trackers (per-attribute numbers become history)."""
-    out = {f"{prefix}/{k}": v for k, v in metrics.items() if k != "per_attribute"}
+    out = {metric_key(prefix, k): v for k, v in metrics.items() if k != "per_attribute"}
     for attr, row in metrics.get("per_attribute", {}).items():
         for k, v in row.items():
-            out[f"{prefix}/{attr}/{k}"] = v
+            out[metric_key(prefix, attr, k)] = v
     return out

@@ -28,6 +28,7 @@ from facemac.training.data import build_datasets, check_table, load_table, make_
 from facemac.training.ema import ModelEma
 from facemac.training.layer_decay import layer_decay_groups
 from facemac.training.loop import Predictions, PredictSettings, Trainer, predict
+from facemac.training import logged as L
 from facemac.training.loss import WEIGHTINGS, positive_rates
 from facemac.training.metrics import compute_metrics, flat_history
 from facemac.training.probe import plan_training
@@ -219,9 +220,8 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
             best_state = (ema.module if ema is not None else model).state_dict() if improved else None
             saver.save(epoch + 1, trainer.step, thresholds, val, model.state_dict(), _train_state(trainer, selection),
                        best_state, counting={"counting_thresholds": counting, "counting_rule": str(tcfg.counting_rule)})
-            ctx.tracker.log({"epoch": epoch + 1, "train/loss": stats["loss"],
-                             "train/images_per_s": stats["images_per_s"], "lr": optimizer.param_groups[0]["lr"],
-                             **flat_history(val, "val")}, step=trainer.step)
+            ctx.tracker.log({L.EPOCH: epoch + 1, L.TRAIN_LOSS: stats["loss"], L.THROUGHPUT: stats["images_per_s"],
+                             L.LR: optimizer.param_groups[0]["lr"], **flat_history(val, "val")}, step=trainer.step)
         D.barrier()
         if stop_after is not None and epoch + 1 - first_epoch >= int(stop_after) and epoch + 1 < epochs:
             log.info("train.stop_after_epochs=%s reached: stopping with %s; continue with "
@@ -251,10 +251,9 @@ def _test_and_record(ctx: StageContext, trainer: Trainer, loader: Any, keys: lis
     log.info("test (best epoch %s): mean accuracy %.4f, mA %.4f", best["epoch"], test["mean_accuracy"], test["mA"])
     if dist.is_main:
         frame = _write_test_outputs(out, val_best, test)
-        ctx.tracker.log_table("test/per_attribute", frame)
-        ctx.tracker.summary({"val/mA": val_best["mA"], "val/mean_accuracy": val_best["mean_accuracy"],
-                             "test/mA": test["mA"], "test/mean_accuracy": test["mean_accuracy"],
-                             "best_epoch": best["epoch"]})
+        ctx.tracker.log_table(L.TEST_TABLE, frame)
+        ctx.tracker.summary({L.VAL_MA: val_best["mA"], L.VAL_ACC: val_best["mean_accuracy"], L.TEST_MA: test["mA"],
+                             L.TEST_ACC: test["mean_accuracy"], L.BEST_EPOCH: best["epoch"]})
         name = model_artifact_name(mcfg, (cfg.get("dataset") or {}).get("name"))  # what annotate declares as input
         ctx.tracker.log_artifact(name, "model", [saver.best], aliases=["best", "latest"],
                                  metadata={"val_mA": val_best["mA"], "test_mA": test["mA"],
