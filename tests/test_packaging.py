@@ -47,6 +47,9 @@ def test_the_wheel_holds_the_config_tree_and_no_test_support(wheel):
     assert shipped == _conf_files()  # every group file, nothing machine-local (conf/local/*.yaml)
     assert {"facemac/cli/train.py", "facemac/conf_dir.py", "facemac/extras.py"} <= names
     assert not [n for n in names if n.startswith("tests/") or n.endswith("analysis/fixtures.py")]
+    code = {n: zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".py")}
+    for support in ("def read_offline_run", "def write_recordio", "def write_annotation_dir", "def _umeyama_svd"):
+        assert not [n for n, text in code.items() if support in text], support  # they live under tests/ now
 
 
 @pytest.mark.slow
