@@ -38,6 +38,11 @@ class WeightSource:
     ref: str | None = None  # model.weights path, hub id (repo@revision) or URL
     file: str | None = None  # the local file timm loads; None for "none"
     sha256: str | None = None  # of a model.weights file (hub files are named by their commit)
+    content: str | None = None  # model.weights: "state_dict" | "facemac-checkpoint" (facemac.models.weights_file)
+    matched: int | None = None  # the file's tensors that fit the model (name and shape) ...
+    model_tensors: int | None = None  # ... of the backbone's
+    file_tensors: int | None = None  # ... and of the file's backbone tensors
+    head: str | None = None  # a facemac checkpoint: "kept" (same attributes) | "new"
 
     def record(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -46,7 +51,12 @@ class WeightSource:
         if self.kind == "none":
             return "random initialisation (model.pretrained=false)"
         if self.kind == "file":
-            return f"local file {self.file} (sha256 {self.sha256[:12]})" if self.sha256 else f"local file {self.file}"
+            text = f"local file {self.file} (sha256 {self.sha256[:12]})" if self.sha256 else f"local file {self.file}"
+            if self.content == "facemac-checkpoint":
+                text += ", a facemac checkpoint: its backbone"
+            if self.matched is not None:
+                text += f" ({self.matched} of the model's {self.model_tensors} tensors; the file holds {self.file_tensors})"
+            return text
         return f"{self.kind} {self.ref} from {self.file}"
 
 
@@ -126,7 +136,7 @@ def resolve_weights(model_cfg: dict[str, Any], download: bool = True, checksum: 
         path = Path(str(weights)).expanduser()
         if not path.is_file():
             raise ConfigError(f"model.weights={str(weights)!r}: no such file (expected a {'/'.join(WEIGHT_SUFFIXES)} "
-                              "state dict of the backbone)")
+                              "state dict of the backbone, or a facemac checkpoint)")
         path = path.resolve()
         return WeightSource("file", ref=str(weights), file=str(path), sha256=file_sha256(path) if checksum else None)
     if not model_cfg.get("pretrained"):

@@ -167,7 +167,11 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
     attributes = list(table.attributes)
     mcfg = model_config(cfg)
     input_size = mcfg["img_size"]
-    model = create_mac(mcfg, len(attributes)).to(dist.device)
+    model = create_mac(mcfg, len(attributes), attributes).to(dist.device)
+    if model.head_choice is not None:  # started from a facemac checkpoint: its head kept or a new one, said and recorded
+        mcfg["weight_source"] = {**mcfg.get("weight_source", {}), "head": model.head_choice.record()}
+        log.info("model.weights: %s head (%s)", "kept its" if model.head_choice.kept else "a new",
+                 model.head_choice.reason)
     dcfg = model_data_config(model, input_size)
     data_cfg = {**dcfg, "align": str(cfg.data.align), "geometry": table.geometry, "dataset": table.name,
                 "reduced_decode": bool(cfg.data.get("reduced_decode", False))}
