@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facemac.analysis.provenance import describe_dropped
 from facemac.analysis.tables import JOINT_MAX_SPARSE, JOINT_MIN_COUNT
 
 
@@ -92,6 +93,23 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
     return lines
 
 
+def _dropped(dropped: dict[str, list[str]] | None) -> str:
+    """The attributes left out because an input lacks them (facemac.analysis.provenance)."""
+    if not dropped:
+        return ""
+    return f"; {len(dropped)} left out because an input lacks them ({describe_dropped(dropped)})"
+
+
+def mixed_checkpoints_note(by_checkpoint: dict[str, list[str]] | None) -> list[str]:
+    """A warning paragraph when analyze.allow_mixed_checkpoints let inputs labelled by different MACs in."""
+    if not by_checkpoint or len(by_checkpoint) < 2:
+        return []
+    who = "; ".join(f"checkpoint sha256 {sha[:16]}…: {', '.join(names)}" for sha, names in by_checkpoint.items())
+    return [f"> **The inputs were labelled by {len(by_checkpoint)} different MACs** ({who}; "
+            "`analyze.allow_mixed_checkpoints=true`). A divergence between datasets labelled by different classifiers "
+            "measures the classifiers' difference as much as the data's.", ""]
+
+
 def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: pd.DataFrame,
                  ctx: ReportContext) -> Path:
     """Write report.md and return its path."""
@@ -99,6 +117,7 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     lines = ["# Attribute divergence report", "",
              "KL divergences are in nats. Each Bernoulli (per attribute) and each joint distribution is smoothed with "
              f"alpha = {s['alpha']} pseudo-counts per outcome.", "",
+             *mixed_checkpoints_note(s.get("mixed_checkpoints")),
              "## Settings", "",
              f"- mode: {s['mode']} ({'mean probability' if s['mode'] == 'soft' else 'labels from the manifest thresholds'}"
              "; label files are already hard)",
@@ -107,7 +126,7 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
                 else "(tuned for balanced accuracy: rare attributes are over-counted)"),
              f"- alpha: {s['alpha']}",
              f"- attributes: {len(s['attributes'])}; joint KL over {len(s['joint_attributes'])} attributes"
-             + ("" if s["joint_attributes"] else " (joint KL off)"),
+             + ("" if s["joint_attributes"] else " (joint KL off)") + _dropped(s.get("dropped_attributes")),
              f"- bootstrap: {s['n_boot']} replicates resampling identities (images when unknown), seed {s['seed']}, "
              f"{s['level']:.0%} percentile intervals" if s["n_boot"] else "- bootstrap: off (n_boot=0)",
              f"- rate intervals: Wilson score, {s['level']:.0%}",

@@ -17,6 +17,7 @@ from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
 from facemac.analysis.logged import (IDENTITY_COMPARE, IDENTITY_STATS, KL_ATTRIBUTES, KL_PAIRS, POOLED_SUFFIX, RATES,
                                      figure_key, pooled_kl_key)
 from facemac.analysis.plots import make_figures
+from facemac.analysis.provenance import check_labellers, dropped_attributes
 from facemac.analysis.report import ReportContext, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.annotation_table import LABEL_RULES
@@ -43,6 +44,7 @@ class Settings:
     pooled: bool
     top_k: int
     label_rule: str
+    allow_mixed_checkpoints: bool = False
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -71,7 +73,8 @@ class Settings:
                               "counts) or reporting (its balanced-accuracy thresholds)")
         return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.seed),
                    min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
-                   pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule)
+                   pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule,
+                   allow_mixed_checkpoints=bool(a.get("allow_mixed_checkpoints", False)))
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -181,7 +184,9 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     for d in datasets:
         d.use_label_rule(s.label_rule)
         log.info("input: %s", d.describe())
+    labelled_by = check_labellers(datasets, s.allow_mixed_checkpoints)  # one MAC for every annotated input
     attributes = choose_attributes(datasets, cfg.analyze.attributes)
+    dropped = dropped_attributes(datasets, attributes)  # named in the log and the report, never silently
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
     counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
     pooled = pool_members(datasets) if s.pooled else {}
@@ -209,7 +214,9 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
                 "level": s.level,
                 "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
                 "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()},
-                "identity": {"enabled": ident.enabled, "min_images": ident.min_images, "levels": ident.levels}}
+                "identity": {"enabled": ident.enabled, "min_images": ident.min_images, "levels": ident.levels},
+                "dropped_attributes": dropped,
+                "mixed_checkpoints": labelled_by.by_checkpoint if labelled_by.mixed else None}
     info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
              "checkpoint_sha256": d.details.get("checkpoint_sha256"),
              "label_thresholds": d.details.get("label_thresholds"),
