@@ -125,6 +125,32 @@ def test_targets_config(make_cfg):
         resolve_targets(make_cfg("annotate", ["annotate.only=[nope]"]))
 
 
+@pytest.mark.parametrize("targets", ["paper", "casia", "dcface"])
+def test_one_rule_for_target_roots_targets_root_else_roots_name(make_cfg, targets):
+    """#22 item 4: the error advised `conf/local/default.yaml` (read as targets.<name>.root there, which the docs say
+    not to do) while only experiment=paper read `roots:`. Now every target reads roots.<name>, in code, for any set,
+    a renamed file and a one-off entry, and the error states that rule."""
+    names = [s for s in make_cfg("annotate", [f"targets={targets}"]).targets]
+    with pytest.raises(ConfigError) as e:
+        resolve_targets(make_cfg("annotate", [f"targets={targets}"]))
+    first = names[0]
+    assert str(e.value) == (f"targets.{first}.root is not set: pass targets.{first}.root=/path/to/{first}, or name it "
+                            f"once for this machine as roots.{first}: /path/to/{first} in conf/local/default.yaml "
+                            "(conf/local/README.md)")
+    roots = [f"+roots.{n}=/data/{n}" for n in names]
+    specs = resolve_targets(make_cfg("annotate", [f"targets={targets}", *roots, f"targets.{first}.root=/cli"]))
+    assert [(s.name, s.root) for s in specs] == [(first, "/cli")] + [(n, f"/data/{n}") for n in names[1:]]
+
+
+def test_renamed_and_one_off_targets_read_their_own_roots_entry(make_cfg):
+    cfg = make_cfg("annotate", ["targets=demo", "+targets/dataset@targets.mine=dcface", "+roots.mine=/m",
+                                "+targets.x={format: folders, group: synthetic}", "+roots.x=/x",
+                                "annotate.only=[mine,x,demo_real_a]"])
+    assert [(s.name, s.root) for s in resolve_targets(cfg)] == [("mine", "/m"), ("x", "/x"), ("demo_real_a", None)]
+    with pytest.raises(ConfigError, match=r"^targets\.x\.root is not set: .* roots\.x: "):
+        resolve_targets(make_cfg("annotate", ["+targets.x={format: folders, group: synthetic}", "annotate.only=[x]"]))
+
+
 def _compile_with(monkeypatch, backend):
     """Make Annotator's torch.compile use ``backend`` (fast, no C++ toolchain) instead of inductor."""
     real = torch.compile

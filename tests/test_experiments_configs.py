@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from facemac.annotation.targets import resolve_targets
 from facemac.cluster import export_distributed_env, master_port
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -43,9 +44,9 @@ def test_paper_experiment_sets_model_data_targets_and_analysis(make_cfg):
     train = make_cfg("train", ["experiment=paper", "+roots.celeba=/data/celeba"])
     assert train.model.timm_name == "vit_base_patch16_224" and train.dataset.format == "celeba"
     assert train.dataset.root == "/data/celeba"  # from the local `roots:` map
-    ann = make_cfg("annotate", ["experiment=paper", "+roots.idiff_face=/data/idiff"])
+    ann = make_cfg("annotate", ["experiment=paper", "+roots.idiff_face=/data/idiff", "annotate.only=[idiff_face]"])
     assert list(ann.targets) == ["bupt_balancedface", "bupt_globalface", "syn_gan", "idiff_face"]
-    assert ann.targets.idiff_face.root == "/data/idiff" and ann.targets.syn_gan.root is None
+    assert [(s.name, s.root) for s in resolve_targets(ann)] == [("idiff_face", "/data/idiff")]  # roots.<name>
     assert make_cfg("analyze", ["experiment=paper"]).analyze.n_boot == 1000
 
 

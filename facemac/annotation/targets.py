@@ -56,14 +56,28 @@ def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
         if unknown:
             raise ConfigError(f"annotate.only names unknown targets {unknown}; configured: {sorted(entries)}")
         entries = {n: entries[n] for n in only}
-    return [_spec(name, entry) for name, entry in entries.items()]
+    roots = cfg.get("roots") or {}
+    return [_spec(name, entry, roots.get(name)) for name, entry in entries.items()]
 
 
-def _spec(name: str, entry: DictConfig) -> TargetSpec:
-    if OmegaConf.is_missing(entry, "root"):
-        raise ConfigError(f"targets.{name}.root is required: pass targets.{name}.root=/path/to/{name} "
-                          "(or set it once in conf/local/default.yaml)")
-    plain = OmegaConf.to_container(entry, resolve=True)
+def root_not_set(name: str) -> ConfigError:
+    """The one rule for a target's root, as docs/annotate.md and conf/local/README.md state it."""
+    return ConfigError(f"targets.{name}.root is not set: pass targets.{name}.root=/path/to/{name}, or name it once for "
+                       f"this machine as roots.{name}: /path/to/{name} in conf/local/default.yaml (conf/local/README.md)")
+
+
+def _spec(name: str, entry: DictConfig, local_root: str | None) -> TargetSpec:
+    """One target; its root is ``targets.<name>.root``, else ``roots.<name>`` (the machine's map in
+    conf/local/default.yaml), else, for the demo targets only, generated."""
+    if not OmegaConf.is_dict(entry):
+        raise ConfigError(f"targets.{name} is {entry!r}, not a dataset entry: give it {{format, root, group}} "
+                          f"('+targets.{name}={{format: folders, root: /path, group: synthetic}}') or a file with "
+                          f"+targets/dataset@targets.{name}=<file>")
+    plain = OmegaConf.to_container(entry, resolve=True, throw_on_missing=False)
+    if plain.get("root") in (None, "???"):
+        plain["root"] = local_root
+    if plain["root"] in (None, "???") and name not in DEMO_TARGETS:
+        raise root_not_set(name)
     for key in ("group", "format"):
         if plain.get(key) is None:
             raise ConfigError(f"targets.{name}.{key} is required")
@@ -82,9 +96,8 @@ def fill_demo_roots(specs: list[TargetSpec], cfg: DictConfig) -> None:
     if not pending:
         return
     not_demo = [s.name for s in pending if s.name not in DEMO_TARGETS]
-    if not_demo:
-        raise ConfigError(f"targets.{not_demo[0]}.root is null; only the demo targets {DEMO_TARGETS} "
-                          "are generated, every other target needs a root")
+    if not_demo:  # resolve_targets refuses these first; kept for specs built by hand
+        raise root_not_set(not_demo[0])
     from facemac.data.demo import ensure_demo
 
     demo_cfg = OmegaConf.to_container(cfg.demo, resolve=True) if cfg.get("demo") is not None else {}

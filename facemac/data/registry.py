@@ -43,6 +43,8 @@ def _require_root(cfg: dict[str, Any], fmt: str, prefix: str, must_be_dir: bool 
     root = _path_value(cfg, "root")
     if root is None:
         hint = " (or use dataset=demo to run on generated demo faces)" if fmt == "celeba" else ""
+        if prefix == "dataset" and cfg.get("name"):  # the one rule for data roots (conf/local/README.md)
+            hint = f", or name it once for this machine as roots.{cfg['name']}: <path> in conf/local/default.yaml{hint}"
         raise ConfigError(f"{prefix}.root is not set; set {prefix}.root=<path> to {LAYOUTS[fmt]}{hint}")
     if not root.exists():
         raise ConfigError(f"{prefix}.root={root} does not exist; expected {LAYOUTS[fmt]}")
