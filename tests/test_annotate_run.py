@@ -284,3 +284,30 @@ def test_wandb_offline_run(make_cfg, tmp_path):
     assert (run / "DONE").exists()
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+
+
+def test_a_one_off_folder_needs_no_file_and_annotate_only_keeps_the_demo_targets_out(make_cfg, tmp_path):
+    """#22 item 5: the documented way to annotate a folder with no target file of its own."""
+    ck = make_checkpoint(tmp_path / "best.pt")
+    root = tmp_path / "mine"
+    keys = make_folders(root, identities=2, per_identity=3)
+    cfg = make_cfg("annotate", ["logger=none", f"ckpt={ck}", f"+targets.mine={{format: folders, root: {root}, "
+                                "group: synthetic}", "annotate.only=[mine]", "annotate.num_workers=0",
+                                "annotate.num_threads=1"], output_dir=tmp_path / "run")
+    assert list(annotate(cfg)) == ["mine"]  # the four demo targets of the default set are not touched
+    manifest = json.loads((tmp_path / "run" / "annotations" / "mine" / "manifest.json").read_text())
+    assert (manifest["group"], manifest["num_images"], manifest["root"]) == ("synthetic", len(keys), str(root))
+    assert sorted(p.name for p in (tmp_path / "run" / "annotations").iterdir()) == ["mine"]
+
+
+def test_targets_null_is_one_error_line_not_a_hydra_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "annotate.py"), "targets=null", "logger=none",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: targets=null: a target set cannot be unset") and "annotate.only=[mine]" in line

@@ -60,6 +60,17 @@ def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
     return [_spec(name, entry, roots.get(name)) for name, entry in entries.items()]
 
 
+def refuse_unset_group(overrides: list[str]) -> None:
+    """``targets=null`` on the command line: Hydra cannot unset a config group and raises a ValueError from inside its
+    composition (a bare traceback); say what works instead, before Hydra runs."""
+    for o in overrides:
+        if o.split("=", 1)[0].lstrip("+") == "targets" and o.split("=", 1)[-1].strip().lower() in ("null", "none", "~"):
+            raise ConfigError(f"{o}: a target set cannot be unset on the command line; to annotate only your own "
+                              "datasets add them and name them in annotate.only, e.g. "
+                              "'+targets.mine={format: folders, root: /path/to/mine, group: synthetic}' "
+                              "annotate.only=[mine] (docs/annotate.md, Targets)")
+
+
 def root_not_set(name: str) -> ConfigError:
     """The one rule for a target's root, as docs/annotate.md and conf/local/README.md state it."""
     return ConfigError(f"targets.{name}.root is not set: pass targets.{name}.root=/path/to/{name}, or name it once for "
