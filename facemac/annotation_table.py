@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from facemac.annotation_resume import incomplete_reason, looks_unfinished, unfinished_message
 from facemac.atomic import atomic_write, write_text_atomic
 from facemac.errors import DataError
 from facemac.hashing import file_sha256
@@ -157,8 +158,8 @@ def check_manifest(manifest: Any, where: Path) -> None:
     if missing:
         raise DataError(f"{where}: missing keys {missing}")
     if manifest["complete"] is not True:
-        raise DataError(f"{where.parent}: annotation is not complete (manifest says "
-                        f"complete={manifest['complete']!r}); finish or resume the annotate run first")
+        raise DataError(f"{where.parent}: annotation is not complete (manifest says complete="
+                        f"{manifest['complete']!r}): {incomplete_reason(manifest, where.parent)}")
     attributes, thresholds = list(manifest["attributes"]), manifest["thresholds"]
     if not attributes or not isinstance(thresholds, dict) or set(thresholds) != set(attributes):
         raise DataError(f"{where}: 'thresholds' must give one value per attribute in 'attributes'")
@@ -184,7 +185,10 @@ def verify_table(directory: str | Path, check_sha: bool = True) -> tuple[dict[st
     directory = Path(directory)
     mfile = directory / MANIFEST
     if not mfile.is_file():
-        raise DataError(f"{directory}: no {MANIFEST}; not a finished annotation table (re-run annotate.py)")
+        if looks_unfinished(directory):
+            raise DataError(unfinished_message(directory))
+        raise DataError(f"{directory}: no {MANIFEST}; not an annotation table (annotate.py writes one per dataset "
+                        "under <run>/annotations/)")
     try:
         manifest = json.loads(mfile.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -144,7 +144,7 @@ def test_geometry_mismatch_is_reported(make_cfg, tmp_path):
 def test_too_many_failures_fail_after_listing(make_cfg, tmp_path):
     root = tmp_path / "data"
     make_folders(root, identities=2, per_identity=2, broken=2)
-    with pytest.raises(DataError, match="2 of 6 images are unreadable"):
+    with pytest.raises(DataError, match=r"2 of 6 images \(33.3%\) are unreadable"):
         annotate(_cfg(make_cfg, make_checkpoint(tmp_path / "m.pt"), root, tmp_path / "run"))
     ann = tmp_path / "run" / "annotations" / "dcface"
     assert len(pd.read_csv(ann / "failures.csv")) == 2

@@ -127,3 +127,16 @@ def test_build_part_refuses_arrays_that_disagree():
         build_part(["a", "b"], ["x"], np.zeros((2, 3)), ATTRS)
     with pytest.raises(ValueError, match="reliability"):
         build_part(["a"], ["x"], np.zeros((1, 3)), ATTRS, reliability=np.zeros((1, 2)))
+
+
+def test_resume_hints_name_the_smallest_accepting_limit_and_the_pipeline_folder(tmp_path):
+    from facemac.annotation_resume import resume_command, suggested_limit
+
+    for failures, listed in ((9, 102), (180, 1000), (1, 3), (0, 5), (7, 7), (5, 100)):
+        limit = suggested_limit(failures, listed)
+        assert failures <= limit * listed and (limit == 0 or failures > (limit - 0.01) * listed), (failures, listed)
+    table = tmp_path / "exp" / "annotate" / "annotations" / "syn_gan"
+    table.mkdir(parents=True)
+    (tmp_path / "exp" / "pipeline.json").write_text("{}")
+    assert resume_command(table, ["annotate.max_failure_fraction=0.2"]) == \
+        f"re-run the pipeline with --dir {tmp_path / 'exp'} annotate.max_failure_fraction=0.2"

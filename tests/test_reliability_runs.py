@@ -126,7 +126,8 @@ def test_annotation_over_a_tree_with_5_percent_bad_files_lists_exactly_those(mak
     verify_table(ann)  # the analysis accepts it
 
     # bad files beyond the configured share: listed the same way, then a clear refusal
-    with pytest.raises(DataError, match=r"dcface: 9 of 180 images are unreadable .*max_failure_fraction=0.04"):
+    with pytest.raises(DataError, match=r"dcface: 9 of 180 images \(5.0%\) are unreadable, more than annotate.max_failure_fraction=0.04 "
+                                        r"allows .*resume the run with a higher limit.*max_failure_fraction=0.05$"):
         annotate(_ann_cfg(make_cfg, ck, root, tmp_path / "run2", "annotate.max_failure_fraction=0.04"))
     ann2 = tmp_path / "run2" / "annotations" / "dcface"
     assert sorted(pd.read_csv(ann2 / "failures.csv")["path"]) == sorted(bad)
@@ -304,3 +305,46 @@ def test_a_wandb_artifact_whose_files_do_not_match_its_digests_is_refused(tmp_pa
     (download / "extra.pt").write_bytes(b"x")  # a file the artifact never held
     with pytest.raises(DataError, match="not a member of artifact"):
         resolve_checkpoint("me/facemac/mac-demo:best", tmp_path / "logs", tracker)
+
+
+def test_an_incomplete_or_killed_annotation_says_why_and_the_command_that_finishes_it(make_cfg, tmp_path):
+    """#22 item 6: the analysis said "finish or resume" without the cause (18 % unreadable > max_failure_fraction)
+    and a killed run's folder got "holds no manifest.json"; the fix (resume with a higher limit) was not named."""
+    from facemac.analysis.run import run as analyze
+
+    root = tmp_path / "data"
+    make_folders(root, identities=2, per_identity=41, size=24)  # 82 good images
+    bad = skip_paths(write_bad_images(root, "bad_person"))  # + 20 (9 unreadable): 9 of 102 = 8.8 %
+    ck = make_checkpoint(tmp_path / "m.pt", size=24)
+    run = tmp_path / "ann_run"
+    with pytest.raises(DataError, match=r"9 of 102 images \(8.8%\) are unreadable, more than "
+                                        r"annotate.max_failure_fraction=0.05 allows"):
+        annotate(_ann_cfg(make_cfg, ck, root, run))
+    (run / ".hydra").mkdir()  # what Hydra records for a command-line run
+    (run / ".hydra" / "overrides.yaml").write_text(f"- ckpt={ck}\n- targets=dcface\n- targets.dcface.root={root}\n"
+                                                   f"- hydra.run.dir={run}\n")
+    table = run / "annotations" / "dcface"
+    with pytest.raises(DataError) as e:
+        analyze(make_cfg("analyze", ["logger=none", f"annotations={run / 'annotations'}", "analyze.n_boot=0"],
+                         tmp_path / "an1"))
+    msg = str(e.value)
+    assert "\n" not in msg and f"{table}: annotation is not complete" in msg
+    assert f"9 of 102 images (8.8%) are unreadable, more than annotate.max_failure_fraction=0.05 allows" in msg
+    assert msg.endswith(f"resume the run with a higher limit (finished shards are kept, nothing is re-annotated): "
+                        f"python annotate.py ckpt={ck} targets=dcface targets.dcface.root={root} "
+                        f"hydra.run.dir={run} annotate.max_failure_fraction=0.09")
+    parts = sorted(p.name for p in table.glob("part-*.parquet"))
+    annotate(_ann_cfg(make_cfg, ck, root, run, "annotate.max_failure_fraction=0.09"))  # the command it gave
+    assert sorted(p.name for p in table.glob("part-*.parquet")) == parts
+    assert sorted(pd.read_csv(table / "failures.csv")["path"]) == sorted(bad)
+    res = analyze(make_cfg("analyze", ["logger=none", f"annotations={run / 'annotations'}", "analyze.n_boot=0"],
+                           tmp_path / "an2"))
+    assert res["datasets"] == ["dcface"]
+
+    # killed before the manifest: parts and resume state, no manifest.json
+    (table / "manifest.json").unlink()
+    for ref in (table, run / "annotations"):
+        with pytest.raises(DataError, match=rf"did not finish \(({len(parts)} part file\(s\), )?no "
+                                            rf"manifest.json: the run was stopped\); resume it into the same folder: "
+                                            rf"python annotate.py ckpt=.* hydra.run.dir={re.escape(str(run))}$"):
+            analyze(make_cfg("analyze", ["logger=none", f"inputs=[{ref}]", "analyze.n_boot=0"], tmp_path / "an3"))

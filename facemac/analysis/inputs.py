@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, ListConfig
 
 from facemac.analysis import readers
+from facemac.annotation_resume import looks_unfinished, resume_command, unfinished_message
 from facemac.annotation_table import MANIFEST, has_reliability, is_annotation_dir, verify_table
 from facemac.data.celeba import read_attr_names, read_celeba_labels
 from facemac.data.labelcsv import RESERVED as LABEL_CSV_RESERVED
@@ -136,6 +137,13 @@ def expand_path(path: Path, name: str | None = None, group: str | None = None) -
         return [_label_input(path, name, group)]
     if is_annotation_dir(path):
         return [_annotation_input(path, name, group)]
+    if looks_unfinished(path):
+        raise DataError(unfinished_message(path))
+    unfinished = sorted(p for p in path.iterdir() if looks_unfinished(p))
+    if unfinished:  # analysing the finished datasets of a folder without the others would be a silent subset
+        raise DataError(f"{path}: the annotation of {', '.join(p.name for p in unfinished)} did not finish (no "
+                        f"manifest.json: the run was stopped); resume it into the same folder: "
+                        f"{resume_command(unfinished[0])}")
     subdirs = sorted(p for p in path.iterdir() if is_annotation_dir(p))
     if subdirs:
         if name is not None:
@@ -145,8 +153,9 @@ def expand_path(path: Path, name: str | None = None, group: str | None = None) -
     label_files = [path / f for f in LABEL_FILE_NAMES if (path / f).is_file()]
     if label_files:
         return [_label_input(label_files[0], name, group)]
+    hint = f"; did you mean {path / 'annotations'}?" if (path / "annotations").is_dir() else ""
     raise DataError(f"{path}: holds no {MANIFEST}, no annotation directories and no label file "
-                    f"({', '.join(LABEL_FILE_NAMES)})")
+                    f"({', '.join(LABEL_FILE_NAMES)}){hint}")
 
 
 def resolve_reference(ref: str, log_dir: str, tracker) -> Path:

@@ -21,7 +21,8 @@ from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
-from facemac.annotation_table import (FAILURES, build_manifest, build_part, read_manifest, threshold_fields,
+from facemac.annotation_resume import incomplete_reason
+from facemac.annotation_table import (build_manifest, build_part, read_manifest, threshold_fields,
                                       write_failures, write_manifest)
 from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
@@ -148,10 +149,7 @@ def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, an
     barrier()
     manifest = read_manifest(out_dir)
     if not manifest["complete"]:
-        limit = float(acfg.max_failure_fraction)
-        raise DataError(f"{spec.name}: {manifest['num_failures']} of {len(table)} images are unreadable "
-                        f"(more than annotate.max_failure_fraction={limit}); they are listed in "
-                        f"{out_dir / FAILURES}")
+        raise DataError(f"{spec.name}: {incomplete_reason(manifest, out_dir)}")
     return result
 
 
@@ -252,6 +250,7 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
+               "max_failure_fraction": limit,
                **threshold_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
