@@ -73,3 +73,30 @@ def test_labels_joined_by_path(tmp_path):
     assert t.attributes == ["Smiling", "Male"]
     np.testing.assert_array_equal(t.labels, [[0, 1], [0, 0], [1, 0]])
     np.testing.assert_array_equal(t.mask, [[True, True], [False, False], [True, True]])  # p1/b.jpg has no row
+
+
+def test_a_flat_folder_is_read_without_identities_and_a_forced_depth_says_how(tmp_path, caplog):
+    """#22 item 8: a flat folder of images got "expected identity folders"; it is now depth 0 (no identity), and an
+    explicit depth that finds nothing names depth: 0 and format: filelist."""
+    from facemac.data.registry import build_table
+
+    names = [f"{i:05d}.png" for i in range(5)]
+    for i, n in enumerate(reversed(names)):
+        write_image(tmp_path / "flat" / n, i)
+    (tmp_path / "flat" / "README.txt").write_text("a GAN set")
+    caplog.set_level("INFO")
+    t = build_table({"format": "folders", "root": str(tmp_path / "flat")}, prefix="targets.syn_gan")
+    assert t.keys == names and t.identities is None
+    assert "a flat folder of 5 images (depth 0): no identities" in caplog.text
+    assert read_identity_folders(tmp_path / "flat", depth=0).keys == names
+    with pytest.raises(DataError, match=r"holds no images at depth 1 but 5 directly under it: for a flat folder set "
+                                        r"depth: 0 .* or list them with format: filelist"):
+        read_identity_folders(tmp_path / "flat", depth=1)
+
+
+def test_images_beside_identity_folders_are_named_as_left_out(tmp_path, caplog):
+    write_image(tmp_path / "id1/1.jpg")
+    write_image(tmp_path / "stray.jpg")
+    with caplog.at_level("WARNING"):
+        assert read_identity_folders(tmp_path).keys == ["id1/1.jpg"]
+    assert "1 image(s) directly under the root (e.g. stray.jpg) belong to no identity folder" in caplog.text

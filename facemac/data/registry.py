@@ -22,7 +22,7 @@ LAYOUTS: dict[str, str] = {
     "maadface": "a folder holding MAAD_Face.csv (Filename, Identity, 47 attributes coded 1/-1/0), the VGGFace2 "
                 "images folder (<images_dir>/n000002/0001_01.jpg) and VGGFace2's bb_landmark/ folder "
                 "(loose_landmark_train.csv, loose_landmark_test.csv)",
-    "folders": "identity folders: <root>/<identity>/*.jpg, or <root>/<group>/<identity>/*.jpg",
+    "folders": "identity folders: <root>/<identity>/*.jpg, <root>/<group>/<identity>/*.jpg, or a flat <root>/*.jpg",
     "filelist": "a text list of 'relative/path.jpg [identity]' lines, or a CSV with a 'path' (and 'identity') "
                 "column; set dataset.file to the list, dataset.root to the images folder (default: the list's folder)",
     "recordio": "a folder holding insightface's train.rec and train.idx (or the path of the .rec file)",
