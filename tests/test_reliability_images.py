@@ -174,3 +174,34 @@ def test_a_file_deleted_after_indexing_is_reported(bad_tree, tmp_path):
     assert batch["index"].tolist() == [1]
     (i, reason), = batch["failures"]
     assert i == 0 and "FileNotFoundError" in reason
+
+
+def test_libjpeg_warnings_never_reach_fd_2_for_files_listed_as_failures(bad_tree, capfd):
+    """#22 item 11: OpenCV's bundled libjpeg printed "Corrupt JPEG data: 392 extraneous bytes before marker 0xdc"
+    straight to fd 2 (between log lines) for corrupt.jpg, which the run then listed in failures.csv anyway."""
+    root, expected = bad_tree
+    table, ds = _dataset(root)
+    for workers in (0, 2):  # in this process, and in DataLoader workers (which inherit its fd 2)
+        capfd.readouterr()
+        loader = DataLoader(ds, batch_size=8, collate_fn=collate_faces, num_workers=workers)
+        failures = {table.keys[i]: reason for batch in loader for i, reason in batch["failures"]}
+        assert sorted(failures) == skip_paths(expected)
+        err = capfd.readouterr().err
+        assert "JPEG" not in err, err
+        reason = failures["bad_person/corrupt.jpg"]
+        assert reason.startswith("not a decodable image") and "(libjpeg: Corrupt JPEG data: " in reason
+
+
+def test_other_output_written_to_fd_2_while_libjpeg_is_caught_is_passed_on(capfd):
+    import os
+    import threading
+
+    from facemac.data.libjpeg_messages import catch_libjpeg_messages
+
+    with catch_libjpeg_messages() as caught:
+        os.write(2, b"Corrupt JPEG data: bad Huffman code\n")
+        t = threading.Thread(target=lambda: os.write(2, b"epoch 1: 50%|#####     |\n"))
+        t.start()
+        t.join()
+    assert caught.lines == ["Corrupt JPEG data: bad Huffman code"]
+    assert capfd.readouterr().err == "epoch 1: 50%|#####     |\n"

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from facemac.data.libjpeg_messages import catch_libjpeg_messages
 from facemac.errors import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -53,7 +54,7 @@ def decode_image(data: bytes, key: str = "<bytes>", reduce: int = 1) -> np.ndarr
         img = decode_jpeg_strict(data, key, reduce)
         if img is not None:
             return img
-        img = _imdecode(buf, _JPEG_FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION, key)
+        img = _imdecode_jpeg_strict(buf, _JPEG_FLAGS[reduce] | cv2.IMREAD_IGNORE_ORIENTATION, key)
         if reduce > 1 or _JPEG_FLAGS[1] == cv2.IMREAD_COLOR:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         return img
@@ -118,6 +119,24 @@ def reduced_points(points: np.ndarray, reduce: int) -> np.ndarray:
 def header_shape(data: bytes) -> tuple[int, int] | None:
     """(height, width) from a PNG or JPEG header without decoding; None for other formats or broken headers."""
     return _header_shape(bytes(data)) if data else None
+
+
+def _imdecode_jpeg_strict(buf: np.ndarray, flags: int, key: str) -> np.ndarray:
+    """OpenCV's decode of a JPEG simplejpeg could not take, with libjpeg's warnings caught instead of printed on fd 2
+    (facemac.data.libjpeg_messages) and, like simplejpeg's strict mode, corrupt scan data refused."""
+    with catch_libjpeg_messages() as caught:
+        try:
+            img = _imdecode(buf, flags, key)
+        except ImageDecodeError as e:
+            failure = e
+        else:
+            failure = None
+    message = caught.first(CORRUPT_JPEG_MESSAGES)
+    if failure is not None:
+        raise ImageDecodeError(key, failure.reason + (f" (libjpeg: {message[:120]})" if message else "")) from None
+    if message:
+        raise ImageDecodeError(key, f"corrupt JPEG data (libjpeg: {message[:120]})")
+    return img
 
 
 def _imdecode(buf: np.ndarray, flags: int, key: str) -> np.ndarray:
