@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from facemac.annotation.targets import resolve_targets
@@ -48,6 +49,19 @@ def test_paper_experiment_sets_model_data_targets_and_analysis(make_cfg):
     assert list(ann.targets) == ["bupt_balancedface", "bupt_globalface", "syn_gan", "idiff_face"]
     assert [(s.name, s.root) for s in resolve_targets(ann)] == [("idiff_face", "/data/idiff")]  # roots.<name>
     assert make_cfg("analyze", ["experiment=paper"]).analyze.n_boot == 1000
+
+
+def test_paper_experiment_leaves_workers_to_the_machine(make_cfg, cores):
+    """#22 item 12: `num_workers: 8` made torch warn on a 2-core machine (and forced annotation's DataLoader path)."""
+    from facemac.resources import plan_cpu
+
+    train = make_cfg("train", ["experiment=paper", "+roots.celeba=/data/celeba"])
+    ann = make_cfg("annotate", ["experiment=paper"])
+    assert train.data.num_workers == "auto" and ann.annotate.num_workers == "auto"
+    cores(2)
+    plan = plan_cpu("annotate", ann.annotate.num_workers, ann.annotate.num_threads, torch.device("cpu"), 1,
+                    replicas=ann.annotate.replicas)
+    assert plan.workers <= 1 and (plan.replicas or 1) <= 2
 
 
 def test_command_line_group_choices_beat_the_experiment(make_cfg):
