@@ -79,7 +79,9 @@ def test_training_runs_of_a_sweep_side_by_side_and_bad_folders_named(make_cfg, t
     out = compare(make_cfg("compare", [f"runs=[{sweep},{tmp_path / 'empty'},{tmp_path / 'missing'}]"]))
     folder = out["output_dir"]
     table = pd.read_csv(folder / "comparison.csv")
-    assert list(table["run"]) == ["2026-01-01/0", "2026-01-01/1"] and set(table["stage"]) == {"train"}
+    # runs are named by what differs (#22 item 10: the figures named them by their timestamp folder)
+    assert list(table["run"]) == ["optim.lr=0.01", "optim.lr=0.003"] and set(table["stage"]) == {"train"}
+    assert list(table["path"]) == [str(sweep / "0"), str(sweep / "1")]
     assert list(table["config:optim.lr"]) == [0.01, 0.003]  # the key that differs; equal ones are left out
     assert "config:optim.weight_decay" not in table and not any(c.startswith("config:paths.") for c in table)
     assert table["test_mA"].tolist() == pytest.approx([np.mean([0.95, 0.9, 0.8]), np.mean([0.96, 0.7, 0.82])])
@@ -123,8 +125,9 @@ def test_two_analyses_of_the_same_datasets_give_per_attribute_kl_differences(mak
     run_c = _analysis_run(make_cfg, tmp_path / "c" / "analyze", other, ["analyze.pooled=false"])
     out = compare(make_cfg("compare", [f"runs=[{run_a},{run_c}]", f"baseline={run_c}"]))
     md = (out["output_dir"] / "comparison.md").read_text()
-    assert "a/analyze (baseline)" not in md and "c/analyze (baseline)" in md
-    assert "a/analyze shares no (P, Q, attribute) with c/analyze" in md
+    # the analyses differ in a choice (analyze.pooled) and in their inputs (paths, which never name a run)
+    assert "analyze.pooled=true (baseline)" not in md and "analyze.pooled=false (baseline)" in md
+    assert "analyze.pooled=true shares no (P, Q, attribute) with analyze.pooled=false" in md
 
 
 def test_globs_pipeline_folders_latest_and_stage(make_cfg, tmp_path, monkeypatch):
@@ -160,6 +163,20 @@ def test_labels_are_the_shortest_unique_path_tails(tmp_path):
     runs = [Run(tmp_path / "x" / "first" / "train", "train"), Run(tmp_path / "y" / "first" / "train", "train")]
     label_runs(runs)
     assert [r.label for r in runs] == ["x/first/train", "y/first/train"]
+
+
+def test_labels_name_the_differing_choices_and_fall_back_to_the_path(tmp_path):
+    from facemac.compare.runs import Run
+
+    cfg = {"task_name": "train", "optim": {"lr": 0.01}, "seed": 0, "paths": {"output_dir": "/x/1"}}
+    runs = [Run(tmp_path / "r" / "t1", "train", cfg), Run(tmp_path / "r" / "t2", "train", {**cfg, "seed": 1}),
+            Run(tmp_path / "r" / "t3", "train", {**cfg, "seed": 1})]
+    label_runs(runs)  # t2 and t3 share their choices: the path tells them apart, the choice stays readable
+    assert [r.label for r in runs] == ["r/t1 (seed=0)", "r/t2 (seed=1)", "r/t3 (seed=1)"]
+    runs = runs[:2] + [Run(tmp_path / "r" / "a1", "analyze", {"annotations": "/data/one"}),
+                       Run(tmp_path / "r" / "a2", "analyze", {"annotations": "/data/two"})]
+    label_runs(runs)  # analyses differing only in paths keep their folder names
+    assert [r.label for r in runs] == ["seed=0", "seed=1", "r/a1", "r/a2"]
 
 
 def test_nothing_to_compare_is_a_clear_error(make_cfg, tmp_path):

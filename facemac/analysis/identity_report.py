@@ -66,7 +66,7 @@ def _pair_lines(p: str, q: str, rows: pd.DataFrame, top_k: int, level: float, wi
 
 
 def identity_section(tables: IdentityTables, focus: list[tuple[str, str]], group: dict[str, str], top_k: int,
-                     level: float, n_boot: int, min_images: int) -> list[str]:
+                     level: float, n_boot: int, min_images: int, hidden: set[str] = frozenset()) -> list[str]:
     """Lines of the '## Within identities' section of report.md."""
     lines = ["## Within identities", "",
              f"How each attribute behaves inside an identity (identities with at least {min_images} images). An "
@@ -78,7 +78,7 @@ def identity_section(tables: IdentityTables, focus: list[tuple[str, str]], group
              + (f" ({n_boot} replicates)." if n_boot else " (off: n_boot=0)."), ""]
     if tables.skipped:
         lines += ["Skipped: " + "; ".join(f"{k} ({v})" for k, v in tables.skipped.items()) + ".", ""]
-    stats = tables.stats
+    stats = tables.stats[~tables.stats.dataset.isin(list(hidden))]  # a one-member pool repeats its member
     if not len(stats):
         return lines + ["No dataset has identities with enough images.", ""]
     per = stats.groupby("dataset", sort=False).agg(identities=("identities", "max"), images=("images", "max"))
@@ -113,20 +113,21 @@ class IdentityOutputs:
 
 def write_identity_outputs(output_dir: Path, tables: IdentityTables, focus: list[tuple[str, str]],
                            group: dict[str, str], top_k: int, level: float, n_boot: int,
-                           min_images: int) -> IdentityOutputs:
+                           min_images: int, hidden: set[str] = frozenset()) -> IdentityOutputs:
     """identity_stats.csv, identity_compare.csv (header only when no dataset has identities), the figure and the
     report section."""
     paths = {"identity_stats": output_dir / "identity_stats.csv", "identity_compare": output_dir / "identity_compare.csv"}
     tables.stats.to_csv(paths["identity_stats"], index=False)
     tables.compare.to_csv(paths["identity_compare"], index=False)
     figures = []
-    if len(tables.stats):
+    shown = tables.stats[~tables.stats.dataset.isin(list(hidden))]  # ``hidden``: pools equal to their one member
+    if len(shown):
         (output_dir / "figures").mkdir(parents=True, exist_ok=True)
-        figures.append(plot_identity(tables.stats, output_dir / "figures" / "identity_mixed.png"))
+        figures.append(plot_identity(shown, output_dir / "figures" / "identity_mixed.png"))
     files = ["- `identity_stats.csv`: dataset, group, attribute, level, identities, images, mixed_share, mean_entropy "
              "(bits), ci_low, ci_high (mixed share), entropy_ci_low, entropy_ci_high, share_none … share_all",
              "- `identity_compare.csv`: p, q, attribute, level, mixed shares and mean entropies with q − p differences "
              "and intervals, js_identity_rates (JS between the per-identity rate categories, nats) with interval",
              "- `figures/identity_mixed.png`: share of mixed identities per dataset, identity-level beside image-level"]
-    sections = identity_section(tables, focus, group, top_k, level, n_boot, min_images)
+    sections = identity_section(tables, focus, group, top_k, level, n_boot, min_images, hidden)
     return IdentityOutputs(tables=tables, paths=paths, figures=figures, sections=sections, files=files)

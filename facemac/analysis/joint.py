@@ -159,6 +159,8 @@ def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarr
     if k == 0:
         return float("nan"), float("nan"), float("nan"), float("nan")
     sp, sq = float(cp.sum()), float(cq.sum())
+    if p.k == q.k == len(cp) and np.array_equal(cp, cq):  # the same distribution (a dataset vs its one-member pool)
+        return 0.0, 1.0, 0.0, 1.0  # exactly; the sums below cancel only to within +-1e-15
     x_pq = float((cp * np.log(cq + alpha)).sum())
     x_qp = float((cq * np.log(cp + alpha)).sum())
 
@@ -168,7 +170,8 @@ def fast_joint_kl(p: _Support, q: _Support, p_both: np.ndarray, q_both: np.ndarr
             return float("nan")
         self_term = (a.a + (k - a.k) * xlogy(alpha, alpha)) / za - np.log(za)
         cross = (xlogy(a.total - sa, alpha) + x_ab + alpha * b.l + (k - b.k) * xlogy(alpha, alpha)) / za - np.log(zb)
-        return float(self_term - cross)
+        kl = float(self_term - cross)
+        return 0.0 if kl < 0 else kl  # KL >= 0; the two sums cancel to -1e-15 for identical counts (a one-member pool)
 
     cov_pq = sp / p.total if p.total > 0 else float("nan")
     cov_qp = sq / q.total if q.total > 0 else float("nan")

@@ -44,18 +44,33 @@ def plot_rates(rates: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+MAX_CELL_VALUES = 700  # beyond this many cells the numbers are too small to read: colour only
+# kl_asymmetry.png names points by their attribute: the first pair's (the report's headline pair) largest
+# KL(P||Q) + KL(Q||P), then the largest of the other pairs
+ASYMMETRY_LABELS_FIRST, ASYMMETRY_LABELS_OTHERS = 6, 4
+
+
 def plot_kl_heatmap(kl_attributes: pd.DataFrame, focus: list[tuple[str, str]], path: Path) -> Path:
-    """Ordered pairs (both directions of each focus pair) x attributes, colour = KL(P||Q) in nats."""
-    frame = kl_attributes.assign(pair=kl_attributes["p"] + " || " + kl_attributes["q"])
-    pairs = [f"{a} || {b}" for p, q in focus for a, b in ((p, q), (q, p))]
+    """Ordered pairs (both directions of each focus pair) x attributes, colour = KL(P||Q) in nats, the value in each
+    cell (two digits: the demo's KLs run 0.00-0.5, a real study's to ~1)."""
+    frame = kl_attributes.assign(pair=kl_attributes["p"] + " ‖ " + kl_attributes["q"])
+    pairs = [f"{a} ‖ {b}" for p, q in focus for a, b in ((p, q), (q, p))]
     attributes = list(dict.fromkeys(frame["attribute"]))
     grid = frame.pivot(index="pair", columns="attribute", values="kl").loc[pairs, attributes].to_numpy()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(attributes) + 3), max(3.0, 0.25 * len(pairs) + 1.5)))
+    label_in = max(len(p) for p in pairs) * 0.075  # inches the row labels take at 8 pt
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(attributes) + label_in + 2.0),
+                                    max(3.0, 0.36 * len(pairs) + 2.2)))
     im = ax.imshow(grid, aspect="auto", cmap="magma_r", interpolation="nearest")
-    ax.set_xticks(np.arange(len(attributes)), attributes, rotation=90, fontsize=6)
-    ax.set_yticks(np.arange(len(pairs)), pairs, fontsize=6)
-    fig.colorbar(im, ax=ax, label="KL(P || Q) [nats]")
-    ax.set_title("Per-attribute KL divergence")
+    ax.set_xticks(np.arange(len(attributes)), attributes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(len(pairs)), pairs, fontsize=8)
+    if grid.size <= MAX_CELL_VALUES:
+        top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, "0" if round(v, 2) == 0 else f"{v:.2f}".lstrip("0"), ha="center", va="center",
+                        fontsize=6.5, color="white" if top > 0 and v > 0.55 * top else "black")
+    fig.colorbar(im, ax=ax, label="KL(P ‖ Q) [nats]", fraction=0.04, pad=0.02)
+    ax.set_title("Per-attribute KL divergence (row: P ‖ Q)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -63,23 +78,42 @@ def plot_kl_heatmap(kl_attributes: pd.DataFrame, focus: list[tuple[str, str]], p
 
 
 def plot_asymmetry(kl_attributes: pd.DataFrame, focus: list[tuple[str, str]], path: Path) -> Path:
-    """For each focus pair (P, Q), KL(P||Q) against KL(Q||P) per attribute; points off the diagonal are asymmetric."""
+    """For each focus pair (P, Q), KL(P||Q) against KL(Q||P) per attribute; points off the diagonal are asymmetric.
+    The points with the largest KL both ways together are named by their attribute."""
     fwd = kl_attributes.set_index(["p", "q", "attribute"])["kl"].sort_index()
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+    fig, ax = plt.subplots(figsize=(7, 6.5))
     top = 0.0
-    for p, q in focus:
+    points = []  # (pair index, x + y, x, y, attribute, colour)
+    for k, (p, q) in enumerate(focus):
         x = fwd.loc[(p, q)]
         y = fwd.loc[(q, p)].reindex(x.index)
-        ax.scatter(x, y, s=12, alpha=0.75, label=f"P={p}, Q={q}")
+        dots = ax.scatter(x, y, s=14, alpha=0.75, label=f"P={p}, Q={q}")
         top = max(top, float(np.nanmax([x.max(), y.max()])))
-    top = top * 1.05 if top > 0 else 1.0
-    ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--")
+        colour = dots.get_facecolor()[0]
+        points += [(k, xv + yv, xv, yv, a, colour) for a, xv, yv in zip(x.index, x.to_numpy(), y.to_numpy())
+                   if np.isfinite(xv) and np.isfinite(yv) and xv + yv > 0]
+    top = top * 1.08 if top > 0 else 1.0
+    by_size = sorted(points, key=lambda t: t[1], reverse=True)
+    named = ([t for t in by_size if t[0] == 0][:ASYMMETRY_LABELS_FIRST]
+             + [t for t in by_size if t[0] != 0][:ASYMMETRY_LABELS_OTHERS])
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    ax.set_xlabel("KL(P || Q) [nats]")
-    ax.set_ylabel("KL(Q || P) [nats]")
-    ax.set_title("KL asymmetry: one point per attribute (above the line: KL(Q||P) larger)", fontsize=9)
-    ax.legend(fontsize=6, loc="upper left")
+    placed: list[tuple[float, float, bool]] = []  # label anchors in points: (x, y, extends left)
+    scale = 72.0 * 6.5 / top  # data units -> points, roughly (the axes span most of the 6.5-inch figure)
+    for k, (_, _, xv, yv, attribute, colour) in enumerate(named):
+        right = xv > 0.75 * top  # near the right edge: the name goes to the left of its point
+        dy = next((d for d in (4, -11, 15, -22, 26, -33, 37) if not any(
+            abs(yv * scale + d - py) < 9 and abs(xv * scale - px) < 70 for px, py, _ in placed)), 4)
+        placed.append((xv * scale, yv * scale + dy, right))
+        ax.annotate(attribute, (xv, yv), xytext=(-5 if right else 5, dy), textcoords="offset points",
+                    ha="right" if right else "left", va="center", fontsize=7.5, color=colour,
+                    fontweight="bold" if k < ASYMMETRY_LABELS_FIRST else "normal",
+                    arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5} if abs(dy) > 5 else None)
+    ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("KL(P ‖ Q) [nats]")
+    ax.set_ylabel("KL(Q ‖ P) [nats]")
+    ax.set_title("KL asymmetry: one point per attribute (above the line: KL(Q‖P) larger)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

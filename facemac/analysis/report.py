@@ -24,6 +24,8 @@ class ReportContext:
     top_k: int = 5
     sections: list[str] = field(default_factory=list)  # further markdown lines (e.g. within identities), before Files
     files: list[str] = field(default_factory=list)  # further "- `name`: meaning" lines for the Files list
+    aliases: dict[str, str] = field(default_factory=dict)  # one-member pools -> their member (not shown twice)
+    headline: str = ""  # the first line under the title (``headline()``), also logged by the stage
 
 
 def _num(x: float) -> str:
@@ -93,6 +95,34 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
     return lines
 
 
+def headline(rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: pd.DataFrame, focus: list[tuple[str, str]],
+             group: dict[str, str], hidden: set[str] = frozenset()) -> str:
+    """One sentence with what a reader looks for first: the mean per-attribute KL of the main real/synthetic pair in
+    both directions (the pooled groups when they are shown, else the first pair) and the attribute driving it most;
+    without a real/synthetic pair, the pair with the largest mean KL."""
+    rs = [(p, q) for p, q in focus if group.get(p) == "real" and group.get(q) == "synthetic"]
+    if rs:
+        p, q = rs[0]
+    else:
+        rest = pairs[~pairs.p.isin(list(hidden)) & ~pairs.q.isin(list(hidden))].dropna(subset=["kl_mean"])
+        if not len(rest):
+            return "Headline: no pair of datasets to compare."
+        top = rest.sort_values("kl_mean", ascending=False).iloc[0]
+        p, q = str(top.p), str(top.q)
+    fwd = float(pairs[(pairs.p == p) & (pairs.q == q)].kl_mean.iloc[0])
+    bwd = float(pairs[(pairs.p == q) & (pairs.q == p)].kl_mean.iloc[0])
+    a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
+    b = kl_attr[(kl_attr.p == q) & (kl_attr.q == p)].set_index("attribute")["kl"].reindex(a.index)
+    text = (f"Headline: mean per-attribute KL({p} ‖ {q}) = {_num(fwd)} nats, KL({q} ‖ {p}) = {_num(bwd)} nats")
+    if len(a) and np.isfinite((a + b).to_numpy()).any():
+        driver = str((a + b).idxmax())
+        rp = rates[(rates.dataset == p) & (rates.attribute == driver)].rate.iloc[0]
+        rq = rates[(rates.dataset == q) & (rates.attribute == driver)].rate.iloc[0]
+        text += (f"; top driver {driver} (rate {_num(rp)} in {p}, {_num(rq)} in {q}; KL {_num(a[driver])} / "
+                 f"{_num(b[driver])} nats)")
+    return text + "."
+
+
 def _dropped(dropped: dict[str, list[str]] | None) -> str:
     """The attributes left out because an input lacks them (facemac.analysis.provenance)."""
     if not dropped:
@@ -114,7 +144,7 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
                  ctx: ReportContext) -> Path:
     """Write report.md and return its path."""
     s = ctx.settings
-    lines = ["# Attribute divergence report", "",
+    lines = ["# Attribute divergence report", "", *([f"**{ctx.headline}**", ""] if ctx.headline else []),
              "KL divergences are in nats. Each Bernoulli (per attribute) and each joint distribution is smoothed with "
              f"alpha = {s['alpha']} pseudo-counts per outcome.", "",
              *mixed_checkpoints_note(s.get("mixed_checkpoints")),
@@ -138,8 +168,11 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
                      f"{(d.get('checkpoint_sha256') or '')[:16]} |")
     if ctx.pooled:
         lines += ["", f"Pooled pseudo-datasets: {', '.join(ctx.pooled)} (sums of the members of each group; "
-                      "members: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in s.get("pooled_members", {}).items())
-                  + ")."]
+                      "members: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in s.get("pooled_members", {}).items()
+                                              if k in ctx.pooled) + ")."]
+    if ctx.aliases:
+        lines += ["", "Not pooled here, because the group holds one dataset (its pooled rows in the CSVs equal that "
+                      "dataset's): " + ", ".join(f"{k} = {v}" for k, v in ctx.aliases.items()) + "."]
     lines += ["", "## Real vs synthetic", ""]
     group = {d["name"]: d["group"] for d in ctx.datasets}
     group.update({name: name.split("(")[0] for name in ctx.pooled})
@@ -147,7 +180,8 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     rs = [(p, q) for p, q in ctx.focus if group.get(p) == "real" and group.get(q) == "synthetic"]
     if not rs:
         lines += ["No real/synthetic pair among the inputs (set `groups` to label them). Pairs by mean KL:", ""]
-        for _, row in pairs.sort_values("kl_mean", ascending=False).head(ctx.top_k).iterrows():
+        shown = pairs[~pairs.p.isin(list(ctx.aliases)) & ~pairs.q.isin(list(ctx.aliases))]
+        for _, row in shown.sort_values("kl_mean", ascending=False).head(ctx.top_k).iterrows():
             lines.append(f"- KL({row.p} ‖ {row.q}) mean {_num(row.kl_mean)} nats, joint {_num(row.kl_joint)}")
         lines.append("")
     rows = [int(d["rows"]) for d in ctx.datasets if d.get("rows")]

@@ -18,7 +18,7 @@ from facemac.analysis.logged import (IDENTITY_COMPARE, IDENTITY_STATS, KL_ATTRIB
                                      figure_key, pooled_kl_key)
 from facemac.analysis.plots import make_figures
 from facemac.analysis.provenance import check_labellers, dropped_attributes
-from facemac.analysis.report import ReportContext, write_report
+from facemac.analysis.report import ReportContext, headline, write_report
 from facemac.analysis.tables import Tables, compute_tables
 from facemac.annotation_table import LABEL_RULES
 from facemac.errors import ConfigError
@@ -157,6 +157,22 @@ def focus_pairs(names: list[str], groups: list[str], num_base: int) -> list[tupl
     return [out[k] for k in pooled] + [p for k, p in enumerate(out) if k not in pooled]
 
 
+def single_member_pools(pooled: dict[str, list[int]], datasets: list[DatasetInput]) -> dict[str, str]:
+    """Pooled name -> its only member, for groups holding one dataset: the pooled rows equal the member's, so figures
+    and report show the member alone (the CSVs keep both rows: their names are part of the interface)."""
+    return {f"{g}{POOLED_SUFFIX}": datasets[m[0]].name for g, m in pooled.items() if len(m) == 1}
+
+
+def shown_pairs(focus: list[tuple[str, str]], alias: dict[str, str]) -> list[tuple[str, str]]:
+    """``focus`` with single-member pools replaced by their member, duplicates and self-pairs dropped, order kept."""
+    out: list[tuple[str, str]] = []
+    for p, q in focus:
+        pair = (alias.get(p, p), alias.get(q, q))
+        if pair[0] != pair[1] and pair not in out:
+            out.append(pair)
+    return out
+
+
 def write_outputs(output_dir: Path, tables: Tables) -> dict[str, Path]:
     """The CSVs whose names are part of the interface."""
     paths = {"rates": output_dir / "rates.csv", "kl_attributes": output_dir / "kl_attributes.csv",
@@ -200,14 +216,16 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
                             s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
                             joint_columns=np.array([attributes.index(a) for a in joint], np.int64))
     paths = write_outputs(output_dir, tables)
-    focus = focus_pairs(names, groups, len(datasets))
-    figures = make_figures(tables.rates, tables.kl_attributes, focus, output_dir / "figures")
+    alias = single_member_pools(pooled, datasets)  # one dataset per group: its pool is not shown twice
+    focus = shown_pairs(focus_pairs(names, groups, len(datasets)), alias)
+    figures = make_figures(tables.rates[~tables.rates.dataset.isin(list(alias))], tables.kl_attributes, focus,
+                           output_dir / "figures")
     identity = None
     if ident.enabled:  # within-identity statistics (analysis/identity.py)
         identity = write_identity_outputs(
             output_dir, identity_tables(names, groups, attributes, [c.per_identity for c in counts],
                                         list(pooled.values()), focus, ident, s.n_boot, s.level, s.seed),
-            focus, dict(zip(names, groups)), s.top_k, s.level, s.n_boot, ident.min_images)
+            focus, dict(zip(names, groups)), s.top_k, s.level, s.n_boot, ident.min_images, hidden=set(alias))
         paths.update(identity.paths)
         figures += identity.figures
     settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed,
@@ -222,13 +240,18 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
              "label_thresholds": d.details.get("label_thresholds"),
              "labels_of": d.details.get("base_name") if not d.is_prediction else None}
             for d, c in zip(datasets, counts)]
+    group_of = dict(zip(names, groups))
+    head = headline(tables.rates, tables.kl_attributes, tables.kl_pairs, focus, group_of, set(alias))
     report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
-                          ReportContext(datasets=info, settings=settings, pooled=names[len(datasets):],
+                          ReportContext(datasets=info, settings=settings, headline=head,
+                                        pooled=[n for n in names[len(datasets):] if n not in alias], aliases=alias,
                                         focus=focus, top_k=s.top_k, sections=identity.sections if identity else [],
                                         files=identity.files if identity else []))
     _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names, identity)
-    log.info("analysis written to %s", output_dir)
+    log.info("%s", head)  # the console shows the finding, not only where the files are
+    log.info("analysis written to %s (report: %s)", output_dir, report)
     return {"output_dir": output_dir, "tables": tables, "datasets": names, "attributes": attributes,
+            "headline": head,
             "figures": figures, "report": report, "settings": settings,
             "identity": identity.tables if identity else None}
 

@@ -14,12 +14,14 @@ import pandas as pd  # noqa: E402
 from facemac.compare.tables import plotted_pairs  # noqa: E402
 
 
-def _annotate_cells(ax, grid: np.ndarray, fmt: str, threshold: float | None = None) -> None:
+def _annotate_cells(ax, grid: np.ndarray, fmt: str, threshold: float | None = None,
+                    dark_beyond: float | None = None) -> None:
+    """Numbers in the cells, white on dark ones (below ``threshold``, or beyond ``dark_beyond`` in magnitude)."""
     if grid.size > 600:  # too many cells to read numbers in
         return
     for (i, j), v in np.ndenumerate(grid):
         if np.isfinite(v):
-            dark = threshold is not None and v < threshold
+            dark = (threshold is not None and v < threshold) or (dark_beyond is not None and abs(v) > dark_beyond)
             text = format(v, fmt)
             if text.lstrip("+-").strip("0.") == "":  # rounds to zero: no sign, fewer digits to read past
                 text = "0"
@@ -56,7 +58,7 @@ def plot_kl_differences(diff: pd.DataFrame, run: str, baseline: str, path: Path)
     im = ax.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
     ax.set_xticks(np.arange(len(pairs)), pairs, rotation=60, ha="right", fontsize=6)
     ax.set_yticks(np.arange(len(attributes)), attributes, fontsize=7)
-    _annotate_cells(ax, values, "+.2f")
+    _annotate_cells(ax, values, "+.2f", dark_beyond=0.6 * bound)
     fig.colorbar(im, ax=ax, label="KL difference [nats]")
     ax.set_title(f"Per-attribute KL: {run} minus {baseline}", fontsize=9)
     fig.tight_layout()

@@ -127,15 +127,10 @@ def latest_runs(log_dir: str | Path, n: int, stage: str | None = None) -> list[P
 
 
 def label_runs(runs: list[Run]) -> None:
-    """Short unique labels: the shortest path tail (two parts at least) that tells the runs apart."""
-    parts = [r.path.resolve().parts for r in runs]
-    longest = max((len(p) for p in parts), default=1)
-    for k in range(min(2, longest), longest + 1):
-        labels = ["/".join(p[-k:]) for p in parts]
-        if len(set(labels)) == len(labels):
-            break
-    for r, lab in zip(runs, labels):
-        r.label = lab
+    """Names that say how the runs differ (facemac.compare.labels), path tails where the configs do not."""
+    from facemac.compare.labels import label_runs as name_runs
+
+    name_runs(runs)
 
 
 def collect(entries: list[str], latest: int | None, log_dir: str | Path,
