@@ -63,3 +63,25 @@ def test_explicit_workers_are_not_measured(make_cfg, tmp_path, caplog):
     with caplog.at_level("INFO"):
         train(cfg, table=make_table(48))
     assert "ms/img" not in caplog.text and "explicit data.num_workers=0" in caplog.text
+
+
+def test_the_probe_says_what_it_measures_before_it_starts(make_cfg, tmp_path, caplog, monkeypatch, cores):
+    """#22 item 14: the first run was silent for ~17 s (resnet18 @112, 2 cores) while the probe measured."""
+    import facemac.training.probe as probe
+
+    cores(2)
+    said_before = []
+    real = probe.measure_costs
+
+    def measured(*args, **kwargs):
+        said_before.append([r.getMessage() for r in caplog.records if "train resources: measuring" in r.getMessage()])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(probe, "measure_costs", measured)
+    cfg = make_cfg("train", ["logger=none", "model.timm_name=test_resnet", "model.input_size=32", "data.batch_size=16",
+                             "augment=none", "train.progress=false", "train.epochs=1", "train.device=cpu"])
+    with caplog.at_level("INFO"):
+        train(cfg, table=make_table(48))
+    assert said_before == [["train resources: measuring decoding and 6 forward+backward passes on 16 training images "
+                            "to split 2 cores between decoding and torch threads (set data.num_workers and "
+                            "train.cpu_threads to skip this)"]]

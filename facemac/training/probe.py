@@ -99,9 +99,13 @@ def plan_training(ctx: Any, dataset: Any, model: nn.Module, mean: list[float], s
     plan, cfg = ctx.plan, ctx.cfg
     if not plan.measure:
         return plan
+    n, cores = min(PROBE_IMAGES, int(cfg.data.batch_size)), cores_per_local_rank(ctx.dist.world_size)
+    # seconds for a real backbone on a small CPU (vit_s @112: ~15 s on 2 cores): say why nothing else is printed
+    log.info("train resources: measuring decoding and %d forward+backward passes on %d training images to split %d "
+             "cores between decoding and torch threads (set data.num_workers and train.cpu_threads to skip this)",
+             2 * (1 + TIMED_STEPS) if cores > 1 else 1 + TIMED_STEPS, n, cores)
     costs = measure_costs(dataset, model, mean, std, str(cfg.train.precision), bool(cfg.train.channels_last),
-                          ctx.dist.device, cores_per_local_rank(ctx.dist.world_size),
-                          n=min(PROBE_IMAGES, int(cfg.data.batch_size)))
+                          ctx.dist.device, cores, n=n)
     if costs is None:
         log.info("train resources: %s (%s; nothing readable to measure)", plan.describe(), plan.why)
         return plan
