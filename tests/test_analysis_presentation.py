@@ -10,7 +10,7 @@ import pytest
 from matplotlib.axes import Axes
 
 from facemac.analysis import run as analysis_run
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.analysis.joint import _Support, fast_joint_kl
 
 ATTRS = ["Male", "Young", "Smiling", "Eyeglasses", "Bald"]

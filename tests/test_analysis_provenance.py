@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facemac.analysis.fixtures import write_annotation_dir
+from tests.annotation_fixtures import write_annotation_dir
 from facemac.analysis.run import run
 from facemac.attributes import CELEBA_ATTRIBUTES
 from facemac.errors import ConfigError
