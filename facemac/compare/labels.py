@@ -8,13 +8,36 @@ configs do not tell the runs apart, and is kept in front when they do but only p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from facemac.compare.runs import Run
+import json
+from pathlib import Path
+from typing import Any, Protocol
 
 MAX_KEYS = 3
 MAX_CHARS = 60
+# config keys that differ between any two runs without saying anything about the experiment
+NOISE_PREFIXES = ("paths.", "logger.", "hydra.")
+NOISE_KEYS = {"task_name"}
+
+
+class Run(Protocol):
+    """What naming needs of a compared run (facemac.compare.runs.Run)."""
+
+    path: Path
+    stage: str
+    config: dict[str, Any]
+    label: str
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"optim.lr": "0.003", ...}: dotted keys, values as JSON text so lists and None compare too."""
+    out: dict[str, str] = {}
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v if isinstance(v, str) else json.dumps(v)
+    return out
 
 
 def path_tails(runs: list[Run]) -> list[str]:
@@ -31,13 +54,11 @@ def path_tails(runs: list[Run]) -> list[str]:
 
 def _differences(runs: list[Run]) -> list[str]:
     """Per run, ``key=value`` for the choices (not paths) in which the runs of one stage differ."""
-    from facemac.compare.tables import _NOISE_KEYS, _NOISE_PREFIXES, flatten
-
     flat = [flatten(r.config) if r.config else None for r in runs]
     known = [f for f in flat if f is not None]
     if len(known) < 2:
         return ["" for _ in runs]
-    keys = sorted({k for f in known for k in f if not k.startswith(_NOISE_PREFIXES) and k not in _NOISE_KEYS})
+    keys = sorted({k for f in known for k in f if not k.startswith(NOISE_PREFIXES) and k not in NOISE_KEYS})
     differ = [k for k in keys if len({f.get(k, "<unset>") for f in known}) > 1
               and not any("/" in f.get(k, "") for f in known)]
     out = []

@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from facemac.compare.labels import label_runs as name_runs
 from facemac.runs import DONE_MARKER
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,6 @@ def latest_runs(log_dir: str | Path, n: int, stage: str | None = None) -> list[P
 
 def label_runs(runs: list[Run]) -> None:
     """Names that say how the runs differ (facemac.compare.labels), path tails where the configs do not."""
-    from facemac.compare.labels import label_runs as name_runs
-
     name_runs(runs)
 
 

@@ -9,24 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facemac.compare.labels import NOISE_KEYS as _NOISE_KEYS
+from facemac.compare.labels import NOISE_PREFIXES as _NOISE_PREFIXES
+from facemac.compare.labels import flatten
 from facemac.compare.runs import Run
 
-# config keys that differ between any two runs without saying anything about the experiment
-_NOISE_PREFIXES = ("paths.", "logger.", "hydra.")
-_NOISE_KEYS = {"task_name"}
 POOLED = "(pooled)"
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{"optim.lr": "0.003", ...}: dotted keys, values as JSON text so lists and None compare too."""
-    out: dict[str, str] = {}
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v if isinstance(v, str) else json.dumps(v)
-    return out
 
 
 def differing_config(runs: list[Run]) -> pd.DataFrame:
