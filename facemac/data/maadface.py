@@ -19,7 +19,6 @@ import pandas as pd
 
 from facemac.data.labelcsv import check_field_counts, header_columns, not_utf8, numeric_columns
 from facemac.data.layout import require_dir, require_file, select_attributes
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -273,8 +272,6 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
                   name: str = "maadface", landmarks=None, max_missing_landmarks: float = 0.01) -> FaceTable:
     """FaceTable of MAAD-Face: labels 0/1 with undefined cells masked, identity-disjoint seeded splits, and (with
     ``landmarks``: ``auto``, a folder, a file or a list of files) VGGFace2's 5 points for the ArcFace warp."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     if not 0.0 <= float(max_missing_landmarks) <= 1.0:
         raise ConfigError(f"dataset.max_missing_landmarks={max_missing_landmarks!r} must be a share in [0, 1]")
     root = require_dir(root, f"a folder holding the MAAD-Face CSV and the VGGFace2 images ({MAADFACE_LAYOUT})")
