@@ -216,10 +216,11 @@ def read_vggface2_landmarks(paths: Sequence[str | Path]) -> tuple[list[str], np.
 
 
 def attach_landmarks(table: FaceTable, names: list[str], points: np.ndarray, max_missing: float,
-                     sources: str) -> FaceTable:
+                     sources: str, what: str = "MAAD-Face images", key: str = "dataset",
+                     fix: str = "or use dataset.align=resize") -> FaceTable:
     """``table`` with each row's 5 points, joined on the file name without extension. Rows without landmarks (or with
     all points in one spot) are skipped and logged with a count and examples; a larger share than ``max_missing``
-    fails, as unreadable images do."""
+    fails, as unreadable images do. ``what``, ``key`` and ``fix`` word the messages for the dataset at hand."""
     stems = pd.Series(table.keys, dtype=object).str.replace(r"\.[^./]*$", "", regex=True)
     pos = pd.Index(names).get_indexer(stems)
     found = pos >= 0
@@ -231,11 +232,11 @@ def attach_landmarks(table: FaceTable, names: list[str], points: np.ndarray, max
     if len(missing):
         share = len(missing) / max(len(table), 1)
         examples = ", ".join(table.keys[i] for i in missing[:5])
-        msg = (f"{len(missing)} of {len(table)} MAAD-Face images ({share:.2%}) have no usable landmarks in {sources} "
+        msg = (f"{len(missing)} of {len(table)} {what} ({share:.2%}) have no usable landmarks in {sources} "
                f"(e.g. {examples})")
         if share > max_missing:
-            raise DataError(f"{msg}: more than dataset.max_missing_landmarks={max_missing}; point dataset.landmarks "
-                            "at the files that cover them, or use dataset.align=resize")
+            raise DataError(f"{msg}: more than {key}.max_missing_landmarks={max_missing}; point {key}.landmarks "
+                            f"at the files that cover them, {fix}")
         log.warning("%s; they are skipped", msg)
     return dataclasses.replace(table.subset(np.flatnonzero(usable)), landmarks=pts[usable])
 
