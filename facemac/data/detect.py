@@ -24,11 +24,10 @@ import cv2
 import numpy as np
 import torch
 
+from facemac.annotation_table import DETECT_FIELDS  # the detection stored per row; the contract owns the order
 from facemac.errors import ConfigError
 
-# The detection stored per annotated image (annotation_table.DETECT_COLUMNS): box, score, face count, 5 points.
-DETECT_FIELDS = ("x0", "y0", "x1", "y1", "score", "faces",
-                 "p1x", "p1y", "p2x", "p2y", "p3x", "p3y", "p4x", "p4y", "p5x", "p5y")
+__all__ = ["DETECT_FIELDS", "DetectorSettings", "Detections", "FaceDetector", "pick_face", "shared_detector"]
 BUCKET = 32  # pad to multiples of this many pixels so differently sized photos share a pyramid call
 DETECTOR_NAME = "mtcnn (facenet-pytorch 2.5.3)"
 NO_FACE = "no face detected"
