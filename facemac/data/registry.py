@@ -93,7 +93,8 @@ def _landmark_files(cfg: dict[str, Any], prefix: str, base: Path) -> list[Path]:
 def with_landmark_file(table: FaceTable, cfg: dict[str, Any], prefix: str, base: Path) -> FaceTable:
     """Join a user's own 5-point landmarks (``landmarks: <csv>``, e.g. from insightface or RetinaFace, in VGGFace2's
     ``bb_landmark`` format: NAME_ID = the image's key without extension) onto a folder, file-list or label-CSV
-    table. Undeclared geometry becomes ``loose``: the points, not the crop, drive the ArcFace warp."""
+    table. Its geometry becomes ``loose`` (whatever the folder default said): the points, not the crop, drive the
+    ArcFace warp, and the pixel check compares them with the detector's."""
     if cfg.get("landmarks") in _UNSET or cfg.get("landmarks") is False:
         return table
     if cfg.get("geometry") == "detect":
@@ -108,7 +109,7 @@ def with_landmark_file(table: FaceTable, cfg: dict[str, Any], prefix: str, base:
         raise ConfigError(f"{prefix}.max_missing_landmarks={max_missing!r} must be a share in [0, 1]")
     table = attach_landmarks(table, names, points, max_missing, " + ".join(str(p) for p in paths),
                              what=f"{prefix} images", key=prefix, fix="or use geometry: detect")
-    return table if cfg.get("geometry") else dataclasses.replace(table, geometry="loose")
+    return dataclasses.replace(table, geometry="loose")
 
 
 def _celeba(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:

@@ -8,7 +8,8 @@ The demo targets are stored as a face-recognition aligner crops them; researcher
     python -m facemac.data.demo.loose <out> [--layout celeba|assorted] [--identities 40] [--images 8]
 
 Layouts: ``celeba`` = 178x218 crops with the eyes near CelebA's place; ``assorted`` = non-square canvases of
-140-400 px per side, the face at 35-75 % of the shorter side, anywhere, rotated up to 15 degrees.
+140-400 px per side, the face at 35-75 % of the shorter side, anywhere, rotated up to 15 degrees; ``square`` = the
+same on 256x256 canvases (sizes an aligned crop could have: only the detector tells them apart).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from facemac.data.maadface import LANDMARK_HEADER
 from facemac.errors import ConfigError
 from facemac.progress import progress_bar
 
-LAYOUTS = ("celeba", "assorted")
+LAYOUTS = ("celeba", "assorted", "square")
 CELEBA_HW = (218, 178)
 EYE_CENTRE_112 = (55.91, 51.6)  # midpoint of the template's eyes, in 112-pixel face coordinates
 
@@ -52,8 +53,8 @@ def placement(rng: np.random.Generator, layout: str) -> tuple[tuple[int, int], n
         scale, angle = rng.uniform(1.05, 1.25), rng.uniform(-4.0, 4.0)
         target = (89.0 + rng.uniform(-3, 3), 111.0 + rng.uniform(-3, 3))
         centre = EYE_CENTRE_112
-    elif layout == "assorted":  # web photos: any shape, the face anywhere
-        hw = (int(rng.integers(140, 401)), int(rng.integers(140, 401)))
+    elif layout in ("assorted", "square"):  # web photos: any shape (or square), the face anywhere
+        hw = (256, 256) if layout == "square" else (int(rng.integers(140, 401)), int(rng.integers(140, 401)))
         scale = rng.uniform(0.35, 0.75) * min(hw) / 112.0
         angle = rng.uniform(-15.0, 15.0)
         half = 56.0 * scale * math.sqrt(2.0)  # the rotated face box stays on the canvas
