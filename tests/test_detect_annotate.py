@@ -196,3 +196,39 @@ def test_mismatch_is_one_error_line_from_the_command_line(tmp_path, loose, ckpt)
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "178x218" in lines[0] and "geometry=detect" in lines[0], r.stderr[-2000:]
     assert DataError  # the refusal is a FacemacError (exit 2), not a traceback
+
+
+def test_training_set_with_geometry_detect_is_detected_once_and_trains(make_cfg, tmp_path, loose, monkeypatch):
+    """dataset=labels_csv over loose photos with geometry: detect: the detector's points become the landmarks (near
+    the drawn ones), cached under paths.cache_dir/detect/, reused by the next run; a smoke training run takes them."""
+    import torch
+
+    from facemac.data import detect_table
+    from facemac.training.data import load_table
+    from facemac.training.run import train
+
+    target = loose["assorted"]
+    labels = pd.read_csv(target.labels)
+    labels["split"] = ["train", "train", "val", "test"] * (len(labels) // 4)
+    file = tmp_path / "labels.csv"
+    labels.to_csv(file, index=False)
+    overrides = ["logger=none", "dataset=labels_csv", f"dataset.file={file}", f"+dataset.root={target.root}",
+                 "dataset.geometry=detect", "dataset.align=arcface", "model.input_size=32", "train.epochs=1",
+                 "train.limit_batches=1", "data.batch_size=4", "data.num_workers=0", "train.progress=false",
+                 f"paths.cache_dir={tmp_path / 'cache'}"]
+    cfg = make_cfg("train", overrides)
+    table = load_table(cfg)
+    assert table.geometry == "loose" and len(table) == 16
+    truth = pd.read_csv(target.landmarks).set_index("NAME_ID")
+    t = truth.loc[[k.rsplit(".", 1)[0] for k in table.keys]].to_numpy(float).reshape(-1, 5, 2)
+    err = np.linalg.norm(table.landmarks - t, axis=2).mean(1) / np.linalg.norm(t[:, 1] - t[:, 0], axis=1)
+    assert np.median(err) < 0.15
+    assert len(list((tmp_path / "cache" / "detect").glob("*.csv"))) == 1
+
+    def no_second_detection(*a, **k):
+        raise AssertionError("detected twice")
+
+    monkeypatch.setattr(detect_table, "detect_landmarks_file", no_second_detection)
+    train(make_cfg("train", overrides, output_dir=tmp_path / "trainrun"))
+    best = torch.load(tmp_path / "trainrun" / "checkpoints" / "best.pt", weights_only=True)
+    assert best["data_cfg"]["align"] == "arcface" and best["data_cfg"]["geometry"] == "loose"

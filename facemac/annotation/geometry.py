@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any, Mapping
 
 from facemac.annotation.targets import TargetSpec
-from facemac.data.detect import DETECTOR_NAME, DetectorSettings, shared_detector
+from facemac.data.detect import DETECTOR_NAME, DetectorSettings, detector_settings_from, shared_detector
 from facemac.data.pixel_check import MAX_ERROR, PixelCheckSettings, check_pixels
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -36,12 +36,7 @@ def _known(section: dict[str, Any], valid: tuple[str, ...], key: str) -> None:
 
 def detector_settings(acfg: Mapping[str, Any] | Any) -> DetectorSettings:
     """``annotate.detect``: min_face, max_side, min_score (facemac.data.detect.DetectorSettings)."""
-    d = _section(acfg, "detect")
-    _known(d, ("min_face", "max_side", "min_score"), "annotate.detect")
-    base = DetectorSettings()
-    return DetectorSettings(min_face=int(d.get("min_face", base.min_face)),
-                            max_side=int(d.get("max_side", base.max_side)),
-                            min_score=float(d.get("min_score", base.min_score)))
+    return detector_settings_from(_section(acfg, "detect"), "annotate.detect")
 
 
 def pixel_check_settings(acfg: Mapping[str, Any] | Any, seed: int = 0) -> PixelCheckSettings:

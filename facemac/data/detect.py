@@ -27,7 +27,8 @@ import torch
 from facemac.annotation_table import DETECT_FIELDS  # the detection stored per row; the contract owns the order
 from facemac.errors import ConfigError
 
-__all__ = ["DETECT_FIELDS", "DetectorSettings", "Detections", "FaceDetector", "pick_face", "shared_detector"]
+__all__ = ["DETECT_FIELDS", "DetectorSettings", "Detections", "FaceDetector", "detector_settings_from", "pick_face",
+           "shared_detector"]
 BUCKET = 32  # pad to multiples of this many pixels so differently sized photos share a pyramid call
 DETECTOR_NAME = "mtcnn (facenet-pytorch 2.5.3)"
 NO_FACE = "no face detected"
@@ -49,6 +50,22 @@ class DetectorSettings:
             raise ConfigError(f"detect.max_side={self.max_side}: use at least 64 pixels")
         if not 0.0 <= float(self.min_score) < 1.0:
             raise ConfigError(f"detect.min_score={self.min_score}: use a probability in [0, 1)")
+
+
+def detector_settings_from(section: dict | None, key: str) -> DetectorSettings:
+    """DetectorSettings from a config section's plain dict (``min_face``, ``max_side``, ``min_score``); ``key`` names
+    it in errors (``annotate.detect``, ``data.detect``)."""
+    d = dict(section or {})
+    unknown = sorted(set(d) - {"min_face", "max_side", "min_score"})
+    if unknown:
+        raise ConfigError(f"{key}: unknown key(s) {', '.join(unknown)}; valid: min_face, max_side, min_score")
+    base = DetectorSettings()
+    try:
+        return DetectorSettings(min_face=int(d.get("min_face", base.min_face)),
+                                max_side=int(d.get("max_side", base.max_side)),
+                                min_score=float(d.get("min_score", base.min_score)))
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("detect.", f"{key}.", 1)) from None
 
 
 @dataclass

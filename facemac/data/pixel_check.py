@@ -31,9 +31,10 @@ from facemac.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# a median landmark error above this share of the eye distance is another crop: re-detected ArcFace crops of real
-# photos sit near 0.05 and of the drawn demo faces near 0.14 (tests/test_detect_real_photos.py), a 256 px square loose
-# crop, a CelebA crop squeezed to a square or an FFHQ crop (eyes 25 % of the width apart, not 31 %) at 0.2-0.5
+# a median landmark error above this share of the eye distance is another crop. Re-detected ArcFace crops sit at
+# 0.06-0.07 (the demo targets, 24 faces each) and 0.14 (the astronaut: a 5-point similarity fits a real face only up to
+# its shape; tests/test_detect_real_photos.py); a loose square crop (face at 35-75 % of the side) at 0.5 and more, an
+# FFHQ-style crop (eyes 25 % of the width apart, not 31 %) at roughly 0.3
 MAX_ERROR = 0.25
 MIN_FACES = 5  # fewer found faces than this decide nothing
 
