@@ -65,7 +65,7 @@ def test_vggface2_like_assorted_sizes_are_refused(make_cfg, tmp_path, loose, ckp
 
 def test_square_loose_photos_are_refused_by_the_detector(make_cfg, tmp_path, loose, ckpt):
     """256 px squares pass the header step (an aligned crop could be 256 px); the detected landmarks give them away."""
-    with pytest.raises(GeometryMismatchError, match=r"eye distances from the ArcFace template") as e:
+    with pytest.raises(GeometryMismatchError, match=r"eye distances off the ArcFace template") as e:
         annotate(_cfg(make_cfg, ckpt, loose["square"].root, tmp_path / "run"))
     assert "targets.photos.geometry=detect" in str(e.value)
 
