@@ -16,7 +16,7 @@ annotated once with ``geometry: detect`` and once with the drawn (true) landmark
 their labels.csv; prints the detection rate, the landmark error and both accuracies side by side.
 
     python benchmarks/detect_throughput.py [--images 256] [--layout assorted|celeba] [--batch 128] [--naive 48]
-        [--model demo_tiny] [--device cpu|cuda]
+        [--rounds 2] [--model demo_tiny] [--device cpu|cuda]
     python benchmarks/detect_throughput.py --accuracy --ckpt outputs/train/runs/<run>/checkpoints/best.pt
         [--identities 60] [--images-per-identity 8]
 """
@@ -113,9 +113,10 @@ def naive(paths: list[Path], ann: Annotator, default_threads: int) -> float:
     from PIL import Image
 
     torch.set_num_threads(default_threads)
-    mtcnn = MTCNN(keep_all=True, device="cpu")
+    dev = ann.device
+    mtcnn = MTCNN(keep_all=True, device=dev)
     model, s = ann.plain_model, ann.preprocessor.size
-    mean, std = torch.tensor(ann.mean).view(1, 3, 1, 1), torch.tensor(ann.std).view(1, 3, 1, 1)
+    mean, std = torch.tensor(ann.mean, device=dev).view(1, 3, 1, 1), torch.tensor(ann.std, device=dev).view(1, 3, 1, 1)
     t0 = time.perf_counter()
     with torch.no_grad():
         for p in paths:
@@ -126,8 +127,8 @@ def naive(paths: list[Path], ann: Annotator, default_threads: int) -> float:
             j = pick_face(np.asarray(boxes, float), np.asarray(probs, float), *img.shape[:2])
             face = cv2.warpAffine(img, similarity_transform(np.asarray(points[j], float), ann.preprocessor.template),
                                   (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            x = (torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255 - mean) / std
-            torch.sigmoid(model(x))
+            x = (torch.from_numpy(face).to(dev).permute(2, 0, 1)[None].float() / 255 - mean) / std
+            torch.sigmoid(model(x)).cpu()
     return len(paths) / (time.perf_counter() - t0)
 
 
@@ -151,16 +152,18 @@ def throughput(args) -> None:
           f"{hw[:, 0].max()} px), model {timm_name} @{size}, {device}, batch {args.batch}; resources: "
           f"{plan.replicas} inference thread(s) x {threads} torch thread(s), {plan.workers} workers ({plan.why}); "
           f"load {load:.1f}")
-    ref0 = detector_only(images, args.batch, plan.replicas, threads, cores, device)
-    _, res = annotate_one("photos", target.root, "detect", ann, work / "out", args.batch, plan)
-    e2e = res.images_per_s
-    ref1 = detector_only(images, args.batch, plan.replicas, threads, cores, device)
-    ref = max(max(ref0.values()), max(ref1.values()))
-    print(f"detector only (same images, pre-decoded): " + ", ".join(f"{k} {v:.1f}/{ref1[k]:.1f} img/s (before/after)"
-                                                                   for k, v in ref0.items()))
-    print(f"e2e detect + align + annotate + Parquet:   {e2e:.1f} img/s ({res.num_images} faces, "
-          f"{res.num_failures} without a face)")
-    print(f"e2e / detector only: {e2e / ref:.2f}  (goal >= 0.8)")
+    refs, e2es = [], []
+    for r in range(args.rounds):  # interleaved rounds: on a shared machine the best of each is the least disturbed
+        refs.append(detector_only(images, args.batch, plan.replicas, threads, cores, device))
+        _, res = annotate_one("photos", target.root, "detect", ann, work / f"out{r}", args.batch, plan)
+        e2es.append(res.images_per_s)
+    ref = max(max(x.values()) for x in refs)
+    e2e = max(e2es)
+    print("detector only (same images, pre-decoded), per round: "
+          + "; ".join(", ".join(f"{k} {v:.1f}" for k, v in x.items()) for x in refs) + " img/s")
+    print(f"e2e detect + align + annotate + Parquet, per round: {', '.join(f'{v:.1f}' for v in e2es)} img/s "
+          f"({res.num_images} faces, {res.num_failures} without a face)")
+    print(f"e2e / detector only (best of each): {e2e / ref:.2f}  (goal >= 0.8)")
     if args.naive:
         rate = naive(paths[:args.naive], ann, default_threads)
         print(f"naive per-image loop (PIL + MTCNN.detect + warp + model, {args.naive} images, {default_threads} torch "
@@ -209,6 +212,7 @@ def main() -> None:
     ap.add_argument("--layout", choices=["assorted", "celeba", "square"], default="assorted")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--naive", type=int, default=48, help="images for the naive per-image loop (0: skip it)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved detector-only / e2e rounds (best of each)")
     ap.add_argument("--model", default="demo_tiny")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--accuracy", action="store_true")

@@ -232,3 +232,17 @@ def test_training_set_with_geometry_detect_is_detected_once_and_trains(make_cfg,
     train(make_cfg("train", overrides, output_dir=tmp_path / "trainrun"))
     best = torch.load(tmp_path / "trainrun" / "checkpoints" / "best.pt", weights_only=True)
     assert best["data_cfg"]["align"] == "arcface" and best["data_cfg"]["geometry"] == "loose"
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh)")
+def test_detect_on_cuda_matches_the_cpu_path(make_cfg, tmp_path, loose, ckpt):
+    """The device path on a GPU: workers decode, MTCNN + warp + model on cuda; the same faces as on the CPU."""
+    root = loose["assorted"].root
+    out = {}
+    for name, extra in (("cpu", ["annotate.device=cpu", "annotate.replicas=2"]),
+                        ("cuda", ["annotate.device=cuda", "annotate.num_workers=2"])):
+        annotate(_cfg(make_cfg, ckpt, root, tmp_path / name, "targets.photos.geometry=detect", *extra))
+        out[name] = _rows(tmp_path / name / "annotations" / "photos").sort_values("path", ignore_index=True)
+    assert list(out["cpu"]["path"]) == list(out["cuda"]["path"])
+    np.testing.assert_allclose(out["cpu"][list(DETECT_COLUMNS[6:])].to_numpy(),
+                               out["cuda"][list(DETECT_COLUMNS[6:])].to_numpy(), atol=1.0)

@@ -108,8 +108,8 @@ def _load_mtcnn():
     try:
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
     except ImportError:
-        raise ConfigError("geometry: detect needs the face detector: pip install 'facenet-pytorch==2.5.3' (its "
-                          "wheel holds the MTCNN weights; or pip install -e '.[detect]')") from None
+        raise ConfigError("geometry: detect needs the face detector, a dependency of facemac: pip install "
+                          "'facenet-pytorch==2.5.3' (its wheel holds the MTCNN weights)") from None
     return PNet(), RNet(), ONet()
 
 
