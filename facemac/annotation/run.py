@@ -142,7 +142,8 @@ def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, an
     manifest = read_manifest(out_dir)
     if not manifest["complete"]:
         limit = float(acfg.max_failure_fraction)
-        raise DataError(f"{spec.name}: {manifest['num_failures']} of {len(table)} images are unreadable "
+        what = "unreadable or without a face" if table.geometry == "detect" else "unreadable"
+        raise DataError(f"{spec.name}: {manifest['num_failures']} of {len(table)} images are {what} "
                         f"(more than annotate.max_failure_fraction={limit}); they are listed in "
                         f"{out_dir / FAILURES}")
     return result
