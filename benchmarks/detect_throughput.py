@@ -169,6 +169,10 @@ def throughput(args) -> None:
         print(f"naive per-image loop (PIL + MTCNN.detect + warp + model, {args.naive} images, {default_threads} torch "
               f"threads): {rate:.1f} img/s")
         print(f"e2e / naive: {e2e / rate:.2f}  (goal >= 1.5)")
+        if default_threads > 1 and device.type == "cpu":  # the same loop on one thread: what one core does with it
+            one = naive(paths[:args.naive], ann, 1)
+            print(f"naive on 1 torch thread: {one:.1f} img/s, x {cores} cores if run as {cores} processes = "
+                  f"{one * cores:.1f}; e2e / that: {e2e / (one * cores):.2f}")
 
 
 def accuracy(args) -> None:
