@@ -70,7 +70,8 @@ def incomplete_reason(manifest: Mapping[str, Any], table_dir: Path) -> str:
     listed = int(manifest.get("num_listed") or (int(manifest.get("num_images") or 0) + failures))
     limit = manifest.get("max_failure_fraction")
     share = failures / listed if listed else float("nan")
-    cause = (f"{failures} of {listed} images ({share:.1%}) are unreadable, more than {LIMIT_KEY}"
+    what = "unreadable or without a face" if manifest.get("geometry") == "detect" else "unreadable"
+    cause = (f"{failures} of {listed} images ({share:.1%}) are {what}, more than {LIMIT_KEY}"
              + (f"={limit}" if limit is not None else "") + f" allows (listed in {table_dir / 'failures.csv'})")
     fix = resume_command(table_dir, [f"{LIMIT_KEY}={suggested_limit(failures, listed)}"])
     return (f"{cause}; if losing them is acceptable, resume the run with a higher limit (finished shards are kept, "

@@ -4,8 +4,11 @@ fixtures imitate (DESIGN.md "Annotation table", docs/annotate.md "Output").
 A table is one directory: Parquet parts (``part-XXXXX.parquet``), ``failures.csv`` (``path,reason``) and
 ``manifest.json``, written last (it marks the table finished). Parts hold ``path``, ``identity`` (nullable), one
 float32 probability column per attribute named exactly as the attribute and, with MC dropout, one float32
-``reliability:<attribute>`` column each. Labels are never stored: ``probability > threshold`` with the manifest's
-thresholds. Kept light (pyarrow, no torch) so the analysis never imports the annotation package.
+``reliability:<attribute>`` column each; with ``geometry: detect``, the detection behind each row as float32
+``detect:<field>`` columns (DETECT_COLUMNS: box, score, face count, 5 points in pixels of the image file), so the
+crop the MAC saw can be rebuilt and audited without detecting again. Readers select the attribute columns by name and
+never see the others. Labels are never stored: ``probability > threshold`` with the manifest's thresholds. Kept light
+(pyarrow, no torch) so the analysis never imports the annotation package.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ PART_GLOB = "part-*.parquet"
 PATH = "path"
 IDENTITY = "identity"
 RELIABILITY_PREFIX = "reliability:"
+DETECT_PREFIX = "detect:"
+# the detection stored per row for geometry: detect (facemac.data.detect.DETECT_FIELDS, in this order): the picked
+# face's box (x0, y0, x1, y1), its detector score, how many faces scored >= the detector's min_score, and its 5 points
+# (p1 left eye, p2 right eye, p3 nose, p4 left and p5 right mouth corner; x, y), all in pixels of the image file
+DETECT_FIELDS = ("x0", "y0", "x1", "y1", "score", "faces",
+                 "p1x", "p1y", "p2x", "p2y", "p3x", "p3y", "p4x", "p4y", "p5x", "p5y")
+DETECT_COLUMNS = tuple(DETECT_PREFIX + f for f in DETECT_FIELDS)
 LABEL_RULE = "probability > threshold"
 # Two threshold sets per attribute: `thresholds` tuned for the MAC's reporting metric (balanced accuracy, mA) and
 # `counting_thresholds`, chosen so counts of positives stay faithful (train.counting_rule). `label_thresholds` names the
@@ -58,18 +68,28 @@ def reliability_column(attribute: str) -> str:
     return RELIABILITY_PREFIX + attribute
 
 
-def part_schema(attributes: Sequence[str], with_reliability: bool) -> pa.Schema:
-    """path, identity (nullable), one float32 probability per attribute, then optional reliability columns."""
+def part_schema(attributes: Sequence[str], with_reliability: bool, with_detection: bool = False) -> pa.Schema:
+    """path, identity (nullable), one float32 probability per attribute, then optional reliability and detection
+    columns."""
     fields = [pa.field(PATH, pa.string(), nullable=False), pa.field(IDENTITY, pa.string())]
     fields += [pa.field(a, pa.float32(), nullable=False) for a in attributes]
     if with_reliability:
         fields += [pa.field(reliability_column(a), pa.float32(), nullable=False) for a in attributes]
+    if with_detection:
+        fields += [pa.field(c, pa.float32(), nullable=False) for c in DETECT_COLUMNS]
     return pa.schema(fields)
 
 
+def has_detection(schema: pa.Schema) -> bool:
+    """True when a part carries the detection columns of geometry: detect."""
+    return all(c in schema.names for c in DETECT_COLUMNS)
+
+
 def build_part(paths: Sequence[str], identities: Sequence[str | None], probs: np.ndarray,
-               attributes: Sequence[str], reliability: np.ndarray | None = None) -> pa.Table:
-    """Column arrays → a table with the contract's schema (row count checked against every array)."""
+               attributes: Sequence[str], reliability: np.ndarray | None = None,
+               detections: np.ndarray | None = None) -> pa.Table:
+    """Column arrays → a table with the contract's schema (row count checked against every array); ``detections``:
+    float32 [N, len(DETECT_FIELDS)]."""
     n = len(paths)
     probs = np.asarray(probs, dtype=np.float32)
     if len(identities) != n or probs.shape != (n, len(attributes)):
@@ -81,7 +101,13 @@ def build_part(paths: Sequence[str], identities: Sequence[str | None], probs: np
         if reliability.shape != probs.shape:
             raise ValueError(f"part arrays disagree: probs {probs.shape}, reliability {reliability.shape}")
         cols += [pa.array(reliability[:, j]) for j in range(len(attributes))]
-    return pa.Table.from_arrays(cols, schema=part_schema(attributes, reliability is not None))
+    if detections is not None:
+        detections = np.asarray(detections, dtype=np.float32).reshape(-1, len(DETECT_FIELDS))
+        if len(detections) != n:
+            raise ValueError(f"part arrays disagree: {n} paths, {len(detections)} detections")
+        cols += [pa.array(detections[:, j]) for j in range(len(DETECT_FIELDS))]
+    return pa.Table.from_arrays(cols, schema=part_schema(attributes, reliability is not None,
+                                                         detections is not None))
 
 
 def write_part(table: pa.Table, path: str | Path) -> Path:

@@ -9,6 +9,10 @@ Three engines, one contract (results in the order of ``batches``; unreadable ima
   thread infers. MC-dropout runs here: its draws follow one RNG stream, re-seeded per shard (``seeds``).
 * ``gpu_results``: workers only read bytes (and check them); JPEGs are decoded by nvJPEG and warped on the GPU in
   batches (facemac/data/gpu_batch.py); other formats and files nvJPEG refuses take the CPU path.
+
+``geometry: detect`` tables go through the same three with a face detector before the warp
+(facemac/data/detect_batch.py): in the inference threads (``thread_results(detector=...)``), in DataLoader workers
+(``detect_loader_results``) or on the device (``gpu_detect_results``); each result then carries the detections.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facemac.data.dataset import FaceDataset, collate_faces
+from facemac.data.detect import DetectorSettings, FaceDetector, shared_detector
+from facemac.data.detect_batch import DetectBatches, device_detected_batch, load_detected_batch
 from facemac.data.gpu_batch import EncodedItems, collate_encoded, device_batch
 from facemac.data.table import FaceTable
 from facemac.errors import DataError
@@ -39,13 +45,14 @@ class BatchResult:
     failures: list[tuple[int, str]]
     probs: torch.Tensor | None
     rels: torch.Tensor | None
+    detections: np.ndarray | None = None  # float32 [len(index), len(DETECT_FIELDS)] for geometry: detect
 
 
 def _infer(annotator: Any, batch: dict[str, Any]) -> BatchResult:
     probs = rels = None
     if len(batch["index"]):
         probs, rels = annotator.predict(batch["image"])
-    return BatchResult(batch["index"], batch["failures"], probs, rels)
+    return BatchResult(batch["index"], batch["failures"], probs, rels, batch.get("detections"))
 
 
 def loader_results(dataset: Dataset, batches: Sequence[list[int]], annotator: Any, workers: int,
@@ -82,9 +89,9 @@ def _load_batch(dataset: FaceDataset, rows: list[int]) -> dict[str, Any]:
 
 
 def thread_results(dataset: Dataset, batches: Sequence[list[int]], annotator: Any,
-                   replicas: int) -> Iterator[BatchResult]:
-    """``replicas`` threads, each turning one batch of row indices into a result (decode, collate, infer); at most
-    2 x replicas batches in flight, handed back in order."""
+                   replicas: int, detector: FaceDetector | None = None) -> Iterator[BatchResult]:
+    """``replicas`` threads, each turning one batch of row indices into a result (decode, [detect,] collate, infer); at
+    most 2 x replicas batches in flight, handed back in order."""
     if annotator.mc_samples:
         raise ValueError("MC-dropout annotation draws from one RNG stream: use loader_results")
     if annotator.eager_model is not None and batches:  # torch.compile: compile once, here, before threads call it
@@ -93,7 +100,10 @@ def thread_results(dataset: Dataset, batches: Sequence[list[int]], annotator: An
     direct = isinstance(dataset, FaceDataset) and dataset.augment is None
 
     def work(rows: list[int]) -> BatchResult:
-        batch = _load_batch(dataset, rows) if direct else collate_faces([dataset[i] for i in rows])
+        if detector is not None:
+            batch = load_detected_batch(dataset.table, dataset.preprocess, detector, rows)
+        else:
+            batch = _load_batch(dataset, rows) if direct else collate_faces([dataset[i] for i in rows])
         return _infer(annotator, batch)
 
     pending: collections.deque[Future] = collections.deque()
@@ -136,9 +146,43 @@ def gpu_results(table: FaceTable, batches: Sequence[list[int]], annotator: Any, 
 
 
 def _fetch(index: torch.Tensor, failures: list[tuple[int, str]], probs: torch.Tensor | None,
-           rels: torch.Tensor | None) -> BatchResult:
+           rels: torch.Tensor | None, detections: np.ndarray | None = None) -> BatchResult:
     return BatchResult(index, failures, None if probs is None else probs.float().cpu(),
-                       None if rels is None else rels.float().cpu())
+                       None if rels is None else rels.float().cpu(), detections)
 
 
-__all__ = ["BatchResult", "loader_results", "thread_results", "gpu_results"]
+def detect_loader_results(table: FaceTable, batches: Sequence[list[int]], annotator: Any, settings: DetectorSettings,
+                          workers: int, seeds: Sequence[int | None] | None = None) -> Iterator[BatchResult]:
+    """``geometry: detect`` through a DataLoader: each worker (or this process, ``workers=0``) decodes, detects and
+    warps whole batches with its own CPU detector; inference here (MC-dropout re-seeded per shard, as above)."""
+    loader = DataLoader(DetectBatches(table, annotator.preprocessor, settings), batch_size=None,
+                        sampler=list(batches), num_workers=workers, pin_memory=annotator.device.type == "cuda")
+    for i, batch in enumerate(loader):
+        if seeds is not None and seeds[i] is not None:
+            torch.manual_seed(seeds[i])
+        yield _infer(annotator, batch)
+
+
+def gpu_detect_results(table: FaceTable, batches: Sequence[list[int]], annotator: Any, settings: DetectorSettings,
+                       workers: int, seeds: Sequence[int | None] | None = None) -> Iterator[BatchResult]:
+    """``geometry: detect`` on the device: workers decode, the detector, the warp and the model run on
+    ``annotator.device``; as in ``gpu_results`` the next batch is prepared while the device computes."""
+    detector = shared_detector(settings, annotator.device)
+    loader = DataLoader(DetectBatches(table, annotator.preprocessor, settings, decode_only=True), batch_size=None,
+                        sampler=list(batches), num_workers=workers)
+    queued = None
+    for i, batch in enumerate(loader):
+        images, index, failures, dets = device_detected_batch(batch, annotator.preprocessor, detector,
+                                                              annotator.device)
+        if seeds is not None and seeds[i] is not None:
+            torch.manual_seed(seeds[i])
+        probs, rels = annotator.predict_on_device(images) if len(index) else (None, None)
+        if queued is not None:
+            yield _fetch(*queued)
+        queued = (index, failures, probs, rels, dets)
+    if queued is not None:
+        yield _fetch(*queued)
+
+
+__all__ = ["BatchResult", "loader_results", "thread_results", "gpu_results", "detect_loader_results",
+           "gpu_detect_results"]

@@ -16,14 +16,18 @@ import torch
 from omegaconf import DictConfig
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
-from facemac.annotation.feed import BatchResult, gpu_results, loader_results, thread_results
+from facemac.annotation.feed import (BatchResult, detect_loader_results, gpu_detect_results, gpu_results,
+                                     loader_results, thread_results)
+from facemac.annotation.geometry import (check_target_geometries, detector_record, detector_settings,
+                                         pixel_check_settings)
 from facemac.annotation.inference import Annotator, resolve_compile
 from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
 from facemac.annotation_resume import incomplete_reason
-from facemac.annotation_table import (build_manifest, build_part, read_manifest, threshold_fields,
-                                      write_failures, write_manifest)
+from facemac.annotation_table import (DETECT_COLUMNS, DETECT_FIELDS, build_manifest, build_part, read_manifest,
+                                      threshold_fields, write_failures, write_manifest)
+from facemac.data.detect import shared_detector
 from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -85,7 +89,9 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
                                           mc_samples=int(acfg.mc_samples), compile=compile_model)
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
-    _check_geometries(specs, tables, annotator)
+    detect = detector_settings(acfg)
+    pixels = pixel_check_settings(acfg, seed=int(cfg.seed))
+    on_main(d, lambda: check_target_geometries(specs, tables, annotator.preprocessor, device, detect, pixels))
 
     results: dict[str, TargetResult] = {}
     for spec in specs:
@@ -102,21 +108,6 @@ def _resolve_ckpt(cfg: DictConfig, tracker) -> tuple[str, str]:
     return str(path), how
 
 
-def _check_geometries(specs: list[TargetSpec], tables: dict[str, FaceTable], annotator: Annotator) -> None:
-    """Every target must be bringable to the checkpoint's crop; report all refusals together, before any work."""
-    problems = []
-    for s in specs:
-        t = tables[s.name]
-        try:
-            annotator.preprocessor.check_geometry(t.geometry, t.landmarks is not None, s.name)
-        except DataError as e:
-            problems.append(str(e))
-    if problems:
-        raise DataError("targets whose images cannot be brought to the checkpoint's geometry (align="
-                        f"{annotator.preprocessor.align}); set targets.<name>.geometry if it is wrong:\n  "
-                        + "\n  ".join(problems))
-
-
 def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, annotations_dir: Path,
                     acfg: DictConfig, ckpt_info: dict[str, str], d: DistInfo, seed: int = 0) -> TargetResult:
     """One dataset: this rank's unfinished shards → parts; rank 0 then writes failures.csv and the manifest."""
@@ -126,6 +117,8 @@ def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, an
     mc = int(acfg.mc_samples)
     info = {**ckpt_info, "dataset": spec.name, "num_listed": len(table), "shard_size": shard_size,
             "keys_sha256": keys_sha256(table.keys), "mc_samples": mc, "attributes": annotator.attributes}
+    if table.geometry == "detect":  # a resume must find the faces the same way (absent for the other geometries)
+        info["detector"] = detector_record(detector_settings(acfg))
     result = TargetResult(spec.name, spec.group, out_dir)
     if d.is_main:
         store.prepare()
@@ -167,21 +160,25 @@ def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shard
     rows: list[np.ndarray] = []
     probs: list[torch.Tensor] = []
     rels: list[torch.Tensor] = []
+    dets: list[np.ndarray] = []
     failures: list[tuple[str, str]] = []
     with closing(_results(table, annotator, batches, meta, acfg, seed)) as results, \
             progress_bar(total=total, desc=desc, unit="img", dynamic_ncols=True) as bar:
         for res, (shard, first, last) in zip(results, meta):
             if first:
-                rows, probs, rels, failures = [], [], [], []
+                rows, probs, rels, dets, failures = [], [], [], [], []
             failures += [(table.keys[i], reason) for i, reason in res.failures]
             if len(res.index):
                 rows.append(res.index.numpy())
                 probs.append(res.probs)
                 if res.rels is not None:
                     rels.append(res.rels)
+                if res.detections is not None:
+                    dets.append(res.detections)
             bar.update(len(res.index) + len(res.failures))
             if last:
-                _commit(store, table, annotator, shard, shards[shard], rows, probs, rels, failures)
+                _commit(store, table, annotator, shard, shards[shard], rows, probs, rels, failures,
+                        dets if table.geometry == "detect" else None)
     return total
 
 
@@ -191,11 +188,19 @@ def _results(table: FaceTable, annotator: Annotator, batches: list[list[int]], m
     batches on the CPU, else DataLoader decoding with inference here (MC-dropout: re-seeded per shard, so its draws
     depend on the shard only, whatever the resume point or world size)."""
     seeds = [seed + shard if first else None for shard, first, _ in meta]
+    replicas = int(acfg.get("replicas", 1) or 1)
+    if table.geometry == "detect":  # a face detector before the warp: the same three engines
+        settings = detector_settings(acfg)
+        if use_gpu_decode(acfg.get("gpu_decode", "auto"), annotator):
+            return gpu_detect_results(table, batches, annotator, settings, int(acfg.num_workers), seeds)
+        if replicas > 1 and annotator.device.type == "cpu" and not annotator.mc_samples:
+            detector = shared_detector(settings, "cpu")
+            return thread_results(FaceDataset(table, annotator.preprocessor), batches, annotator, replicas, detector)
+        return detect_loader_results(table, batches, annotator, settings, int(acfg.num_workers), seeds)
     if use_gpu_decode(acfg.get("gpu_decode", "auto"), annotator):
         return gpu_results(table, batches, annotator, int(acfg.num_workers), bool(acfg.get("gpu_verify", True)),
                            seeds)
     dataset = FaceDataset(table, annotator.preprocessor)
-    replicas = int(acfg.get("replicas", 1) or 1)
     if replicas > 1 and annotator.device.type == "cpu" and not annotator.mc_samples:
         return thread_results(dataset, batches, annotator, replicas)
     return loader_results(dataset, batches, annotator, int(acfg.num_workers), seeds)
@@ -213,14 +218,15 @@ def use_gpu_decode(spec, annotator: Annotator) -> bool:
 
 def _commit(store: ShardStore, table: FaceTable, annotator: Annotator, shard: int, bounds: tuple[int, int],
             rows: list[np.ndarray], probs: list[torch.Tensor], rels: list[torch.Tensor],
-            failures: list[tuple[str, str]]) -> None:
+            failures: list[tuple[str, str]], dets: list[np.ndarray] | None = None) -> None:
     a = len(annotator.attributes)
     idx = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
     p = torch.cat(probs).numpy() if probs else np.empty((0, a), np.float32)
     r = (torch.cat(rels).numpy() if rels else np.empty((0, a), np.float32)) if annotator.mc_samples else None
     ids = table.identities
+    det = None if dets is None else (np.concatenate(dets) if dets else np.empty((0, len(DETECT_FIELDS)), np.float32))
     part = build_part([table.keys[i] for i in idx], [None if ids is None else ids[i] for i in idx], p,
-                      annotator.attributes, r)
+                      annotator.attributes, r, det)
     store.commit(shard, range(*bounds), part, failures)
 
 
@@ -252,6 +258,8 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
                "max_failure_fraction": limit,
                **threshold_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
+               **({"detector": detector_record(detector_settings(acfg)), "detect_columns": list(DETECT_COLUMNS)}
+                  if table.geometry == "detect" else {}),
                **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,

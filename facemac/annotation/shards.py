@@ -22,7 +22,8 @@ from facemac.errors import CheckpointError, ConfigError
 STATE_DIR = ".state"
 RUN_FILE = "run.json"
 # Fields of run.json that must match for a resume to be allowed (a mismatch would mix two annotations in one table).
-MUST_MATCH = ("checkpoint_sha256", "num_listed", "shard_size", "keys_sha256", "mc_samples", "attributes")
+# "detector" is recorded for geometry: detect only (absent = no detector on both sides, so older runs still resume).
+MUST_MATCH = ("checkpoint_sha256", "num_listed", "shard_size", "keys_sha256", "mc_samples", "attributes", "detector")
 
 
 def plan_shards(num_images: int, shard_size: int) -> list[tuple[int, int]]:
@@ -80,7 +81,8 @@ class ShardStore:
         if diff:
             detail = ", ".join(f"{k}: {old.get(k)!r} then, {info.get(k)!r} now" for k in diff if k != "attributes")
             raise ConfigError(f"refusing to resume into {self.out_dir}: {', '.join(diff)} changed ({detail}); "
-                              "keep annotate.shard_size/mc_samples and the dataset as they were, or use a new run folder")
+                              "keep annotate.shard_size/mc_samples/detect and the dataset as they were, or use a new "
+                              "run folder")
 
     def sidecar(self, shard: int) -> Path:
         return self.state_dir / part_name(shard).replace(".parquet", ".json")

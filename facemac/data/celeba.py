@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from facemac.data.layout import require_dir, require_file, select_attributes
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
-from facemac.errors import ConfigError, DataError
+from facemac.errors import DataError
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -136,8 +135,6 @@ def read_celeba_labels(attr_path: str | Path, attributes: Sequence[str] | None =
 def read_celeba(root: str | Path, attributes: Sequence[str] | None = None, geometry: str = "loose",
                 name: str = "celeba") -> FaceTable:
     """FaceTable of a CelebA tree: 0/1 labels, official splits, identities and (if present) 5-point landmarks."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     base = find_celeba_dir(root)
     require_dir(base / IMAGES_DIR, CELEBA_LAYOUT)
     table = read_celeba_labels(base / ATTR_FILE, attributes, name)

@@ -12,10 +12,9 @@ import pandas as pd
 
 from facemac.data.labelcsv import check_field_counts
 from facemac.data.layout import require_file
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
-from facemac.errors import ConfigError, DataError
+from facemac.errors import DataError
 from facemac.progress import progress_bar
 
 FILELIST_LAYOUT = ("one image per line, 'relative/path.jpg [identity]' separated by whitespace (# starts a comment), "
@@ -64,8 +63,6 @@ def _read_plain_list(path: Path, lines: list[str]) -> tuple[list[str], list[str]
 def read_file_list(path: str | Path, root: str | Path | None = None, geometry: str = "arcface_112",
                    name: str | None = None) -> FaceTable:
     """FaceTable of the images a list names; identity from the second field / `identity` column when present."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     path = require_file(path, FILELIST_LAYOUT)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()

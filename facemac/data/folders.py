@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facemac.data.layout import IMAGE_EXTENSIONS, require_dir
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -111,8 +110,6 @@ def read_identity_folders(root: str | Path, depth: int | None = None,
     ``labels`` optionally names a label CSV (``path, identity, <attributes>``) whose rows are joined by path, e.g. the
     demo targets' ground-truth ``labels.csv``.
     """
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     root = Path(root).expanduser()
     keys, used = scan_identity_folders(root, depth, extensions)
     identities = [k.rsplit("/", 1)[0] for k in keys] if used > 0 else None

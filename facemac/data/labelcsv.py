@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from facemac.data.layout import require_file, select_attributes
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
-from facemac.errors import ConfigError, DataError
+from facemac.errors import DataError
 
 LABEL_CSV_LAYOUT = ("a CSV with a header row: path, [identity], [split], then one column per attribute holding "
                     "1 / 0 (empty or -1 = unknown); paths relative to the CSV's folder")
@@ -138,8 +137,6 @@ def header_columns(path: Path) -> list[str]:
 def read_label_csv(path: str | Path, root: str | Path | None = None, geometry: str = "unknown",
                    name: str | None = None, attributes: Sequence[str] | None = None) -> FaceTable:
     """FaceTable from a label CSV; images are files under ``root`` (default: the CSV's folder)."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     path = require_file(path, LABEL_CSV_LAYOUT)
     check_field_counts(path)
     try:

@@ -19,7 +19,6 @@ import pandas as pd
 
 from facemac.data.labelcsv import check_field_counts, header_columns, not_utf8, numeric_columns
 from facemac.data.layout import require_dir, require_file, select_attributes
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.sources import FileSource
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -217,10 +216,11 @@ def read_vggface2_landmarks(paths: Sequence[str | Path]) -> tuple[list[str], np.
 
 
 def attach_landmarks(table: FaceTable, names: list[str], points: np.ndarray, max_missing: float,
-                     sources: str) -> FaceTable:
+                     sources: str, what: str = "MAAD-Face images", key: str = "dataset",
+                     fix: str = "or use dataset.align=resize") -> FaceTable:
     """``table`` with each row's 5 points, joined on the file name without extension. Rows without landmarks (or with
     all points in one spot) are skipped and logged with a count and examples; a larger share than ``max_missing``
-    fails, as unreadable images do."""
+    fails, as unreadable images do. ``what``, ``key`` and ``fix`` word the messages for the dataset at hand."""
     stems = pd.Series(table.keys, dtype=object).str.replace(r"\.[^./]*$", "", regex=True)
     pos = pd.Index(names).get_indexer(stems)
     found = pos >= 0
@@ -232,11 +232,11 @@ def attach_landmarks(table: FaceTable, names: list[str], points: np.ndarray, max
     if len(missing):
         share = len(missing) / max(len(table), 1)
         examples = ", ".join(table.keys[i] for i in missing[:5])
-        msg = (f"{len(missing)} of {len(table)} MAAD-Face images ({share:.2%}) have no usable landmarks in {sources} "
+        msg = (f"{len(missing)} of {len(table)} {what} ({share:.2%}) have no usable landmarks in {sources} "
                f"(e.g. {examples})")
         if share > max_missing:
-            raise DataError(f"{msg}: more than dataset.max_missing_landmarks={max_missing}; point dataset.landmarks "
-                            "at the files that cover them, or use dataset.align=resize")
+            raise DataError(f"{msg}: more than {key}.max_missing_landmarks={max_missing}; point {key}.landmarks "
+                            f"at the files that cover them, {fix}")
         log.warning("%s; they are skipped", msg)
     return dataclasses.replace(table.subset(np.flatnonzero(usable)), landmarks=pts[usable])
 
@@ -273,8 +273,6 @@ def read_maadface(root: str | Path, csv: str | Path = "MAAD_Face.csv", images_di
                   name: str = "maadface", landmarks=None, max_missing_landmarks: float = 0.01) -> FaceTable:
     """FaceTable of MAAD-Face: labels 0/1 with undefined cells masked, identity-disjoint seeded splits, and (with
     ``landmarks``: ``auto``, a folder, a file or a list of files) VGGFace2's 5 points for the ArcFace warp."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     if not 0.0 <= float(max_missing_landmarks) <= 1.0:
         raise ConfigError(f"dataset.max_missing_landmarks={max_missing_landmarks!r} must be a share in [0, 1]")
     root = require_dir(root, f"a folder holding the MAAD-Face CSV and the VGGFace2 images ({MAADFACE_LAYOUT})")

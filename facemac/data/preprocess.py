@@ -21,8 +21,13 @@ ARCFACE_TEMPLATE_112 = np.array(
     dtype=np.float32,
 )
 ALIGN_POLICIES = ("arcface", "resize")
-# Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo).
-GEOMETRIES = ("arcface_112", "loose", "unknown")
+# Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo: any
+# square size, or SphereFace's 112x96); "loose" = photos whose 5 landmarks the table holds; "detect" = photos whose
+# face a detector finds (facemac.data.detect); "unknown" = not said (annotation then needs landmarks).
+GEOMETRIES = ("arcface_112", "loose", "detect", "unknown")
+# insightface's 112x112 ArcFace template is SphereFace's 112x96 (height x width) template moved 8 px to the right.
+SPHEREFACE_SHIFT = 8.0
+SPHEREFACE_ASPECT = 96.0 / 112.0  # width / height of a SphereFace-style crop
 # A 1/f DCT-scaled decode is used when the geometry step then enlarges by at most this much (f * scale <= this).
 REDUCE_SLACK = 1.1
 
@@ -43,6 +48,36 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     rs = np.array([[a, -b], [b, a]])
     shift = mu_d - rs @ mu_s
     return np.hstack([rs, shift[:, None]]).astype(np.float32)
+
+
+def check_geometry_name(geometry: str, dataset: str) -> None:
+    """The one check of a declared geometry's spelling (FaceTable runs it for every reader)."""
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"dataset {dataset!r}: geometry={geometry!r} is unknown; choose one of "
+                          f"{', '.join(GEOMETRIES)} (the dataset's geometry key)")
+
+
+def aligned_shape_kind(height: int, width: int, tol: float = 0.01) -> str | None:
+    """"square" or "sphereface" (112x96-style) for the shapes an ArcFace-aligned crop is stored in, else None."""
+    if height <= 0 or width <= 0:
+        return None
+    if abs(width / height - 1.0) <= tol:
+        return "square"
+    if abs(width / height - SPHEREFACE_ASPECT) <= tol:
+        return "sphereface"
+    return None
+
+
+def aligned_template(height: int, width: int) -> np.ndarray:
+    """Where the 5 points sit in a stored aligned crop of ``height`` x ``width``: the ArcFace template scaled to a
+    square crop; SphereFace's layout (the template 8 px to the left, scaled by height / 112) for a 112x96-style one;
+    for any other shape the template stretched to it (what ``crop_matrix`` then undoes; the pixel check refuses it)."""
+    kind = aligned_shape_kind(height, width)
+    if kind == "square":
+        return ARCFACE_TEMPLATE_112 * np.float32(width / 112.0)
+    if kind == "sphereface":
+        return (ARCFACE_TEMPLATE_112 - np.float32([SPHEREFACE_SHIFT, 0.0])) * np.float32(height / 112.0)
+    return ARCFACE_TEMPLATE_112 * np.float32([width / 112.0, height / 112.0])
 
 
 class Preprocessor:
@@ -75,7 +110,12 @@ class Preprocessor:
         crop's size onto the template at the input size (for square crops, the similarity a landmark fit would give).
 
         Aligned crops thus go through the same resampling as photos warped by their landmarks, so a MAC trained on
-        landmark-warped faces (CelebA) annotates aligned crops (BUPT, DCFace, ...) the way it saw its training faces."""
+        landmark-warped faces (CelebA) annotates aligned crops (BUPT, DCFace, ...) the way it saw its training faces.
+        A SphereFace-style 112x96 crop is scaled by its height and moved 8/112 of the size right (its template's
+        place in the 112x112 one), not stretched."""
+        if aligned_shape_kind(height, width) == "sphereface":
+            k = self.size / height
+            return np.array([[k, 0.0, SPHEREFACE_SHIFT * self.size / 112.0], [0.0, k, 0.0]], dtype=np.float32)
         return np.array([[self.size / width, 0.0, 0.0], [0.0, self.size / height, 0.0]], dtype=np.float32)
 
     def load(self, data: bytes, key: str, landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -110,10 +150,15 @@ class Preprocessor:
         return m, f
 
     def check_geometry(self, geometry: str, has_landmarks: bool, name: str) -> None:
-        """Refuse a dataset whose stored crop cannot be brought to this policy's geometry."""
-        if self.align == "arcface" and geometry != "arcface_112" and not has_landmarks:
+        """Refuse a dataset whose declared crop cannot be brought to this policy's geometry (the declaration only:
+        facemac.data.pixel_check then looks at the pixels)."""
+        if self.align == "arcface" and geometry not in ("arcface_112", "detect") and not has_landmarks:
             raise DataError(f"dataset {name!r} stores {geometry!r} crops without landmarks, but the model expects "
-                            "ArcFace-aligned faces; provide 5-point landmarks or aligned 112x112 crops")
+                            "ArcFace-aligned faces; set its geometry: detect (a face detector finds and aligns them), "
+                            "give a landmarks: file (VGGFace2 bb_landmark CSV), or store aligned 112x112 crops")
+        if self.align == "resize" and geometry == "detect":
+            raise DataError(f"dataset {name!r} is to be face-detected and aligned (geometry: detect) but the model "
+                            "was trained on whole loose images (align=resize); declare its real geometry instead")
         if self.align == "resize" and geometry == "arcface_112":
             raise DataError(f"dataset {name!r} stores ArcFace-aligned crops but the model was trained on whole "
                             "loose images (align=resize); its rates would measure the crop, not the faces")

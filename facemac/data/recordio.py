@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from facemac.data.layout import require_file
-from facemac.data.preprocess import GEOMETRIES
 from facemac.data.table import FaceTable
-from facemac.errors import ConfigError, DataError
+from facemac.errors import DataError
 from facemac.progress import progress_bar
 
 MAGIC = 0xCED7230A
@@ -200,8 +199,6 @@ def _record_range(lab: np.ndarray, low: int, high: int, rec: Path, r: int) -> tu
 
 def read_recordio(root: str | Path, geometry: str = "arcface_112", name: str | None = None) -> FaceTable:
     """FaceTable of the image records of an insightface pair; identity = the IRHeader label (as an int string)."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset.geometry={geometry!r} is unknown; choose one of {', '.join(GEOMETRIES)}")
     rec, idx = resolve_pair(root)
     source = RecordIOSource(rec, idx)
     offsets = source.offsets

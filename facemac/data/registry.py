@@ -7,6 +7,7 @@ which name the file and line.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,6 +76,44 @@ def _geometry(cfg: dict[str, Any], default: str) -> str:
     return str(cfg.get("geometry") or default)
 
 
+def _landmark_files(cfg: dict[str, Any], prefix: str, base: Path) -> list[Path]:
+    """``landmarks:`` (a file or a list of files in VGGFace2's bb_landmark format; relative to ``base``) → paths."""
+    value = cfg.get("landmarks")
+    items = [value] if isinstance(value, (str, Path)) else list(value)
+    out = []
+    for item in items:
+        p = Path(str(item)).expanduser()
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            from facemac.data.maadface import LANDMARK_LAYOUT
+
+            raise ConfigError(f"{prefix}.landmarks={item}: {p} is not a file; expected {LANDMARK_LAYOUT}")
+        out.append(p)
+    return out
+
+
+def with_landmark_file(table: FaceTable, cfg: dict[str, Any], prefix: str, base: Path) -> FaceTable:
+    """Join a user's own 5-point landmarks (``landmarks: <csv>``, e.g. from insightface or RetinaFace, in VGGFace2's
+    ``bb_landmark`` format: NAME_ID = the image's key without extension) onto a folder, file-list or label-CSV
+    table. Its geometry becomes ``loose`` (whatever the folder default said): the points, not the crop, drive the
+    ArcFace warp, and the pixel check compares them with the detector's."""
+    if cfg.get("landmarks") in _UNSET or cfg.get("landmarks") is False:
+        return table
+    if cfg.get("geometry") == "detect":
+        raise ConfigError(f"{prefix}: both geometry: detect and landmarks: are set; keep one (the landmarks file "
+                          "aligns the faces without a detector)")
+    from facemac.data.maadface import attach_landmarks, read_vggface2_landmarks
+
+    paths = _landmark_files(cfg, prefix, base)
+    names, points = read_vggface2_landmarks(paths)
+    max_missing = float(cfg.get("max_missing_landmarks", 0.01))
+    if not 0.0 <= max_missing <= 1.0:
+        raise ConfigError(f"{prefix}.max_missing_landmarks={max_missing!r} must be a share in [0, 1]")
+    table = attach_landmarks(table, names, points, max_missing, " + ".join(str(p) for p in paths),
+                             what=f"{prefix} images", key=prefix, fix="or use geometry: detect")
+    return dataclasses.replace(table, geometry="loose")
+
+
 def _celeba(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:
     root = _require_root(cfg, "celeba", prefix, must_be_dir=True)
     from facemac.data.celeba import read_celeba
@@ -104,15 +143,17 @@ def _folders(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:
     labels = _path_value(cfg, "labels")
     if labels is not None and not labels.is_absolute() and (root / labels).exists():
         labels = root / labels  # a bare name such as labels.csv means the file beside the identity folders
-    return read_identity_folders(root, depth=cfg.get("depth"), geometry=_geometry(cfg, "arcface_112"), name=name,
-                                 labels=labels, **kwargs)
+    table = read_identity_folders(root, depth=cfg.get("depth"), geometry=_geometry(cfg, "arcface_112"), name=name,
+                                  labels=labels, **kwargs)
+    return with_landmark_file(table, cfg, prefix, root)
 
 
 def _filelist(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:
     file, root = _file_and_root(cfg, "filelist", prefix)
     from facemac.data.filelist import read_file_list
 
-    return read_file_list(file, root=root, geometry=_geometry(cfg, "arcface_112"), name=name)
+    table = read_file_list(file, root=root, geometry=_geometry(cfg, "arcface_112"), name=name)
+    return with_landmark_file(table, cfg, prefix, root if root is not None else file.parent)
 
 
 def _recordio(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:
@@ -126,8 +167,9 @@ def _labels_csv(cfg: dict[str, Any], prefix: str, name: str) -> FaceTable:
     file, root = _file_and_root(cfg, "labels_csv", prefix)
     from facemac.data.labelcsv import read_label_csv
 
-    return read_label_csv(file, root=root, geometry=_geometry(cfg, "unknown"), name=name,
-                          attributes=cfg.get("attributes"))
+    table = read_label_csv(file, root=root, geometry=_geometry(cfg, "unknown"), name=name,
+                           attributes=cfg.get("attributes"))
+    return with_landmark_file(table, cfg, prefix, root if root is not None else file.parent)
 
 
 READERS: dict[str, Callable[[dict[str, Any], str, str], FaceTable]] = {

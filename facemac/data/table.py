@@ -42,6 +42,9 @@ class FaceTable:
         return len(self.keys)
 
     def __post_init__(self) -> None:
+        from facemac.data.preprocess import check_geometry_name
+
+        check_geometry_name(self.geometry, self.name)
         n = len(self.keys)
         for name in ("labels", "mask", "splits", "landmarks"):
             arr = getattr(self, name)

@@ -28,10 +28,26 @@ def load_table(cfg: DictConfig) -> FaceTable:
 
     if cfg.get("dataset") is None:
         raise ConfigError("dataset is not set; pass dataset=<name> (e.g. dataset=demo)")
-    build = lambda: build_table(cfg.dataset, cfg.paths.cache_dir, demo_params=cfg.get("demo"))  # noqa: E731
+    build = lambda: detect_if_declared(build_table(cfg.dataset, cfg.paths.cache_dir,  # noqa: E731
+                                                   demo_params=cfg.get("demo")), cfg)
     table = build() if D.is_main_process() else None
     D.barrier()
     return table if table is not None else build()
+
+
+def detect_if_declared(table: FaceTable, cfg: DictConfig) -> FaceTable:
+    """``dataset.geometry: detect``: every face found once (cached under paths.cache_dir/detect/, rank 0 first), its
+    points kept as the table's landmarks, so each epoch warps with them. ``data.detect`` holds the detector's
+    settings; images without a face count against ``dataset.max_missing_landmarks``."""
+    if table.geometry != "detect":
+        return table
+    from facemac.config import to_plain
+    from facemac.data.detect import detector_settings_from
+    from facemac.data.detect_table import detected_table
+
+    settings = detector_settings_from(to_plain(cfg.data.get("detect")), "data.detect")
+    max_missing = float(cfg.dataset.get("max_missing_landmarks", 0.01) or 0.0)
+    return detected_table(table, settings, cfg.paths.cache_dir, max_missing, key="dataset")
 
 
 def make_augment(cfg: DictConfig) -> Any:

@@ -271,14 +271,23 @@ def align_to_template(m: np.ndarray, points: np.ndarray, detect_noise: np.ndarra
     return np.hstack([a[:, :2] @ m[:, :2], (a[:, :2] @ m[:, 2] + a[:, 2])[:, None]])
 
 
-def paint(ident: Identity, shot: Shot, detect_noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Draw the posed face on the supersampled canvas; returns (canvas RGB uint8, 5 landmarks in 112 pixels).
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2x3 affine ``outer`` after ``inner``."""
+    outer, inner = np.asarray(outer, np.float64), np.asarray(inner, np.float64)
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
+
+
+def paint(ident: Identity, shot: Shot, detect_noise: np.ndarray | None = None,
+          place: np.ndarray | None = None, canvas_hw: tuple[int, int] = (SIZE, SIZE)) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the posed face on the supersampled canvas; returns (canvas RGB uint8, 5 landmarks in its pixels).
 
     ``detect_noise`` (5x2 pixels) renders the crop a FR aligner would store instead: the pose undone by a 5-point
-    similarity fit to noisy landmarks, so only the aligner's residual error is left (the demo targets)."""
-    n = SIZE * SS
+    similarity fit to noisy landmarks, so only the aligner's residual error is left (the demo targets).
+    ``place`` (2x3, 112-pixel image → canvas pixels) with ``canvas_hw`` renders a loose photo instead: the posed face
+    anywhere on a larger canvas of any shape (facemac.data.demo.loose), its true landmarks returned in canvas pixels."""
+    h, w = canvas_hw[0] * SS, canvas_hw[1] * SS
     grad = np.stack([shot.bg_top, shot.bg_bottom])[:, None, :].astype(np.float32)  # 2x1x3
-    canvas = np.ascontiguousarray(cv2.resize(grad, (n, n), interpolation=cv2.INTER_LINEAR).astype(np.uint8))
+    canvas = np.ascontiguousarray(cv2.resize(grad, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.uint8))
     a = ident.attrs
     w = ident.width
     eyes = ARCFACE_TEMPLATE_112[:2].astype(np.float64) + [[-ident.eye_dx, ident.eye_dy], [ident.eye_dx, ident.eye_dy]]
@@ -289,6 +298,8 @@ def paint(ident: Identity, shot: Shot, detect_noise: np.ndarray | None = None) -
     m = _pose(shot)
     if detect_noise is not None:
         m = align_to_template(m, np.concatenate([eyes, tip[None], mouth]), np.asarray(detect_noise, np.float64))
+    if place is not None:
+        m = compose(place, m)
     img = Pen(canvas, m)
     skin = ident.skin
 
@@ -329,14 +340,15 @@ def paint(ident: Identity, shot: Shot, detect_noise: np.ndarray | None = None) -
     return img.img, landmarks
 
 
-def render(ident: Identity, shot: Shot, rng: np.random.Generator,
-           detect_noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Final 112x112 RGB uint8 image and its 5 true landmarks (after the image's pose change, or after the aligner's
-    warp when ``detect_noise`` is given; see ``paint``)."""
-    canvas, landmarks = paint(ident, shot, detect_noise)
-    img = canvas if SS == 1 else cv2.resize(canvas, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+def render(ident: Identity, shot: Shot, rng: np.random.Generator, detect_noise: np.ndarray | None = None,
+           place: np.ndarray | None = None, canvas_hw: tuple[int, int] = (SIZE, SIZE)) -> tuple[np.ndarray, np.ndarray]:
+    """Final RGB uint8 image (112x112, or ``canvas_hw`` for a loose photo) and its 5 true landmarks (after the image's
+    pose change, after the aligner's warp when ``detect_noise`` is given, or on the loose canvas; see ``paint``)."""
+    canvas, landmarks = paint(ident, shot, detect_noise, place, canvas_hw)
+    h, w = canvas_hw
+    img = canvas if SS == 1 else cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
     img = img.astype(np.float32)
-    light = shot.gain * (1.0 + shot.gradient * np.linspace(-1, 1, SIZE, dtype=np.float32))[None, :, None]
+    light = shot.gain * (1.0 + shot.gradient * np.linspace(-1, 1, w, dtype=np.float32))[None, :, None]
     img *= light * shot.cast.astype(np.float32)[None, None, :]
     if shot.attrs["Blurry"]:
         img = cv2.GaussianBlur(img, (0, 0), shot.blur_sigma)
