@@ -27,7 +27,7 @@ def _cfg(make_cfg, ck: Path, root: Path, run: Path, *extra: str):
     return make_cfg("annotate", ["logger=none", f"ckpt={ck}", "+targets/dataset@targets.photos=dcface",
                                  "targets=dcface", "annotate.only=[photos]", f"targets.photos.root={root}",
                                  "targets.photos.depth=1", "annotate.shard_size=8", "annotate.batch_size=4",
-                                 "annotate.amp=off", *extra], output_dir=run)
+                                 "annotate.precision=fp32", *extra], output_dir=run)
 
 
 def _rows(ann: Path) -> pd.DataFrame:

@@ -86,7 +86,7 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
         s.root = r
     tables = {s.name: load_target_table(s, cfg.paths.cache_dir) for s in specs}
     compile_model = resolve_compile(acfg.get("compile", False), sum(len(t) for t in tables.values()))
-    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
+    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.precision), channels_last=acfg.channels_last,
                                           mc_samples=int(acfg.mc_samples), compile=compile_model)
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
     detect = detector_settings(acfg)
