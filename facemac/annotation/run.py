@@ -60,9 +60,19 @@ class TargetResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
+def _prepare(s, dist: DistInfo):
+    """The precision this device runs (``annotate.precision=auto`` → bf16/fp16/fp32), a decision the record holds."""
+    from facemac.annotation.inference import amp_choice
+    from facemac.settings import replace
+
+    dtype, _ = amp_choice(s.annotate.precision, dist.device)
+    return replace(s, "annotate.precision", "fp32" if dtype is None else str(dtype).removeprefix("torch.")
+                   .replace("bfloat16", "bf16").replace("float16", "fp16"))
+
+
 ANNOTATE = Stage("annotate", device_key="annotate.device", workers_key="annotate.num_workers",
                  threads_key="annotate.num_threads", replicas_key="annotate.replicas",
-                 serial=lambda cfg: int(cfg.annotate.get("mc_samples", 0) or 0) > 0)
+                 serial=lambda s: s.annotate.mc_samples > 0, prepare=_prepare)
 
 
 def annotate(cfg: DictConfig) -> dict[str, TargetResult]:

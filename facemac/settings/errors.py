@@ -113,4 +113,5 @@ def config_error(exc: ValidationError, schema: type[BaseModel], prefix: str = ""
         msg = "choose auto, cpu, cuda or cuda:N"
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f"={value!r}"
-    return ConfigError(f"{key}{shown}: {msg[0].lower() + msg[1:] if msg else 'invalid'}")
+    sep = ";" if err["type"] == "literal_error" else ":"
+    return ConfigError(f"{key}{shown}{sep} {msg[0].lower() + msg[1:] if msg else 'invalid'}")
