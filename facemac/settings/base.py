@@ -10,7 +10,7 @@ validators). Hydra still composes the YAML; the settings object is built once fr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_serializer
 
@@ -23,6 +23,9 @@ class Section(BaseModel):
     key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=False)
+    # fields no conf/ file sets, each for a reason (a decision the run records, a reader option without a default);
+    # every other field has its default in conf/ (tests/test_settings.py checks both ways)
+    unlisted: ClassVar[frozenset[str]] = frozenset()
 
     def get(self, key: str, default: Any = None) -> Any:
         name = self._field_name(key)

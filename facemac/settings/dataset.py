@@ -5,7 +5,7 @@ and only those a config sets are recorded (``Entry``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field
 
@@ -20,6 +20,8 @@ Group = Literal["real", "synthetic"]
 
 class DatasetSettings(Entry):
     """A labelled training set or an annotation target; see docs/datasets.md for each format's keys."""
+
+    unlisted: ClassVar[frozenset[str]] = frozenset({"demo_params", "extensions", "labels"})  # optional reader options
 
     name: Optional[str] = None
     format: Optional[Format] = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import Field
 
@@ -11,6 +11,8 @@ from facemac.settings.base import Section
 
 class ModelSettings(Section):
     """``weight_source`` is decided, not configured: the stage's preflight records where the weights came from."""
+
+    unlisted: ClassVar[frozenset[str]] = frozenset({"weight_source", "kwargs"})  # decided; an optional timm extra
 
     name: Optional[str] = None
     timm_name: str = ""
