@@ -12,10 +12,11 @@ Every stage runs as its own ``python -m facemac.cli.<stage>`` process (``<stage>
         pipeline.json
 
 Nothing is looked up with ``latest``, so concurrent experiments never read each other's runs. An override goes to
-the stages that own its first key (``facemac.stage.STAGE_KEYS``): ``seed=1``, ``paths.*``, ``logger.*``, ``demo.*``,
-``experiment=`` to all; ``dataset=``, ``model.*``, ``data.*``, ``train.*`` to train; ``targets=``, ``ckpt=``,
-``annotate.*`` to annotate; ``annotations=``, ``inputs=``, ``analyze.*`` to analyze. ``annotate:key=value`` sends it
-to one stage as it is. Every stage's config is composed before the first one runs, so a typo fails at once. Re-running with ``--dir`` of an interrupted experiment skips the stages already DONE and
+the stages whose settings schema has its first key (facemac/settings/runs.py): ``seed=1``, ``paths.*``, ``logger.*``,
+``experiment=`` to all; ``demo.*``, ``roots.*`` to train and annotate; ``dataset=``, ``model.*``, ``data.*``,
+``train.*`` to train; ``targets=``, ``ckpt=``, ``annotate.*`` to annotate; ``annotations=``, ``inputs=``,
+``analyze.*`` to analyze. ``annotate:key=value`` sends it to one stage as it is. Every stage's config is composed
+and its settings built before the first one runs, so a typo (``+train.epoch=3`` too) fails at once. Re-running with ``--dir`` of an interrupted experiment skips the stages already DONE and
 resumes training from its ``last.pt``.
 """
 
@@ -101,11 +102,19 @@ def _compose(stage: str, overrides: list[str]):
 
     check_overrides(overrides)
     GlobalHydra.instance().clear()
+    from facemac.cli.errors import composition_message
+    from facemac.settings import build_settings
+
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="pipeline"):
         try:
-            return compose(config_name=stage, overrides=overrides)
+            cfg = compose(config_name=stage, overrides=overrides)
         except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the bad key or choice
-            raise ConfigError(f"{stage} stage: {e}") from None
+            raise ConfigError(f"{stage} stage: {composition_message(e, stage) or e}") from None
+    try:
+        build_settings(cfg, stage)  # unknown keys (also +key=), choices and ranges, before any stage runs
+    except ConfigError as e:
+        raise ConfigError(f"{stage} stage: {e}") from None
+    return cfg
 
 
 def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...] = STAGES) -> Plan:

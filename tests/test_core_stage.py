@@ -45,6 +45,7 @@ def test_overrides_are_owned_by_the_stages_that_hold_their_first_key():
     assert owner_of("targets=casia") == ("annotate",) and owner_of("targets.casia_webface.root=/x") == ("annotate",)
     assert owner_of("analyze.n_boot=5") == ("analyze",) and owner_of("inputs=[a,b]") == ("analyze",)
     assert owner_of("n_boot=5") == ()  # the old root-level analysis key belongs to nobody now
+    assert owner_of("demo.seed=1") == ("train", "annotate")  # analyze makes no demo data (#24)
 
 
 def test_the_wrapper_writes_done_only_for_finished_work_and_sends_only_own_keys_to_the_tracker(make_cfg, tmp_path,
