@@ -66,7 +66,7 @@ class OptimSettings(CallableSettings):
     """Called as ``optim(param_groups)``; ``lr`` and ``weight_decay`` are read by layer decay too."""
 
     kind: ClassVar[str] = "optim"
-    lr: float = Field(3e-3, gt=0)
+    lr: float = Field(3e-3, ge=0)  # 0: a frozen run (tests that the saved weights are the starting ones)
     weight_decay: float = Field(0.0, ge=0)
 
 
