@@ -38,11 +38,49 @@ def mark_done(run_dir: str | Path) -> None:
 
 
 def latest_run(log_dir: str | Path, task_name: str, must_contain: str) -> Path:
-    """Newest finished run of ``task_name`` under ``log_dir`` (runs and multirun jobs) that holds ``must_contain``."""
+    """Newest finished run of ``task_name`` under ``log_dir`` (runs and multirun jobs) that holds ``must_contain``;
+    newer runs that failed, were killed or still run are skipped, and one log line says which and why."""
     base = Path(log_dir).expanduser() / task_name
     candidates = [p.parent for p in base.glob(f"**/{DONE_MARKER}") if (p.parent / must_contain).exists()]
-    if not candidates:
-        raise ConfigError(f"`latest` found no finished {task_name} run with {must_contain} under {base}; "
+    newest = max(candidates, key=lambda p: (p / DONE_MARKER).stat().st_mtime) if candidates else None
+    skipped = _unfinished_since(base, None if newest is None else _started(newest))
+    if newest is None:
+        why = f" ({_describe_skipped(skipped, newer=False)})" if skipped else ""
+        raise ConfigError(f"`latest` found no finished {task_name} run with {must_contain} under {base}{why}; "
                           f"run `python {task_name}.py` first or pass an explicit path")
-    newest = max(candidates, key=lambda p: (p / DONE_MARKER).stat().st_mtime)
+    if skipped:
+        log.info("`latest` %s run: %s, skipping %s", task_name, newest, _describe_skipped(skipped))
     return newest
+
+
+def _started(run: Path) -> float:
+    """When a run took its lock (its start), else when it finished."""
+    from facemac.runlock import LOCK_NAME
+
+    lock = run / LOCK_NAME
+    return (lock if lock.exists() else run / DONE_MARKER).stat().st_mtime
+
+
+def _unfinished_since(base: Path, since: float | None) -> list:
+    """Run folders under ``base`` without DONE whose run lock was taken after ``since`` (all when None), newest
+    first, with their state (facemac.run_state)."""
+    from facemac.run_state import run_status
+    from facemac.runlock import LOCK_NAME
+
+    found = []
+    for lock in base.glob(f"**/{LOCK_NAME}"):
+        folder = lock.parent
+        if (folder / DONE_MARKER).exists():
+            continue
+        stamp = lock.stat().st_mtime
+        if since is None or stamp > since:
+            found.append((stamp, run_status(folder)))
+    return [s for _, s in sorted(found, key=lambda t: t[0], reverse=True)]
+
+
+def _describe_skipped(statuses: list, newer: bool = True) -> str:
+    """``2 newer runs not finished: <path> failed (DataError: ...); ...`` (at most three named)."""
+    named = "; ".join(f"{s.path} {s.describe()}" for s in statuses[:3])
+    more = f"; and {len(statuses) - 3} more" if len(statuses) > 3 else ""
+    what = f"{len(statuses)}{' newer' if newer else ''} run{'s' if len(statuses) > 1 else ''}"
+    return f"{what} not finished: {named}{more}"
