@@ -31,12 +31,15 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
 from facemac.conf_dir import conf_dir
 from facemac.dashboard.hint import next_steps
+from facemac.annotation.targets import refuse_unset_group
 from facemac.errors import ConfigError, FacemacError
+from facemac.preflight import CHECKS, StageChecks, problems_error
 from facemac.runs import DONE_MARKER
 from facemac.stage import COMMON_GROUPS, COMMON_KEYS, STAGE_KEYS, owner_of, report_errors
 
@@ -54,9 +57,20 @@ class Plan:
     overrides: dict[str, list[str]] = field(default_factory=dict)
     group: str | None = None  # the W&B group the stages' runs share
     commands: dict[str, list[str]] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)  # each stage's config, composed as its command composes it
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
+
+    def output(self, stage: str) -> Path | None:
+        """What a stage hands to the next one (train: its best.pt; annotate: its annotations folder)."""
+        handed = {"train": Path("checkpoints") / "best.pt", "annotate": Path("annotations")}.get(stage)
+        return None if handed is None else self.stage_dir(stage) / handed
+
+    def produced_before(self, stage: str) -> dict[Path, str]:
+        """The outputs earlier planned stages write, which ``stage`` must not look for before they ran."""
+        earlier = list(self.commands)[:list(self.commands).index(stage)]
+        return {out.resolve(): s for s in earlier if (out := self.output(s)) is not None}
 
 
 def _experiment_name(overrides: list[str]) -> str:
@@ -113,11 +127,11 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"--stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    refuse_unset_group(overrides)
     routed = route_overrides(overrides, stages)
-    composed = {s: _compose(s, routed[s]) for s in stages}
     experiment = _experiment_name(overrides)
     if root is None:
-        log_dir = Path(str(OmegaConf.select(composed[stages[0]], "paths.log_dir"))).expanduser()
+        log_dir = Path(str(OmegaConf.select(_compose(stages[0], routed[stages[0]]), "paths.log_dir"))).expanduser()
         stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
         root = log_dir / "pipeline" / experiment / stamp
     root = Path(root).expanduser().resolve()
@@ -131,13 +145,32 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
         if stage == "train":
             explicit.append("train.resume=auto")  # a re-run of an interrupted pipeline continues from last.pt
         elif stage == "annotate":
-            explicit.append(f"ckpt={p.stage_dir('train') / 'checkpoints' / 'best.pt'}")
+            explicit.append(f"ckpt={p.output('train')}")
         else:
-            explicit.append(f"annotations={p.stage_dir('annotate') / 'annotations'}")
+            explicit.append(f"annotations={p.output('annotate')}")
         if "logger.name" not in user_keys and stage != "train":  # train names its runs from model and dataset
             explicit.append(f"++logger.name={experiment}-{stage}-{root.name}")
         p.commands[stage] = [sys.executable, "-m", f"facemac.cli.{stage}", *routed[stage], *explicit]
+        p.configs[stage] = _compose(stage, [*routed[stage], *explicit])  # what the stage will run with
     return p
+
+
+def preflight(p: Plan) -> list[StageChecks]:
+    """Every planned stage's inputs that no earlier stage writes, checked on the configs the stages will compose
+    (facemac/preflight.py); stages already DONE in this folder are not run, so not checked."""
+    return [CHECKS[s](p.configs[s], p.produced_before(s)) for s in p.commands
+            if not (p.stage_dir(s) / DONE_MARKER).exists()]
+
+
+def show_preflight(p: Plan, checks: list[StageChecks]) -> None:
+    """--dry-run: each stage's command and what its pre-flight found, left to the stage, or refused."""
+    checked = {c.stage: c for c in checks}
+    for stage, cmd in p.commands.items():
+        print(f"{stage} → {p.stage_dir(stage)}\n  {shlex.join(cmd)}")
+        lines = checked[stage].lines() if stage in checked else ["  done   already DONE in this folder: skipped"]
+        print("\n".join(lines))
+    n = sum(len(c.problems) for c in checks)
+    print(f"pre-flight: {'no problems' if n == 0 else f'{n} problem' + ('s' if n > 1 else '')}", flush=True)
 
 
 def run(p: Plan, dry_run: bool = False) -> Plan:
@@ -151,13 +184,16 @@ def run(p: Plan, dry_run: bool = False) -> Plan:
         if (out / DONE_MARKER).exists():
             log.info("%s: already done in %s, skipped", stage, out)
             continue
-        log.info("%s → %s\n  %s", stage, out, shlex.join(cmd))
-        if dry_run:
+        if dry_run:  # the commands were printed with their pre-flight checks (show_preflight)
             continue
+        log.info("%s → %s\n  %s", stage, out, shlex.join(cmd))
         proc = subprocess.run(cmd, env=dict(os.environ))
         if proc.returncode != 0 or not (out / DONE_MARKER).exists():
             raise FacemacError(f"pipeline stage {stage} failed (exit status {proc.returncode}); its run folder is "
                                f"{out}; fix the cause and re-run with --dir {p.root} to continue")
+    if dry_run:
+        log.info("dry run: nothing was run; the commands are in %s", p.root / "pipeline.json")
+        return p
     log.info("experiment %s done: %s", p.experiment, p.root)
     log.info("%s", next_steps(p.root, p.group, p.experiment))
     return p
@@ -172,12 +208,23 @@ def main(argv: list[str] | None = None) -> Plan:
                         help="experiment folder (default <paths.log_dir>/pipeline/<experiment>/<time>); "
                              "an existing one continues where it stopped")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset, in pipeline order")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    args = parser.parse_args(argv)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each stage's command and its pre-flight checks, run nothing (exit 0, or 2 with "
+                             "the problems)")
+    args = parser.parse_intermixed_args(argv)  # overrides before and after --stages/--dir
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     with report_errors():
-        return run(plan(args.overrides, args.dir, stages), dry_run=args.dry_run)
+        p = plan(args.overrides, args.dir, stages)
+        checks = preflight(p)
+        if args.dry_run:
+            show_preflight(p, checks)
+        error = problems_error(checks)
+        if error is not None:
+            raise error
+        log.info("pre-flight: %d value(s) found, %d left to the stages that produce or fetch them",
+                 sum(len(c.found) for c in checks), sum(len(c.later) for c in checks))
+        return run(p, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":
