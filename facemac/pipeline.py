@@ -15,8 +15,11 @@ Nothing is looked up with ``latest``, so concurrent experiments never read each 
 the stages that own its first key (``facemac.stage.STAGE_KEYS``): ``seed=1``, ``paths.*``, ``logger.*``, ``demo.*``,
 ``experiment=`` to all; ``dataset=``, ``model.*``, ``data.*``, ``train.*`` to train; ``targets=``, ``ckpt=``,
 ``annotate.*`` to annotate; ``annotations=``, ``inputs=``, ``analyze.*`` to analyze. ``annotate:key=value`` sends it
-to one stage as it is. Every stage's config is composed before the first one runs, so a typo fails at once. Re-running with ``--dir`` of an interrupted experiment skips the stages already DONE and
-resumes training from its ``last.pt``.
+to one stage as it is. Every stage's config is composed before the first one runs, so a typo fails at once, and then
+checked (facemac/preflight.py): every data root, target root, checkpoint, input, weights, landmark and audit file that
+no earlier stage of this pipeline writes must be there, or every problem is listed in one error before anything runs
+(``--dry-run`` prints the commands with these checks). Re-running with ``--dir`` of an interrupted experiment skips
+the stages already DONE and resumes training from its ``last.pt``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from facemac.dashboard.hint import next_steps
 from facemac.annotation.targets import refuse_unset_group
 from facemac.errors import ConfigError, FacemacError
 from facemac.preflight import CHECKS, StageChecks, problems_error
+from facemac.run_state import read_failure
 from facemac.runs import DONE_MARKER
 from facemac.stage import COMMON_GROUPS, COMMON_KEYS, STAGE_KEYS, owner_of, report_errors
 
@@ -189,8 +193,10 @@ def run(p: Plan, dry_run: bool = False) -> Plan:
         log.info("%s → %s\n  %s", stage, out, shlex.join(cmd))
         proc = subprocess.run(cmd, env=dict(os.environ))
         if proc.returncode != 0 or not (out / DONE_MARKER).exists():
-            raise FacemacError(f"pipeline stage {stage} failed (exit status {proc.returncode}); its run folder is "
-                               f"{out}; fix the cause and re-run with --dir {p.root} to continue")
+            failure = read_failure(out)  # the stage's own one-line error, when it recorded one
+            why = f": {failure.describe()}" if failure is not None else ""
+            raise FacemacError(f"pipeline stage {stage} failed (exit status {proc.returncode}){why}; its run folder "
+                               f"is {out}; fix the cause and re-run with --dir {p.root} to continue")
     if dry_run:
         log.info("dry run: nothing was run; the commands are in %s", p.root / "pipeline.json")
         return p

@@ -38,12 +38,13 @@ class StageChecks:
 
     def check(self, key: str, fn: Callable[[], Any], describe: Callable[[Any], str | None] = str) -> tuple[bool, Any]:
         """Run one check: its value, described, goes to ``found`` (unless ``describe`` gives None); a FacemacError
-        becomes a problem line that starts with ``key``. Returns (passed, value)."""
+        becomes a problem line that names ``key`` (or the key of the same section it names). Returns (passed, value)."""
         try:
             value = fn()
         except FacemacError as e:
             msg = one_line(e)
-            self.problems.append(msg if msg.startswith(key) else f"{key}: {msg}")
+            named = msg.startswith((key, key.split(".", 1)[0] + "."))  # names the key, or another of its section
+            self.problems.append(msg if named else f"{key}: {msg}")
             return False, None
         text = describe(value)
         if text is not None:
