@@ -1,6 +1,6 @@
 """What became of a run folder: finished, failed (with its error), running, or killed.
 
-A stage run writes ``DONE`` when its work finished (facemac.runs.mark_done) and ``FAILED`` (JSON: error type, the
+A stage run writes ``DONE`` when its work finished (``mark_done``) and ``FAILED`` (JSON: error type, the
 one-line message, time) when its body raised (``mark_failed``, called by facemac.stage.run_stage). A live process
 holds the folder's ``.lock`` (facemac.runlock; the kernel drops it when the process dies, even with ``kill -9``), so
 a folder with neither marker is *running* while its lock is held and *killed* (or crashed past Python) once it is
@@ -21,7 +21,6 @@ from pathlib import Path
 
 from facemac.atomic import atomic_write
 from facemac.runlock import LOCK_NAME
-from facemac.runs import DONE_MARKER
 
 try:
     import fcntl
@@ -30,7 +29,8 @@ except ImportError:  # pragma: no cover - not POSIX: a lock cannot be probed, so
 
 log = logging.getLogger(__name__)
 
-FAILED_MARKER = "FAILED"
+DONE_MARKER = "DONE"  # written last by every stage; a run without it is unfinished and never picked as `latest`
+FAILED_MARKER = "FAILED"  # written by a stage whose body raised: JSON {error, message, time, rank}
 
 
 class RunState(str, enum.Enum):
@@ -73,6 +73,11 @@ class RunStatus:
             return ("killed (no DONE, no FAILED marker and no live process holds its lock: stopped by a signal, "
                     "the OOM killer or a time limit)")
         return "finished"
+
+
+def mark_done(run_dir: str | Path) -> None:
+    """Declare a run finished (after all its outputs exist)."""
+    Path(run_dir, DONE_MARKER).write_text("ok\n")
 
 
 def one_line(exc: BaseException) -> str:
@@ -155,5 +160,5 @@ def run_status(run_dir: str | Path) -> RunStatus:
     return RunStatus(path, RunState.KILLED)
 
 
-__all__ = ["RunState", "RunStatus", "Failure", "FAILED_MARKER", "mark_failed", "clear_failed", "read_failure",
+__all__ = ["RunState", "RunStatus", "Failure", "DONE_MARKER", "FAILED_MARKER", "mark_done", "mark_failed", "clear_failed", "read_failure",
            "lock_holder", "run_status", "one_line"]

@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 from facemac.errors import ConfigError
+from facemac.run_state import DONE_MARKER, mark_done, run_status  # noqa: F401 - DONE_MARKER, mark_done: re-exported
+from facemac.runlock import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
-DONE_MARKER = "DONE"  # written last by every stage; a run without it is unfinished and never picked as `latest`
 WANDB_PREFIX = "wandb:"  # an explicit W&B reference: wandb:<entity/project/name:alias>
 # [entity/[project/]]name:alias — W&B's artifact names and aliases take letters, digits, '-', '_' and '.'
 _ARTIFACT_REF = re.compile(r"(?:[\w.\-]+/){0,2}[\w.\-]+:[\w.\-]+")
@@ -32,11 +33,6 @@ def artifact_reference(ref: str) -> str | None:
     return None
 
 
-def mark_done(run_dir: str | Path) -> None:
-    """Declare a run finished (after all its outputs exist)."""
-    Path(run_dir, DONE_MARKER).write_text("ok\n")
-
-
 def latest_run(log_dir: str | Path, task_name: str, must_contain: str) -> Path:
     """Newest finished run of ``task_name`` under ``log_dir`` (runs and multirun jobs) that holds ``must_contain``;
     newer runs that failed, were killed or still run are skipped, and one log line says which and why."""
@@ -55,8 +51,6 @@ def latest_run(log_dir: str | Path, task_name: str, must_contain: str) -> Path:
 
 def _started(run: Path) -> float:
     """When a run took its lock (its start), else when it finished."""
-    from facemac.runlock import LOCK_NAME
-
     lock = run / LOCK_NAME
     return (lock if lock.exists() else run / DONE_MARKER).stat().st_mtime
 
@@ -64,9 +58,6 @@ def _started(run: Path) -> float:
 def _unfinished_since(base: Path, since: float | None) -> list:
     """Run folders under ``base`` without DONE whose run lock was taken after ``since`` (all when None), newest
     first, with their state (facemac.run_state)."""
-    from facemac.run_state import run_status
-    from facemac.runlock import LOCK_NAME
-
     found = []
     for lock in base.glob(f"**/{LOCK_NAME}"):
         folder = lock.parent
