@@ -131,8 +131,8 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"--stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
-    refuse_unset_group(overrides)
     routed = route_overrides(overrides, stages)
+    refuse_unset_group(routed.get("annotate", []))  # Hydra's own error on targets=null is a bare ValueError
     experiment = _experiment_name(overrides)
     if root is None:
         log_dir = Path(str(OmegaConf.select(_compose(stages[0], routed[stages[0]]), "paths.log_dir"))).expanduser()

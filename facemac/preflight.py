@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from facemac.config import to_plain
 from facemac.errors import ConfigError, FacemacError
@@ -41,7 +42,7 @@ class StageChecks:
         becomes a problem line that names ``key`` (or the key of the same section it names). Returns (passed, value)."""
         try:
             value = fn()
-        except FacemacError as e:
+        except (FacemacError, OmegaConfBaseException) as e:  # OmegaConf: an interpolation that does not resolve
             msg = one_line(e)
             named = msg.startswith((key, key.split(".", 1)[0] + "."))  # names the key, or another of its section
             self.problems.append(msg if named else f"{key}: {msg}")
@@ -130,11 +131,10 @@ def check_train(cfg: DictConfig, produced: Produced | None = None) -> StageCheck
     """train.py's inputs: the dataset's root and files, model.weights, and an explicit train.resume checkpoint (timm's
     hub weights stay with the stage's own start-up check, the first thing it does)."""
     out = StageChecks("train")
-    ds = to_plain(cfg.dataset) if "dataset" in cfg and cfg.dataset is not None else None
-    if not ds:
+    if "dataset" not in cfg or not cfg.dataset:
         out.problems.append("dataset is not set; choose one with dataset=<name> (conf/dataset/)")
     else:
-        out.check("dataset.root", lambda: dataset_paths(ds, "dataset", str(cfg.data.align)))
+        out.check("dataset.root", lambda: dataset_paths(to_plain(cfg.dataset), "dataset", str(cfg.data.align)))
     weights = cfg.model.weights if "weights" in cfg.model else None
     if weights:
         from facemac.models.weights import resolve_weights
