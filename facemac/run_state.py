@@ -4,8 +4,8 @@ A stage run writes ``DONE`` when its work finished (``mark_done``) and ``FAILED`
 one-line message, time) when its body raised (``mark_failed``, called by facemac.stage.run_stage). A live process
 holds the folder's ``.lock`` (facemac.runlock; the kernel drops it when the process dies, even with ``kill -9``), so
 a folder with neither marker is *running* while its lock is held and *killed* (or crashed past Python) once it is
-not. Tools (compare, ``latest``, the pipeline) read the state from here, so none of them calls a dead run
-"still running".
+not. Ctrl-C and signals leave no marker either: such a run reads as killed, and resumes like one. Tools (compare,
+``latest``, the pipeline) read the state from here, so none of them calls a dead run "still running".
 """
 
 from __future__ import annotations
@@ -160,5 +160,5 @@ def run_status(run_dir: str | Path) -> RunStatus:
     return RunStatus(path, RunState.KILLED)
 
 
-__all__ = ["RunState", "RunStatus", "Failure", "DONE_MARKER", "FAILED_MARKER", "mark_done", "mark_failed", "clear_failed", "read_failure",
-           "lock_holder", "run_status", "one_line"]
+__all__ = ["RunState", "RunStatus", "Failure", "DONE_MARKER", "FAILED_MARKER", "mark_done", "mark_failed",
+           "clear_failed", "read_failure", "lock_holder", "run_status", "one_line"]

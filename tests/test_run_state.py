@@ -63,7 +63,8 @@ _HOLDER = textwrap.dedent("""
     import sys, time
     from omegaconf import OmegaConf
     from facemac.stage import Stage, run_stage
-    cfg = OmegaConf.create({"task_name": "annotate", "paths": {"output_dir": sys.argv[1]}, "logger": {"backend": "none"}})
+    cfg = OmegaConf.create({"task_name": "annotate", "paths": {"output_dir": sys.argv[1]},
+                            "logger": {"backend": "none"}})
     def work(ctx):
         print("working", flush=True)
         time.sleep(120)
