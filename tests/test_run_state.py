@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from facemac.compare.runs import check
-from facemac.errors import ConfigError, DataError
+from omegaconf import OmegaConf
+
+from facemac.errors import ConfigError, DataError, RunLockedError
 from facemac.run_state import FAILED_MARKER, RunState, run_status
 from facemac.runs import latest_run
 from facemac.stage import Stage, run_stage
@@ -80,6 +82,10 @@ def test_kill_9_is_killed_and_a_live_run_is_running(tmp_path):
         live = run_status(out)
         assert live.state is RunState.RUNNING and f"pid {proc.pid}" in live.holder
         assert check_reason(out).startswith("annotate run has not finished: still running (pid")
+        with pytest.raises(RunLockedError):  # a second run into the live folder is refused and marks nothing
+            run_stage(OmegaConf.create({"task_name": "annotate", "paths": {"output_dir": str(out)},
+                                        "logger": {"backend": "none"}}), Stage("annotate"), lambda ctx: None)
+        assert not (out / FAILED_MARKER).exists() and run_status(out).state is RunState.RUNNING
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
