@@ -13,10 +13,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from facemac.compare.runs import check
 from omegaconf import OmegaConf
 
+from facemac.compare.runs import check
 from facemac.errors import ConfigError, DataError, RunLockedError
 from facemac.run_state import FAILED_MARKER, RunState, run_status
 from facemac.runs import latest_run
