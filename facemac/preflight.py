@@ -216,7 +216,10 @@ def check_analyze(cfg: DictConfig, produced: Produced | None = None) -> StageChe
                 what = "is not a folder" if path.exists() else "does not exist"
                 raise ConfigError(f"analyze.audit={audit}: {path} {what}; expected a folder of <dataset>.csv audit "
                                   "files (docs/audit.md)")
-            return f"analyze.audit={path}"
+            files = sorted(p.name for p in path.glob("*.csv"))
+            if not files:
+                raise ConfigError(f"analyze.audit={audit}: {path} holds no <dataset>.csv audit file (docs/audit.md)")
+            return f"analyze.audit={path} ({', '.join(files)})"
 
         out.check("analyze.audit", _audit)
     return out

@@ -191,6 +191,9 @@ def test_analysis_inputs_and_audit(make_cfg, tmp_path):
     (tmp_path / "gone").mkdir()
     cfg = make_cfg("analyze", [f"inputs=[{tmp_path / 'gone'}]", "logger=none",
                                f"+analyze.audit={tmp_path / 'audit'}"])  # annotations=latest ignored with inputs
+    assert check_analyze(cfg).problems == [f"analyze.audit={tmp_path / 'audit'}: {tmp_path / 'audit'} holds no "
+                                           "<dataset>.csv audit file (docs/audit.md)"]
+    (tmp_path / "audit" / "ds_a.csv").write_text("path,Male\n")
     checks = check_analyze(cfg)
     assert checks.problems == [] and checks.found == [f"inputs[0]={tmp_path / 'gone'}",
-                                                      f"analyze.audit={tmp_path / 'audit'}"]
+                                                      f"analyze.audit={tmp_path / 'audit'} (ds_a.csv)"]
