@@ -71,7 +71,9 @@ def dataset_paths(ds: Mapping[str, Any], prefix: str, align: str | None = None) 
     from facemac.data.layout import require_dir, require_file
 
     fmt = ds.get("format")
-    if fmt in R._UNSET or fmt not in R.READERS:
+    if fmt in R._UNSET:
+        raise ConfigError(f"{prefix}.format is not set; choose one of {', '.join(R.FORMATS)}")
+    if fmt not in R.READERS:
         raise ConfigError(f"{prefix}.format={fmt!r} is unknown; choose one of {', '.join(R.FORMATS)}")
     if ds.get("demo") and R._path_value(dict(ds), "root") is None:
         return f"{prefix}: the procedural demo faces (generated under paths.cache_dir on first use)"
@@ -104,6 +106,11 @@ def dataset_paths(ds: Mapping[str, Any], prefix: str, align: str | None = None) 
     else:  # folders, recordio
         base = R._require_root(cfg, fmt, prefix, must_be_dir=fmt == "folders")
         found = f"{prefix}.root={base}"
+        labels = R._path_value(cfg, "labels") if fmt == "folders" else None
+        if labels is not None:  # a ground-truth label CSV: a bare name means the file beside the identity folders
+            labels = base / labels if not labels.is_absolute() and (base / labels).exists() else labels
+            require_file(labels, f"the label CSV {prefix}.labels names (path, identity, <attributes>)")
+            found += f", labels {labels}"
     if fmt != "recordio" and cfg.get("landmarks") not in (*R._UNSET, False):
         found += ", landmarks " + ", ".join(str(p) for p in R._landmark_files(cfg, prefix, base))
     return found

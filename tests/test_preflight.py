@@ -108,6 +108,7 @@ def _first_error(fn) -> str:
     {"name": "x", "format": "folders", "root": "/no/such/folder"},
     {"name": "x", "format": "recordio", "root": "/no/such/rec"},
     {"name": "x", "format": "tfrecord", "root": "/x"},
+    {"name": "x", "format": None, "root": "/x"},
 ])
 def test_a_missing_dataset_path_is_the_message_the_reader_gives(ds):
     """The oracle is the reader itself: build_table refuses the same config with the same first line."""
@@ -197,3 +198,15 @@ def test_analysis_inputs_and_audit(make_cfg, tmp_path):
     checks = check_analyze(cfg)
     assert checks.problems == [] and checks.found == [f"inputs[0]={tmp_path / 'gone'}",
                                                       f"analyze.audit={tmp_path / 'audit'} (ds_a.csv)"]
+
+
+def test_a_missing_ground_truth_labels_file_of_a_folder_target(tmp_path):
+    (tmp_path / "root" / "id1").mkdir(parents=True)
+    (tmp_path / "root" / "id1" / "a.jpg").write_bytes(b"\xff\xd8")  # listed, never decoded
+    ds = {"name": "x", "format": "folders", "root": str(tmp_path / "root"), "labels": "labels.csv"}
+    mine = _first_error(lambda: dataset_paths(ds, "targets.x"))
+    assert "labels.csv does not exist" in mine and "targets.x.labels" in mine
+    theirs = _first_error(lambda: build_table(ds, prefix="targets.x"))
+    assert "labels.csv" in theirs  # the reader refuses the same file, in its own words
+    (tmp_path / "root" / "labels.csv").write_text("path,identity,Male\n")
+    assert dataset_paths(ds, "targets.x").endswith(f"labels {tmp_path / 'root' / 'labels.csv'}")
