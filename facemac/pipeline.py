@@ -11,7 +11,9 @@ Every stage runs as its own ``python -m facemac.cli.<stage>`` process (``<stage>
         analyze/    rates.csv, kl_*.csv, report.md (annotations=<annotate>/annotations)
         pipeline.json
 
-Nothing is looked up with ``latest``, so concurrent experiments never read each other's runs. An override goes to
+Nothing is looked up with ``latest``, so concurrent experiments never read each other's runs; a ``ckpt=`` or
+``annotations=`` of your own is used when the stage that would write it is left out (``--stages``), and refused
+when it is planned. An override goes to
 the stages that own its first key (``facemac.stage.STAGE_KEYS``): ``seed=1``, ``paths.*``, ``logger.*``, ``demo.*``,
 ``experiment=`` to all; ``dataset=``, ``model.*``, ``data.*``, ``train.*`` to train; ``targets=``, ``ckpt=``,
 ``annotate.*`` to annotate; ``annotations=``, ``inputs=``, ``analyze.*`` to analyze. ``annotate:key=value`` sends it
@@ -126,6 +128,17 @@ def _compose(stage: str, overrides: list[str]):
             raise ConfigError(f"{stage} stage: {e}") from None
 
 
+def _handed_by_user(overrides: list[str], key: str, earlier: str, stages: tuple[str, ...]) -> bool:
+    """Whether the user gave ``key`` (ckpt / annotations) themselves: kept when the stage that would write it is not
+    planned (``--stages annotate,analyze ckpt=/my/best.pt``); refused when it is, since one of the two would be
+    silently ignored."""
+    given = [o for o in overrides if o.lstrip("+~").partition("=")[0] == key]
+    if given and earlier in stages:
+        raise ConfigError(f"{given[-1]}: this pipeline's {earlier} stage writes {key} for the next stage; drop it, or "
+                          f"leave {earlier} out (--stages) to use your own")
+    return bool(given)
+
+
 def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...] = STAGES) -> Plan:
     """Route the overrides, pick the experiment folder and build each stage's command line."""
     unknown = [s for s in stages if s not in STAGES]
@@ -148,10 +161,10 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
         explicit = [f"hydra.run.dir={p.stage_dir(stage)}", *group]
         if stage == "train":
             explicit.append("train.resume=auto")  # a re-run of an interrupted pipeline continues from last.pt
-        elif stage == "annotate":
-            explicit.append(f"ckpt={p.output('train')}")
         else:
-            explicit.append(f"annotations={p.output('annotate')}")
+            key, earlier = ("ckpt", "train") if stage == "annotate" else ("annotations", "annotate")
+            if not _handed_by_user(routed[stage], key, earlier, stages):
+                explicit.append(f"{key}={p.output(earlier)}")
         if "logger.name" not in user_keys and stage != "train":  # train names its runs from model and dataset
             explicit.append(f"++logger.name={experiment}-{stage}-{root.name}")
         p.commands[stage] = [sys.executable, "-m", f"facemac.cli.{stage}", *routed[stage], *explicit]

@@ -210,3 +210,16 @@ def test_a_missing_ground_truth_labels_file_of_a_folder_target(tmp_path):
     assert "labels.csv" in theirs  # the reader refuses the same file, in its own words
     (tmp_path / "root" / "labels.csv").write_text("path,identity,Male\n")
     assert dataset_paths(ds, "targets.x").endswith(f"labels {tmp_path / 'root' / 'labels.csv'}")
+
+
+def test_a_checkpoint_or_annotations_given_to_the_pipeline_are_used_or_refused_never_ignored(tmp_path):
+    from facemac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^ckpt=/my/best.pt: this pipeline's train stage writes ckpt"):
+        plan(["experiment=demo", "ckpt=/my/best.pt"], root=tmp_path / "exp")
+    with pytest.raises(ConfigError, match=r"^annotations=/a: this pipeline's annotate stage writes annotations"):
+        plan(["experiment=demo", "annotations=/a"], root=tmp_path / "exp", stages=("annotate", "analyze"))
+    (tmp_path / "best.pt").write_bytes(b"")
+    p = plan(["experiment=demo", f"ckpt={tmp_path / 'best.pt'}"], root=tmp_path / "exp", stages=("annotate",))
+    assert [c for c in p.commands["annotate"] if c.startswith("ckpt=")] == [f"ckpt={tmp_path / 'best.pt'}"]
+    assert preflight(p)[0].found[-1] == f"ckpt={tmp_path / 'best.pt'} → {tmp_path / 'best.pt'}"
