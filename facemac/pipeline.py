@@ -40,9 +40,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from facemac.annotation.targets import refuse_unset_group
 from facemac.conf_dir import conf_dir
 from facemac.dashboard.hint import next_steps
-from facemac.annotation.targets import refuse_unset_group
 from facemac.errors import ConfigError, FacemacError
 from facemac.preflight import CHECKS, StageChecks, problems_error
 from facemac.run_state import read_failure
