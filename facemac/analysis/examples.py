@@ -6,7 +6,6 @@ one-line note, never a failed analysis."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from facemac.analysis.inputs import DatasetInput
+from facemac.analysis.logged import strip_file
 from facemac.analysis.report import pair_drivers
 from facemac.errors import ConfigError, DataError
 from facemac.faces.gallery import GalleryDataset, write_gallery
@@ -98,11 +98,6 @@ class ExampleOutputs:
             out.append("- `gallery/<dataset>.html` (+ `gallery/<dataset>/`, `gallery/assets/`): browse every "
                        "attribute's faces by probability")
         return out
-
-
-def strip_file(attribute: str) -> str:
-    """``examples_<attribute>.png``, the attribute made safe for a file name."""
-    return f"examples_{re.sub(r'[^A-Za-z0-9_.-]', '_', attribute)}.png"
 
 
 def driver_attributes(kl_attr: pd.DataFrame, pairs: Sequence[tuple[str, str]], limit: int,

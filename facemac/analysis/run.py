@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from facemac.analysis.audited_faces import log_audited_faces
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.examples import ExampleSettings, driver_attributes, write_examples
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
@@ -261,6 +262,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     gallery = [output_dir / "gallery"] if examples.galleries else []
     _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures", *gallery], settings, names,
            identity)
+    log_audited_faces(tracker, cfg.analyze.audit, datasets, shown.audit_faces, shown.size)  # W&B: both labels
     log.info("%s", head)  # the console shows the finding, not only where the files are
     log.info("analysis written to %s (report: %s)", output_dir, report)
     return {"output_dir": output_dir, "tables": tables, "datasets": names, "attributes": attributes,
