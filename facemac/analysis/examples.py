@@ -208,7 +208,9 @@ def _block(title: str, ap: AttributePicks, crops: dict[str, np.ndarray | None], 
         if kind == "near":  # highest first, so the row reads across the threshold
             readable.sort(key=lambda p: -p.probability)
         label = KINDS[kind] if kind != "near" else f"near the threshold ({ap.threshold:.3f})"
+        empty = "every positive is in the row above" if kind == "low_positive" and ap.kinds.get(kind) else \
+            ("no positive" if kind != "near" else "none")
         rows.append(StripRow(label, [crops[p.path] for p in readable], [p.probability for p in readable],
-                             ap.threshold))
+                             ap.threshold, empty))
     head = f"{title}, rate {rate:.3f}" if rate is not None and np.isfinite(rate) else title
     return DatasetStrip(head, rows)

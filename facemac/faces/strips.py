@@ -24,6 +24,7 @@ class StripRow:
     faces: list[np.ndarray]  # uint8 RGB crops, any size (resized to the strip's)
     probabilities: list[float]
     threshold: float  # captions of positives (probability > threshold) are green, of negatives red
+    empty: str = "none"  # said in place of the faces when there are none
 
 
 @dataclass
@@ -76,7 +77,7 @@ def draw_strips(path: Path, title: str, threshold_note: str, blocks: list[Datase
         for row in block.rows:
             draw.text((PAD, yy + size // 2 - 6), row.label, fill=MUTED, font=small)
             if not row.faces:
-                draw.text((LABEL_W, yy + size // 2 - 6), "none", fill=MUTED, font=small)
+                draw.text((LABEL_W, yy + size // 2 - 6), row.empty, fill=MUTED, font=small)
             for k, (face, p) in enumerate(zip(row.faces[:per_row], row.probabilities[:per_row])):
                 x = LABEL_W + k * cell_w
                 tile = Image.fromarray(np.ascontiguousarray(face[..., :3]), "RGB")
