@@ -56,22 +56,29 @@ class _Best:
         self.row = np.empty(0, np.int64)
 
     def add(self, score: np.ndarray, row: np.ndarray) -> None:
+        """``score`` of the batch's rows ``row``, +inf where a row is not eligible."""
+        if len(score) > self.k:  # a linear pre-selection: the k smallest and everything tied with the k-th
+            kth = np.partition(score, self.k - 1)[self.k - 1]
+            near = (score <= kth) & np.isfinite(score)
+        else:
+            near = np.isfinite(score)
+        score, row = score[near], row[near]
         score = np.concatenate([self.score, score])
         row = np.concatenate([self.row, row])
         keep = np.lexsort((row, score))[: self.k]
         self.score, self.row = score[keep], row[keep]
 
 
-def _scores(kind: str, p: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(score, eligible) for a kind: smaller scores are picked first."""
-    ok = ~np.isnan(p)
+def _scores(kind: str, p: np.ndarray, t: float) -> np.ndarray:
+    """Scores for a kind, smaller picked first; +inf for rows the kind does not hold (and unknown values)."""
+    inf = np.inf
     if kind == "top":
-        return -p, ok & (p > t)
+        return np.where(p > t, -p, inf)
     if kind == "low_positive":
-        return p, ok & (p > t)
+        return np.where(p > t, p, inf)
     if kind == "near":
-        return np.abs(p - t), ok
-    return p, ok & (p <= t)  # bottom
+        return np.where(np.isnan(p), inf, np.abs(p - t))
+    return np.where(p <= t, p, inf)  # bottom (NaN compares False: excluded)
 
 
 def iter_rows(files: Sequence[Path], attributes: Sequence[str],
@@ -99,17 +106,15 @@ def pick_faces(files: Sequence[Path], thresholds: dict[str, float], per_kind: in
     offset = 0
     for paths, ids, probs in iter_rows(files, attributes, batch_size):
         rows = np.arange(offset, offset + len(paths))
-        chosen: set[int] = set()
         for j, a in enumerate(attributes):
             for k in kinds:
-                score, ok = _scores(k, probs[:, j], float(thr[j]))
-                b = best[(a, k)]
-                b.add(score[ok], rows[ok])
-                chosen.update(int(r) - offset for r in b.row if offset <= r < offset + len(paths))
-        for i in chosen:  # only candidates' rows are kept (at most attributes x kinds x per_kind)
-            kept_paths[offset + i] = (str(paths[i]), None if ids is None or ids[i] is None else str(ids[i]), probs[i])
-        live = {int(r) for b in best.values() for r in b.row}
-        kept_paths = {r: v for r, v in kept_paths.items() if r in live}
+                best[(a, k)].add(_scores(k, probs[:, j], float(thr[j])), rows)
+        live = np.concatenate([b.row for b in best.values()]) if best else np.empty(0, np.int64)
+        for i in np.unique(live[live >= offset]) - offset:  # only candidates' rows are kept
+            kept_paths[offset + int(i)] = (str(paths[i]), None if ids is None or ids[i] is None else str(ids[i]),
+                                           probs[i])
+        alive = set(live.tolist())
+        kept_paths = {r: v for r, v in kept_paths.items() if r in alive}
         offset += len(paths)
     out: dict[str, AttributePicks] = {}
     for j, a in enumerate(attributes):
