@@ -35,6 +35,7 @@
   function show(i) {
     const a = data.attributes[i];
     select.value = String(i);
+    main.dataset.attribute = a.name;
     history.replaceState(null, "", "#" + encodeURIComponent(a.name));
     main.replaceChildren();
     const above = a.faces.filter((f) => f.p > a.threshold).length;
