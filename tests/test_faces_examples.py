@@ -114,10 +114,15 @@ def test_analysis_draws_the_drivers_faces_and_a_gallery_per_dataset(make_cfg, fa
     top = frame[frame.Smiling > 0.5].sort_values("Smiling", ascending=False).path.iloc[0]
     strip = np.asarray(Image.open(ex.strips["Smiling"]).convert("RGB"))
     (crop,) = load_crops(ann / "real_x", [top], size=48)
-    blocks = [DatasetStrip("gone_z"), DatasetStrip("real_x", rows=[None] * 3)]  # gone_z (a note) comes first
-    assert np.array_equal(_tile(strip, blocks, 1, 0, 0, 48), crop)
+    blocks = [DatasetStrip("real_x", rows=[None] * 3)]  # real datasets first
+    assert np.array_equal(_tile(strip, blocks, 0, 0, 0, 48), crop)
     least = frame[frame.Smiling > 0.5].sort_values("Smiling").path.iloc[0]
-    assert np.array_equal(_tile(strip, blocks, 1, 1, 0, 48), load_crops(ann / "real_x", [least], size=48)[0])
+    assert np.array_equal(_tile(strip, blocks, 0, 1, 0, 48), load_crops(ann / "real_x", [least], size=48)[0])
+    # synth_y's block follows gone_z's note (synthetic datasets in input order): its first face is its top positive
+    ys = pd.concat([pd.read_parquet(p) for p in sorted((ann / "synth_y").glob("part-*.parquet"))])
+    top_y = ys[ys.Smiling > 0.5].sort_values("Smiling", ascending=False).path.iloc[0]
+    blocks += [DatasetStrip("gone_z"), DatasetStrip("synth_y", rows=[None] * 3)]
+    assert np.array_equal(_tile(strip, blocks, 2, 0, 0, 48), load_crops(ann / "synth_y", [top_y], size=48)[0])
     # the gallery: every attribute, faces sorted by probability, images on disk
     page = (out / "gallery" / "real_x.html").read_text()
     data = json.loads(re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>', page,

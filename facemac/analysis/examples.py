@@ -135,7 +135,8 @@ def write_examples(output_dir: Path, datasets: Sequence[DatasetInput], drivers: 
     if unknown:
         raise ConfigError(f"analyze.examples.roots: {unknown} are not datasets of this analysis; known: "
                           f"{sorted(d.name for d in datasets)}")
-    annotated = [d for d in datasets if d.is_prediction]
+    order = {"real": 0, "synthetic": 1}
+    annotated = sorted((d for d in datasets if d.is_prediction), key=lambda d: order.get(str(d.group), 2))  # real first
     if not annotated or (not drivers and not s.gallery):
         return out
     loader = loader or _loader()
