@@ -140,3 +140,11 @@ def test_analysis_logs_strips_as_images_and_audited_faces_with_both_labels(make_
     assert np.allclose(frame["Smiling:mac"], sample.Smiling[:3]) and \
         frame["Smiling:mac_label"].tolist() == [int(p > 0.5) for p in sample.Smiling[:3]]
     assert _digests(load_crops(ann / "real_x", list(sample.path[:3]), size=112)) == images
+    # analyze.audit as a mapping {dataset: csv} names the same audit
+    from facemac.analysis.audited_faces import read_audits
+    from facemac.analysis.inputs import expand_path
+
+    datasets = expand_path(ann)
+    for spec in (str(audit_dir), {"real_x": str(audit_dir / "real_x.csv")}):
+        (audit,) = read_audits(spec, datasets).values()
+        assert audit.dataset == "real_x" and audit.paths == list(sample.path)

@@ -14,26 +14,32 @@ from facemac.analysis.logged import AUDITED_FACES
 log = logging.getLogger(__name__)
 
 
-def read_audits(folder: Path, datasets: Sequence[DatasetInput]) -> dict:
-    """{dataset: Audit} for every annotated dataset with ``<folder>/<dataset>.csv``."""
+def read_audits(spec, datasets: Sequence[DatasetInput]) -> dict:
+    """{dataset: Audit} for every annotated dataset ``analyze.audit`` names: a folder of ``<dataset>.csv`` or a
+    mapping {dataset: csv} (the estimates refuse what does not fit; here such an entry is left out)."""
     from facemac.audit.format import csv_name, read_audit
 
+    if hasattr(spec, "items"):
+        paths = {str(k): Path(str(v)).expanduser() for k, v in spec.items()}
+    else:
+        paths = {d.name: Path(str(spec)).expanduser() / csv_name(d.name) for d in datasets}
     out = {}
     for d in datasets:
-        path = folder / csv_name(d.name)
-        if d.is_prediction and path.is_file():
+        path = paths.get(d.name)
+        if d.is_prediction and path is not None and path.is_file():
             out[d.name] = read_audit(path, d.name, d.attributes, num_images=d.details.get("num_images"))
     return out
 
 
 def log_audited_faces(tracker, folder, datasets: Sequence[DatasetInput], limit: int, size: int) -> int:
-    """Log up to ``limit`` audited faces (facemac.faces.tables.audited_faces_table); returns the rows logged."""
+    """Log up to ``limit`` audited faces (facemac.faces.tables.audited_faces_table); ``folder``: analyze.audit (a
+    folder or a mapping); returns the rows logged."""
     if folder is None or not getattr(tracker, "enabled", False) or limit == 0:
         return 0
     try:
         from facemac.faces.tables import IMAGE, audited_faces_frame
 
-        audits = read_audits(Path(str(folder)), datasets)
+        audits = read_audits(folder, datasets)
         if not audits:
             log.warning("analyze.audit=%s holds no <dataset>.csv of the analysed datasets (%s); no audited faces "
                         "logged", folder, ", ".join(d.name for d in datasets if d.is_prediction))
