@@ -109,6 +109,7 @@ def test_analysis_draws_the_drivers_faces_and_a_gallery_per_dataset(make_cfg, fa
         assert f"[strip](figures/{strip_file(a)})" in report  # linked from the driver table
     assert re.search(r"gone_z: no faces shown, its images are not at .*gone_z.*analyze\.examples\.roots", report)
     assert "gallery/real_x.html" in report and "gone_z" not in ex.galleries
+    assert "[real_x](gallery/real_x.html#Smiling) · [synth_y](gallery/synth_y.html#Smiling)" in report
     # the first face of real_x's Smiling strip is exactly the crop of its most confident positive
     frame = pd.concat([pd.read_parquet(p) for p in sorted((ann / "real_x").glob("part-*.parquet"))])
     top = frame[frame.Smiling > 0.5].sort_values("Smiling", ascending=False).path.iloc[0]

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -82,6 +83,10 @@ class ExampleOutputs:
             for attr, path in self.strips.items():
                 rel = path.relative_to(output_dir).as_posix()
                 lines += [f"### {attr}", "", f"![faces behind {attr}]({rel})", ""]
+                if self.galleries:
+                    lines += ["More faces: " + " · ".join(
+                        f"[{name}]({p.relative_to(output_dir).as_posix()}#{quote(attr)})"
+                        for name, p in self.galleries.items()), ""]
         if self.galleries:
             lines += ["Every attribute, faces sorted by the MAC's probability with the threshold marked (offline "
                       "pages; open them in a browser): "
