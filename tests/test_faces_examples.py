@@ -148,11 +148,16 @@ def test_moved_images_are_found_through_roots_and_bad_keys_are_named(make_cfg, f
     moved = tmp_path / "moved"
     shutil.copytree(images["real_x"][0], moved)
     shutil.rmtree(moved / "id0")  # a few faces unreadable now: skipped and counted
-    res = run(make_cfg("analyze", ["logger=none", f"inputs=[{ann / 'real_x'},{ann / 'synth_y'}]", "analyze.n_boot=0",
+    plain = write_annotation_dir(tmp_path / "plain", "plain", "synthetic", ATTRS,  # no record of its crop
+                                 [(np.random.default_rng(5).random((9, 3)).astype(np.float32), None)])
+    res = run(make_cfg("analyze", ["logger=none", f"inputs=[{ann / 'real_x'},{ann / 'synth_y'},{plain}]",
+                                   "analyze.n_boot=0",
                                    f"analyze.examples.roots={{real_x: {moved}}}", "analyze.examples.gallery=false",
                                    "analyze.examples.attributes=1"], output_dir=tmp_path / "r"))
     assert len(res["examples"].strips) == 1 and not res["examples"].galleries
     assert any(re.match(r"real_x: \d+ of \d+ faces picked could not be read", n) for n in res["examples"].notes)
+    assert any(re.match(r"plain: no faces shown \(.*does not record the model's crop", n)
+               for n in res["examples"].notes)
     with pytest.raises(ConfigError, match=r"analyze\.examples\.roots: \['nope'\]"):
         run(make_cfg("analyze", ["logger=none", f"annotations={ann}", "analyze.examples.roots={nope: /x}"],
                      output_dir=tmp_path / "r2"))

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from facemac.analysis.inputs import DatasetInput
 from facemac.analysis.logged import strip_file
 from facemac.analysis.report import pair_drivers
-from facemac.errors import ConfigError, DataError
+from facemac.errors import ConfigError, FacemacError
 from facemac.faces.gallery import GalleryDataset, write_gallery
 from facemac.faces.picks import KINDS, AttributePicks, pick_faces
 from facemac.faces.strips import DatasetStrip, StripRow, draw_strips
@@ -50,8 +50,8 @@ class ExampleSettings:
             value, least = getattr(e, key), 0 if key in ("attributes", "audit_faces") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"analyze.examples.{key}={value!r}: must be an integer >= {least}")
-        if e.size > 512:
-            raise ConfigError(f"analyze.examples.size={e.size}: at most 512 pixels per face")
+        if e.size > 256:  # the picked faces of a dataset are held at this size (~1,300 faces at 40 attributes)
+            raise ConfigError(f"analyze.examples.size={e.size}: at most 256 pixels per face")
         roots = e.roots
         if roots is not None and not hasattr(roots, "items"):
             raise ConfigError(f"analyze.examples.roots={roots!r}: a mapping {{dataset: folder of its images}}")
@@ -163,7 +163,7 @@ def write_examples(output_dir: Path, datasets: Sequence[DatasetInput], drivers: 
         paths = sorted({p.path for a in wanted for k in KINDS for p in _shown(picks[a], k, a in drivers, s)})
         try:
             crops = dict(zip(paths, loader(d.path, paths, size=s.size, root=root)))
-        except DataError as e:  # e.g. a table whose manifest and checkpoint no longer say how it was cropped
+        except (FacemacError, OSError) as e:  # e.g. a manifest and checkpoint that no longer say how it was cropped
             note = f"{d.name}: no faces shown ({e})"
             out.notes.append(note)
             for a in drivers:
