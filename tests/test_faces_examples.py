@@ -106,7 +106,11 @@ def test_analysis_draws_the_drivers_faces_and_a_gallery_per_dataset(make_cfg, fa
     report = (out / "report.md").read_text()
     for a, path in ex.strips.items():
         assert path == out / "figures" / strip_file(a) and f"![faces behind {a}](figures/{strip_file(a)})" in report
-        assert f"[strip](figures/{strip_file(a)})" in report  # linked from the driver table
+    # the strips are the report's drivers: each pair's driver table, taken in turn
+    tables = re.findall(r"### (\S+) vs (\S+)\n.*?\| attribute \|[^\n]*\n\|[-|]+\n((?:\|[^\n]*\n)+)", report, re.S)
+    listed = [[row.split("|")[1].strip() for row in rows.strip().splitlines()] for _, _, rows in tables]
+    assert len(listed) == 2 and all(len(x) == 3 for x in listed)  # two real/synthetic pairs, top_k = 3 attributes
+    assert list(ex.strips) == list(dict.fromkeys(x for tier in zip(*listed) for x in tier))[:2]
     assert re.search(r"gone_z: no faces shown, its images are not at .*gone_z.*analyze\.examples\.roots", report)
     assert "gallery/real_x.html" in report and "gone_z" not in ex.galleries
     assert "[real_x](gallery/real_x.html#Smiling) · [synth_y](gallery/synth_y.html#Smiling)" in report

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 
 from facemac.analysis.inputs import DatasetInput
 from facemac.analysis.logged import strip_file
-from facemac.analysis.report import pair_drivers
 from facemac.errors import ConfigError, FacemacError
 from facemac.faces.gallery import GalleryDataset, write_gallery
 from facemac.faces.picks import KINDS, AttributePicks, pick_faces
@@ -103,6 +102,14 @@ class ExampleOutputs:
             out.append("- `gallery/<dataset>.html` (+ `gallery/<dataset>/`, `gallery/assets/`): browse every "
                        "attribute's faces by probability")
         return out
+
+
+def pair_drivers(p: str, q: str, kl_attr: pd.DataFrame, top_k: int) -> list[str]:
+    """The attributes driving a pair's divergence, as report.md's driver table lists them: the ``top_k`` largest
+    KL(p‖q) + KL(q‖p) (tests/test_faces_examples.py checks the two agree)."""
+    a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
+    b = kl_attr[(kl_attr.p == q) & (kl_attr.q == p)].set_index("attribute")["kl"].reindex(a.index)
+    return [str(x) for x in (a + b).sort_values(ascending=False).index[:top_k]]
 
 
 def driver_attributes(kl_attr: pd.DataFrame, pairs: Sequence[tuple[str, str]], limit: int,

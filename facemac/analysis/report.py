@@ -26,7 +26,6 @@ class ReportContext:
     files: list[str] = field(default_factory=list)  # further "- `name`: meaning" lines for the Files list
     aliases: dict[str, str] = field(default_factory=dict)  # one-member pools -> their member (not shown twice)
     headline: str = ""  # the first line under the title (``headline()``), also logged by the stage
-    examples: dict[str, str] = field(default_factory=dict)  # attribute -> its example strip, relative to the report
 
 
 def _num(x: float) -> str:
@@ -52,23 +51,8 @@ def _direction(a: str, b: str, x: float, y: float, what: str) -> str:
             f"({ratio}).")
 
 
-def _both_directions(p: str, q: str, kl_attr: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Per-attribute KL(p‖q) and KL(q‖p), on the same attribute index."""
-    a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
-    b = kl_attr[(kl_attr.p == q) & (kl_attr.q == p)].set_index("attribute")["kl"].reindex(a.index)
-    return a, b
-
-
-def pair_drivers(p: str, q: str, kl_attr: pd.DataFrame, top_k: int) -> list[str]:
-    """The attributes driving the divergence of a pair: the ``top_k`` largest KL(p‖q) + KL(q‖p) (the report's table,
-    and the attributes the example strips show)."""
-    a, b = _both_directions(p, q, kl_attr)
-    return [str(x) for x in (a + b).sort_values(ascending=False).index[:top_k]]
-
-
 def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, rates: pd.DataFrame,
-                  top_k: int, joint_hint: str = "", examples: dict[str, str] | None = None) -> list[str]:
-    examples = examples or {}
+                  top_k: int, joint_hint: str = "") -> list[str]:
     fwd = pairs[(pairs.p == p) & (pairs.q == q)].iloc[0]
     bwd = pairs[(pairs.p == q) & (pairs.q == p)].iloc[0]
     lines = [f"### {p} vs {q}", ""]
@@ -95,19 +79,18 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
                  f"{_num(fwd.js_mean)}{_ci(fwd, 'js_mean')}{joint_js}.")
     lines.append(f"- Coverage: {_num(fwd.coverage)} of {p}'s images have a combination that {q} also has; "
                  f"{_num(bwd.coverage)} of {q}'s have one {p} has.")
-    a, b = _both_directions(p, q, kl_attr)
+    a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute")["kl"]
+    b = kl_attr[(kl_attr.p == q) & (kl_attr.q == p)].set_index("attribute")["kl"].reindex(a.index)
     total = float((a + b).sum())
-    order = pair_drivers(p, q, kl_attr, top_k)
+    order = (a + b).sort_values(ascending=False).index[:top_k]
     rp = rates[rates.dataset == p].set_index("attribute")["rate"]
     rq = rates[rates.dataset == q].set_index("attribute")["rate"]
     share = f"{float((a + b)[order].sum()) / total:.0%}" if total > 0 else "n/a"
     lines += ["", f"Attributes driving the divergence (top {len(order)} by KL({p}‖{q}) + KL({q}‖{p}), "
                   f"{share} of the symmetric total):", "",
-              f"| attribute | rate {p} | rate {q} | KL({p}‖{q}) | KL({q}‖{p}) |" + (" faces |" if examples else ""),
-              "|---|---|---|---|---|" + ("---|" if examples else "")]
+              f"| attribute | rate {p} | rate {q} | KL({p}‖{q}) | KL({q}‖{p}) |", "|---|---|---|---|---|"]
     for attr in order:
-        faces = (f" [strip]({examples[attr]}) |" if attr in examples else " |") if examples else ""
-        lines.append(f"| {attr} | {_num(rp[attr])} | {_num(rq[attr])} | {_num(a[attr])} | {_num(b[attr])} |{faces}")
+        lines.append(f"| {attr} | {_num(rp[attr])} | {_num(rq[attr])} | {_num(a[attr])} | {_num(b[attr])} |")
     lines.append("")
     return lines
 
@@ -206,7 +189,7 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     hint = (f"Choose `joint_attributes=[...]` with at most {k} attributes (2^k combinations, about 20 images each "
             f"in the smallest dataset) for a joint comparison.")
     for p, q in rs:
-        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint, ctx.examples)
+        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint)
     checks = [(d["name"], d["labels_of"]) for d in ctx.datasets
               if d.get("labels_of") in names and d["labels_of"] != d["name"]]  # a label file named like its folder
     if checks:

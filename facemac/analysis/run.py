@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from facemac.analysis.audited_faces import log_audited_faces
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.examples import ExampleSettings, driver_attributes, write_examples
+from facemac.analysis.audited_faces import log_audited_faces
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
@@ -256,9 +256,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
                                         focus=focus, top_k=s.top_k,
                                         sections=(identity.sections if identity else [])
                                         + examples.report_lines(output_dir),
-                                        files=(identity.files if identity else []) + examples.file_lines(),
-                                        examples={a: p.relative_to(output_dir).as_posix()
-                                                  for a, p in examples.strips.items()}))
+                                        files=(identity.files if identity else []) + examples.file_lines()))
     gallery = [output_dir / "gallery"] if examples.galleries else []
     _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures", *gallery], settings, names,
            identity)
