@@ -13,7 +13,8 @@
    name, starting weights and precision), before any data work; the resolved settings are the run's one record,
    ``<run>/config.yaml`` and the W&B config (updated by every later decision);
 5. the tracker's life (``wandb.finish()`` always runs, so multirun jobs never log into each other);
-6. timing, and the DONE marker once the work finished (training stopped by ``stop_after_epochs`` is not done).
+6. timing, and the DONE marker once the work finished (training stopped by ``stop_after_epochs`` is not done);
+   a body that raised leaves ``FAILED`` with its error instead (facemac/run_state.py).
 
 ``report_errors()`` in the ``@hydra.main`` entry points turns a :class:`FacemacError` (a mistake a user can fix) into
 one ``error: <message>`` line and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the traceback. Bugs keep theirs.
@@ -35,8 +36,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from facemac import distributed as D
 from facemac.atomic import atomic_write
-from facemac.errors import ConfigError, FacemacError
+from facemac.errors import ConfigError, FacemacError, RunLockedError
 from facemac.resources import CpuPlan, apply_threads, plan_cpu
+from facemac.run_state import clear_failed, mark_failed
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.settings import SCHEMAS, STAGES, RunSettings, build_settings, common_keys, owner_of, replace, stage_keys
@@ -179,9 +181,24 @@ def _setup_cpu(settings: RunSettings, stage: Stage, dist: D.DistInfo) -> tuple[C
     return plan, settings
 
 
+def _folder_of(cfg: Any) -> str | None:
+    """The run folder a composed config names, when it can be read (None: nothing to mark)."""
+    if isinstance(cfg, DictConfig):
+        try:
+            value = OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=False)
+        except Exception:  # noqa: BLE001 - best effort: the config error itself is what matters
+            return None
+        return None if value is None else str(value)
+    return None
+
+
 def run_stage(cfg: DictConfig | RunSettings, stage: Stage, work: Callable[[StageContext], T]) -> T:
     """Start up, run ``work(ctx)``, shut down: the same order and the same guarantees for every stage."""
-    settings = build_settings(cfg, stage.name)  # every config mistake, before any other work
+    try:
+        settings = build_settings(cfg, stage.name)  # every config mistake, before any other work
+    except ConfigError as e:  # the folder Hydra made for this run (with its log) says it failed, and why
+        mark_failed(_folder_of(cfg), e)
+        raise
     t0 = time.perf_counter()
     if stage.device_key:
         dist = D.init_distributed(str(lookup(settings, stage.device_key, "auto")), key=stage.device_key)
@@ -189,11 +206,11 @@ def run_stage(cfg: DictConfig | RunSettings, stage: Stage, work: Callable[[Stage
             settings = replace(settings, stage.device_key, str(dist.device))
     else:
         dist = D.DistInfo()
-    lock = None
+    lock = out = None
     try:
         out = output_dir(settings)
         lock = RunLock(out, f"{stage.name} run", hint="give this run its own hydra.run.dir")
-        D.on_main(dist, lambda: (lock.acquire(), None)[1])
+        D.on_main(dist, lambda: (lock.acquire(), clear_failed(out))[1])
         plan, settings = _setup_cpu(settings, stage, dist)
         if stage.prepare is not None:
             settings = stage.prepare(settings, dist) or settings
@@ -211,10 +228,16 @@ def run_stage(cfg: DictConfig | RunSettings, stage: Stage, work: Callable[[Stage
         log.info("%s %s in %.1f s: %s", stage.name, "finished" if ctx.finished else "stopped", time.perf_counter() - t0,
                  out)
         return result
+    except RunLockedError:
+        raise  # the folder is another live run's: not ours to mark
+    except Exception as e:  # recorded as <run>/FAILED (facemac/run_state.py), then raised as before
+        mark_failed(out, e, dist.rank)
+        raise
     finally:
         if lock is not None:
             lock.release()
         D.cleanup()
+
 
 @contextlib.contextmanager
 def report_errors() -> Iterator[None]:

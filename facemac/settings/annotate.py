@@ -27,6 +27,14 @@ class AnnotateDetectSettings(Section):
     min_score: float = Field(0.9, ge=0, le=1)
 
 
+class LogFacesSettings(Section):
+    """logger=wandb: a seeded sample of the annotated faces as the W&B table ``annotated_faces``."""
+
+    enabled: bool = True
+    count: int = Field(200, ge=0)
+    size: int = Field(112, ge=16)
+
+
 class AnnotateSettings(Section):
     """``num_workers``/``num_threads``/``replicas``: ``auto`` in the YAML, the stage's plan in the record."""
 
@@ -47,3 +55,4 @@ class AnnotateSettings(Section):
     pixel_check: PixelCheckSettings = PixelCheckSettings()
     detect: AnnotateDetectSettings = AnnotateDetectSettings()
     log_artifacts: bool = True
+    log_faces: LogFacesSettings = LogFacesSettings()
