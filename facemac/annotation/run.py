@@ -65,12 +65,13 @@ class TargetResult:
 
 def _prepare(s, dist: DistInfo):
     """The precision this device runs (``annotate.precision=auto`` → bf16/fp16/fp32), a decision the record holds."""
-    from facemac.annotation.inference import amp_choice
+    from facemac.annotation.inference import AMP_DTYPES, amp_choice
     from facemac.settings import replace
 
-    dtype, _ = amp_choice(s.annotate.precision, dist.device)
-    return replace(s, "annotate.precision", "fp32" if dtype is None else str(dtype).removeprefix("torch.")
-                   .replace("bfloat16", "bf16").replace("float16", "fp16"))
+    dtype, why = amp_choice(s.annotate.precision, dist.device)
+    name = next((n for n, d in AMP_DTYPES.items() if d == dtype), "fp32")
+    log.info("annotate.precision=%s: %s (%s)", s.annotate.precision, name, why)
+    return replace(s, "annotate.precision", name)
 
 
 ANNOTATE = Stage("annotate", device_key="annotate.device", workers_key="annotate.num_workers",
