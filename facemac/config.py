@@ -1,4 +1,5 @@
-"""Config values (DictConfig nodes or settings sections) as plain Python: checkpoints, W&B and readers never hold (or pickle) OmegaConf objects."""
+"""Config values (DictConfig nodes or settings sections) as plain Python: checkpoints, W&B and readers never hold
+(or pickle) OmegaConf objects."""
 
 from __future__ import annotations
 

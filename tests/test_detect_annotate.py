@@ -180,7 +180,8 @@ def test_resume_with_another_detector_setting_is_refused(make_cfg, tmp_path, loo
 
 
 def test_unknown_pixel_check_key_fails_fast(make_cfg, tmp_path, loose, ckpt):
-    with pytest.raises(ConfigError, match=r"unknown key .annotate.pixel_check.imagez. \(did you mean .annotate.pixel_check.images.\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown key .annotate.pixel_check.imagez. "
+                                          r"\(did you mean .annotate.pixel_check.images.\?\)"):
         annotate(_cfg(make_cfg, ckpt, loose["celeba"].root, tmp_path / "run", "+annotate.pixel_check.imagez=3"))
 
 

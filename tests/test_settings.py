@@ -33,6 +33,18 @@ GROUPS = {"paths": PathsSettings, "logger": LoggerSettings, "demo": DemoSettings
           "model": ModelSettings, "optim": OptimSettings, "sched": SchedSettings, "augment": AugmentSettings}
 ALSO = {"dataset": ["targets/dataset"]}  # one schema, two folders: training sets and annotation targets
 HYDRAS_OWN = {"hydra", "defaults"}  # Hydra's nodes in a config file, not facemac settings
+# config groups that hold Hydra's settings, defaults lists or whole-config overlays (checked below as such)
+NOT_SECTIONS = {"hydra", "launcher", "hparams_search", "local", "experiment", "targets"}
+
+
+def test_every_config_file_is_checked_here():
+    """A new main config (e.g. conf/audit.yaml) needs a root schema in facemac/settings/runs.py (SCHEMAS), a new group
+    folder a section schema: then the tests below check its keys."""
+    assert {p.stem for p in CONF.glob("*.yaml")} == set(SCHEMAS)
+    groups = {p.name for p in CONF.iterdir() if p.is_dir()}
+    assert groups == set(GROUPS) | NOT_SECTIONS | {"targets"}
+    for f in (CONF / "targets").glob("*.yaml"):  # target sets are defaults lists of targets/dataset files
+        assert set(_yaml(f)) <= HYDRAS_OWN, f
 
 
 def _yaml(path: Path) -> dict:
@@ -205,7 +217,8 @@ def _cli(monkeypatch, capsys, module, argv):
     import importlib
 
     monkeypatch.setattr(sys, "argv", [module, *argv])
-    main = importlib.import_module(module + (".__main__" if module in ("facemac.compare", "facemac.dashboard") else "")).main
+    packaged = module in ("facemac.compare", "facemac.dashboard")  # python -m runs their __main__
+    main = importlib.import_module(module + (".__main__" if packaged else "")).main
     try:
         code = main()
         code = 0 if code is None or not isinstance(code, int) else code

@@ -25,7 +25,7 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def amp_choice(spec, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """(autocast dtype or None, why) for ``annotate.precision`` (fp32 = no autocast; the Python API also takes off). ``auto``: bf16 on a GPU that supports it (else fp16), bf16
+    """(autocast dtype or None, why) for ``annotate.precision`` (fp32: no autocast; the Python API also takes off). ``auto``: bf16 on a GPU that supports it (else fp16), bf16
     on a CPU that computes it natively (facemac.hardware.cpu_native_bf16), fp32 on other CPUs (emulated bf16 only
     adds conversions)."""
     if spec in (None, "off", "fp32", False):

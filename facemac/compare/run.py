@@ -41,7 +41,7 @@ def _baseline(runs: list[Run], wanted) -> Run | None:
 
 
 def run(cfg: DictConfig | CompareRun) -> dict[str, Any]:
-    """Compare the runs ``cfg`` names (its choices and ranges are checked by the schema, facemac/settings/compare.py)."""
+    """Compare the runs ``cfg`` names (choices and ranges checked by its schema, facemac/settings/compare.py)."""
     s = build_settings(cfg, "compare")
     out = Path(s.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

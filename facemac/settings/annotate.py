@@ -7,6 +7,7 @@ from typing import Optional, Union
 from pydantic import Field
 
 from facemac.settings.base import Section
+from facemac.settings.data import DetectSettings
 from facemac.settings.precision import Precision
 from facemac.settings.types import AutoBool, AutoCount, AutoPositive, AutoThreads
 
@@ -19,12 +20,6 @@ class PixelCheckSettings(Section):
     faces: int = Field(24, ge=0)
     max_error: float = Field(0.15, gt=0)
     max_odd_shapes: float = Field(0.1, ge=0, le=1)
-
-
-class AnnotateDetectSettings(Section):
-    min_face: int = Field(20, ge=1)
-    max_side: int = Field(640, ge=32)
-    min_score: float = Field(0.9, ge=0, le=1)
 
 
 class LogFacesSettings(Section):
@@ -53,6 +48,6 @@ class AnnotateSettings(Section):
     mc_samples: int = Field(0, ge=0)
     max_failure_fraction: float = Field(0.05, ge=0, le=1)
     pixel_check: PixelCheckSettings = PixelCheckSettings()
-    detect: AnnotateDetectSettings = AnnotateDetectSettings()
+    detect: DetectSettings = DetectSettings()  # the face detector of geometry: detect targets
     log_artifacts: bool = True
     log_faces: LogFacesSettings = LogFacesSettings()

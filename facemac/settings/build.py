@@ -39,8 +39,8 @@ def plain_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         from hydra.core.hydra_config import HydraConfig
 
-        if not HydraConfig.initialized() and OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=False) \
-                is None and "paths" in cfg:  # composed outside a run (pipeline pre-flight): no run folder yet
+        unset = OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=False) is None
+        if not HydraConfig.initialized() and unset and "paths" in cfg:  # composed outside a run (pipeline): no folder
             cfg = cfg.copy()
             with open_dict(cfg):
                 cfg.paths.output_dir = "."
