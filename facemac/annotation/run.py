@@ -88,8 +88,6 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     cfg, d, tracker, output_dir = ctx.cfg, ctx.dist, ctx.tracker, ctx.out
     device = d.device
     acfg = cfg.annotate
-    if int(acfg.batch_size) < 1:
-        raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
     faces = FaceLogSettings.from_cfg(acfg)
     ckpt_path, how = on_main(d, lambda: _resolve_ckpt(cfg, tracker))
