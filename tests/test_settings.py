@@ -255,7 +255,8 @@ def test_every_tool_accepts_the_flags_scripts_pass_to_all(monkeypatch, capsys, t
                                         f"{tmp_path / 'ann'}", err
     from facemac.cli.errors import drop_common_flags
 
-    assert drop_common_flags(["--out", "x", "logger=none", "+logger.group=g"], "data.demo") == ["--out", "x"]
+    assert drop_common_flags(["--out", "x", "logger=none", "+logger.group=g", "hydra.run.dir=/r"], "data.demo") \
+        == ["--out", "x"]
 
 
 def test_a_sweep_gets_the_metric_selection_monitors(make_cfg, monkeypatch, tmp_path):

@@ -108,12 +108,16 @@ def hydra_errors(command: str) -> Iterator[None]:
 
 
 def drop_common_flags(argv: list[str], tool: str) -> list[str]:
-    """The flags scripts pass to every facemac command (``logger=none``, ``logger.<key>=…``), accepted by a tool that
-    never tracks and removed before its own argument parser sees them."""
-    kept = []
+    """The flags scripts pass to every facemac command (``logger=none``, ``logger.<key>=…``, ``hydra.run.dir=…``),
+    accepted by a tool that neither tracks nor has a Hydra run folder, and removed before its own parser sees them."""
+    kept, dropped = [], []
     for arg in argv:
         key = arg.lstrip("+~").partition("=")[0]
-        if "=" in arg and (key == "logger" or key.startswith("logger.")):
-            continue
-        kept.append(arg)
+        common = key == "logger" or key.startswith(("logger.", "hydra."))
+        (dropped if "=" in arg and common else kept).append(arg)
+    if dropped:
+        import logging
+
+        logging.getLogger(__name__).info("%s: %s ignored (this tool never tracks and has no run folder)", tool,
+                                         " ".join(dropped))
     return kept

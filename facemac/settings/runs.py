@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Optional
 
+from pydantic import Field
+
 from facemac.settings.analyze import AnalyzeSettings, Inputs
 from facemac.settings.annotate import AnnotateSettings
 from facemac.settings.augment import AugmentSettings
@@ -46,7 +48,7 @@ class TrainRun(RunSettings):
     demo: DemoSettings = DemoSettings()
     dataset: DatasetSettings = DatasetSettings()
     model: ModelSettings = ModelSettings()
-    optim: OptimSettings = OptimSettings(_target_="torch.optim.AdamW")
+    optim: OptimSettings = Field(default_factory=lambda: OptimSettings(_target_="torch.optim.AdamW"))  # lazy: torch
     sched: Optional[SchedSettings] = None
     augment: AugmentSettings = AugmentSettings()
     data: DataSettings = DataSettings()
