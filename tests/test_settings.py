@@ -276,3 +276,28 @@ def test_a_sweep_gets_the_metric_selection_monitors(make_cfg, monkeypatch, tmp_p
     value = main(make_cfg("train", overrides, tmp_path / "run"))
     val = json.loads((tmp_path / "run" / "metrics.json").read_text())["val"]
     assert value == pytest.approx(val["mean_accuracy"]) and value != pytest.approx(val["mA"])
+
+
+def test_every_auto_is_decided_in_the_record_and_the_view_is_read_only(make_cfg, tmp_path):
+    """#24: workers/replicas were written back into the config by dotted key, the rest stayed `auto`; now the record
+    holds what the annotation ran with, and the DictConfig view the work reads cannot be written to."""
+    from omegaconf.errors import ReadonlyConfigError
+
+    from facemac.annotation.run import ANNOTATE
+    from facemac.stage import run_stage
+
+    cfg = make_cfg("annotate", ["logger=none", "annotate.device=auto"], tmp_path / "a")
+    seen = {}
+
+    def work(ctx):
+        seen["plan"] = ctx.plan
+        with pytest.raises(ReadonlyConfigError):
+            ctx.cfg.annotate.batch_size = 1
+        seen["view"] = ctx.cfg.annotate.num_workers
+
+    run_stage(cfg, ANNOTATE, work)
+    a = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["annotate"]
+    plan = seen["plan"]
+    assert (a["num_workers"], a["replicas"], a["num_threads"]) == (plan.workers, plan.replicas, plan.threads)
+    assert seen["view"] == plan.workers and a["device"] == "cpu" and a["precision"] in ("fp32", "bf16")
+    assert cfg.annotate.num_workers == "auto" and cfg.annotate.precision == "auto"  # the composed config untouched
