@@ -186,6 +186,7 @@ def test_the_schema_choices_are_the_modules_own():
     ("annotate", ["+targets.x={format: folders, root: /x, group: synthetic, deph: 1}"],
      "unknown key 'targets.x.deph' (did you mean 'targets.x.depth'?)"),
     ("analyze", ["analyze.alpha=-1"], "analyze.alpha=-1: must be >= 0"),
+    ("annotate", ["+targets.x=5"], "targets.x=5: not a dataset entry: give it {format, root, group}"),
     ("compare", ["stage=eval"], "stage='eval'; choose one of train, annotate, analyze"),
 ])
 def test_bad_settings_are_one_line_naming_the_key(make_cfg, command, overrides, message):

@@ -109,6 +109,11 @@ def config_error(exc: ValidationError, schema: type[BaseModel], prefix: str = ""
         msg = f"choose one of {expected}"
     elif err["type"] in _RANGES:
         msg = f"must be {_RANGES[err['type']]} {err.get('ctx', {}).get(_BOUND[err['type']])}"
+    elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        msg = "expected a mapping of keys to values"
+        if key.startswith("targets.") and key.count(".") == 1:
+            msg = (f"not a dataset entry: give it {{format, root, group}} ('+{key}={{format: folders, root: /path, "
+                   f"group: synthetic}}') or a file with +targets/dataset@{key}=<file>")
     elif err["type"] == "string_pattern_mismatch" and key.endswith("device"):
         msg = "choose auto, cpu, cuda or cuda:N"
     value = err.get("input")
