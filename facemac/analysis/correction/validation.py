@@ -28,6 +28,7 @@ Shapes (B replicates, I validation identities, N validation rows, A attributes; 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,7 +207,8 @@ class Corrected:
         """Percentile interval of the unconstrained replicates clipped to [0, 1]: it reaches 0 (or 1) when the
         data allow it, instead of collapsing there (NaN replicates ignored)."""
         tail = (1.0 - level) / 2.0 * 100.0
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanpercentile(self.raw, [tail, 100.0 - tail], axis=0)
         return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
 
@@ -229,7 +231,8 @@ def unconstrained(target: TargetSummary, stats: ConfusionStats, method: str) -> 
         value, lo, hi = np.asarray(target.mean_prob, dtype=np.float64), stats.p0, stats.p1
     else:
         value, lo, hi = rate, stats.fpr, stats.tpr
-    lo, hi = _expand(lo, rate), _expand(hi, rate)
+    # a replicate without validation positives (negatives) says nothing of tpr (fpr): QuaPy's convention, no error
+    lo, hi = np.nan_to_num(_expand(lo, rate), nan=0.0), np.nan_to_num(_expand(hi, rate), nan=1.0)
     sep = np.maximum(hi - lo, MIN_SEPARATION)
     with np.errstate(invalid="ignore"):
         return np.clip((value - lo) / sep, -RAW_LIMIT, 1.0 + RAW_LIMIT)
@@ -267,7 +270,8 @@ def correct(target: TargetSummary, stats: ConfusionStats, method: str = DEFAULT_
         reps = np.clip(raw, 0.0, 1.0)
         pt = None if raw_point is None else np.clip(raw_point, 0.0, 1.0)
         return Corrected(pt, reps, raw, method)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN attributes (no defined rows) stay NaN
         s = np.nanstd(raw, axis=0, ddof=1) if raw.shape[0] >= 2 else np.zeros(raw.shape[1:])
     reps = posterior_mean(raw, s[None])
     pt = None if raw_point is None else posterior_mean(raw_point, s)
