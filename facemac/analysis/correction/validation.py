@@ -16,12 +16,22 @@ is the bootstrap's: target and validation sampling both), so a rare attribute ge
 interval (``Corrected.interval``) is the percentile interval of the unconstrained replicates clipped to [0, 1], which
 reaches 0 when the data allow 0.
 
+The assumption is checked, not only stated: if the MAC errs on the target as on validation, the target's
+probabilities are a mixture of the validation positives' and negatives' probabilities with weight ``pi``, so the mean
+probability and the share of rows in the UNCERTAIN band are predicted by the corrected rate. ``shift_check`` compares
+them (z against the bootstrap's spread of the gap); an attribute with |z| > Z_CRIT keeps its counted rate, and a
+dataset where more than MAX_FAILED_SHARE of the attributes fail keeps all of them (the demo's synthetic-like targets,
+which the MACs classify better than their validation split, all fail; the real-like ones all pass). The outputs must
+say which rates were corrected and that the correction assumes validation-like errors.
+
 Shapes (B replicates, I validation identities, N validation rows, A attributes; optional D datasets):
   identity_draws   float [B, I]  how often each validation identity is drawn (facemac.analysis.bootstrap.draw_counts
                                  with ``ValidationSet.identity_weights``); None = the sample itself (B = 1)
   ConfusionStats   float64 [B, A] per field
-  TargetSummary    rate float [B, A] or [B, D, A] (counted positives / n, per replicate); mean_prob the same shape
-                                 (mean MAC probability; needed by the ``pacc*`` methods only, see ``needs_mean_prob``)
+  TargetSummary    rate float [B, A] or [B, D, A] (counted positives / n, per replicate); mean_prob (mean MAC
+                                 probability) and uncertain (share of rows with UNCERTAIN[0] < p < UNCERTAIN[1]) the
+                                 same shape: the check needs them, the ``pacc*`` methods need mean_prob
+  ShiftCheck       z, failed, applied like ``point``; consistent [] or [D]
   Corrected        point [A] or [D, A] (None without a point summary); replicates and raw like ``rate``
 """
 
@@ -50,8 +60,21 @@ DEFAULT_METHOD = "acc_bayes"  # chosen by benchmarks/correction_candidates.py (d
 MIN_SEPARATION = 1e-3  # tpr - fpr (or p1 - p0) below this is treated as this: a chance-level MAC gives a [0, 1] interval
 RAW_LIMIT = 10.0  # unconstrained estimates are kept within [-10, 11]: far enough to stay honest, finite for the maths
 
+# The assumption check: under "errs as on validation" the target's probabilities are a mixture of the validation
+# positives' and negatives' (a shift of the rates only), so every moment of them is predicted by the corrected rate.
+UNCERTAIN = (0.15, 0.85)  # the band whose share of rows is the second checked moment (the first: the mean)
+Z_CRIT = 4.0  # |observed - predicted| / its bootstrap sd above this fails an attribute
+MAX_FAILED_SHARE = 0.10  # a dataset with more failed attributes than this errs unlike validation: nothing corrected
+
 VALIDATION_WARNING = "checkpoint predates validation predictions; retrain to enable the correction"
 _warned: set[str] = set()
+
+
+def uncertain(probs: np.ndarray) -> np.ndarray:
+    """bool: rows whose probability lies inside the UNCERTAIN band (the engine streams the share of these per
+    attribute as TargetSummary.uncertain)."""
+    p = np.asarray(probs)
+    return (p > UNCERTAIN[0]) & (p < UNCERTAIN[1])
 
 
 def needs_mean_prob(method: str) -> bool:
@@ -120,15 +143,17 @@ class ValidationSet:
 
     def per_identity(self) -> dict[str, np.ndarray]:
         """float64 [I, A] sums per identity: pos, neg (defined labels), tp, fp (``prob > threshold``), prob_pos,
-        prob_neg (probability sums over positives / negatives). Computed once; resampling is then a matrix product."""
+        prob_neg (probability sums over positives / negatives), unc_pos, unc_neg (rows in the UNCERTAIN band).
+        Computed once; resampling is then a matrix product."""
         if self._per_identity is None:
             y1 = self.labels == 1
             y0 = self.labels == 0
             pred = self.probs > self.thresholds.astype(np.float32)
             p = self.probs.astype(np.float64)
             i = self.num_identities
+            unc = uncertain(self.probs)
             cols = {"pos": y1, "neg": y0, "tp": y1 & pred, "fp": y0 & pred, "prob_pos": np.where(y1, p, 0.0),
-                    "prob_neg": np.where(y0, p, 0.0)}
+                    "prob_neg": np.where(y0, p, 0.0), "unc_pos": y1 & unc, "unc_neg": y0 & unc}
             out = {}
             for k, v in cols.items():
                 acc = np.zeros((i, len(self.attributes)))
@@ -148,6 +173,8 @@ class ConfusionStats:
     fp: np.ndarray
     prob_pos: np.ndarray
     prob_neg: np.ndarray
+    unc_pos: np.ndarray
+    unc_neg: np.ndarray
 
     @property
     def tpr(self) -> np.ndarray:
@@ -171,6 +198,18 @@ class ConfusionStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.prob_neg / self.neg
 
+    @property
+    def u1(self) -> np.ndarray:
+        """Share of the validation positives in the UNCERTAIN band."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.unc_pos / self.pos
+
+    @property
+    def u0(self) -> np.ndarray:
+        """Share of the validation negatives in the UNCERTAIN band."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.unc_neg / self.neg
+
 
 def confusion_stats(vs: ValidationSet, identity_draws: np.ndarray | None = None) -> ConfusionStats:
     """Confusion sums of the validation split, once (``identity_draws`` None: [1, A]) or per bootstrap replicate
@@ -186,11 +225,13 @@ def confusion_stats(vs: ValidationSet, identity_draws: np.ndarray | None = None)
 
 @dataclass
 class TargetSummary:
-    """What the engine knows of one target (or several, [B, D, A]) per replicate: the counted rate and, for the
-    ``pacc*`` methods, the mean probability (stream probability sums per identity to get it)."""
+    """What the engine knows of one target (or several, [B, D, A]) per replicate: the counted rate, the mean
+    probability (``pacc*`` methods and the assumption check) and the share of rows in the UNCERTAIN band (the check).
+    Stream per identity: hard-label counts, probability sums and ``uncertain(p)`` counts, as the counts already are."""
 
     rate: np.ndarray
     mean_prob: np.ndarray | None = None
+    uncertain: np.ndarray | None = None
 
 
 @dataclass
@@ -202,6 +243,7 @@ class Corrected:
     replicates: np.ndarray
     raw: np.ndarray
     method: str
+    check: ShiftCheck | None = None  # None: not checked (check=False, or no mean_prob / uncertain given)
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of the unconstrained replicates clipped to [0, 1]: it reaches 0 (or 1) when the
@@ -211,6 +253,58 @@ class Corrected:
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanpercentile(self.raw, [tail, 100.0 - tail], axis=0)
         return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+
+
+@dataclass
+class ShiftCheck:
+    """Does the target look like a rate shift of the validation split? ``z`` [A] or [D, A]: the largest |z| of the
+    checked moments (mean probability, UNCERTAIN share) against what the corrected rate predicts; ``failed`` where it
+    exceeds Z_CRIT; ``consistent`` [] or [D]: at most MAX_FAILED_SHARE of the attributes failed. ``applied`` [A] or
+    [D, A]: where the correction was used (consistent dataset and the attribute passed); elsewhere the counted rate
+    stands, and the outputs must say the MAC errs on this dataset unlike on its validation split (an audit helps)."""
+
+    z: np.ndarray
+    failed: np.ndarray
+    consistent: np.ndarray
+    applied: np.ndarray
+
+
+def shift_check(target: TargetSummary, stats: ConfusionStats, point: TargetSummary | None = None,
+                point_stats: ConfusionStats | None = None) -> ShiftCheck | None:
+    """The assumption check (module docstring); None when the target gives neither mean_prob nor uncertain."""
+    rate = np.asarray(target.rate, dtype=np.float64)
+    ps = point_stats if point_stats is not None else stats
+
+    def gap(summary: TargetSummary, st: ConfusionStats, field_: str, hi: str, lo: str) -> np.ndarray:
+        """observed moment - the moment predicted by the (clipped ACC) rate, per replicate."""
+        pi = np.clip(unconstrained(summary, st, "acc_clip"), 0.0, 1.0)
+        r = np.asarray(summary.rate)
+        m1 = np.nan_to_num(_expand(getattr(st, hi), r), nan=0.0)
+        m0 = np.nan_to_num(_expand(getattr(st, lo), r), nan=0.0)
+        return np.asarray(getattr(summary, field_), np.float64) - (pi * m1 + (1.0 - pi) * m0)
+
+    zs = []
+    for field_, hi, lo in (("mean_prob", "p1", "p0"), ("uncertain", "u1", "u0")):
+        if getattr(target, field_) is None:
+            continue
+        d = gap(target, stats, field_, hi, lo)
+        d0 = gap(point, ps, field_, hi, lo)[0] if point is not None and getattr(point, field_) is not None \
+            else np.nanmean(d, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(d, axis=0, ddof=1) if d.shape[0] >= 2 else np.full(d.shape[1:], np.nan)
+            z = np.where(np.abs(d0) < 1e-12, 0.0, np.abs(d0) / np.maximum(sd, 1e-9))
+        zs.append(np.where(np.isfinite(d0) & np.isfinite(rate).all(0), z, np.nan))
+    if not zs:
+        return None
+    z = np.fmax.reduce(zs) if len(zs) > 1 else zs[0]
+    failed = np.nan_to_num(z, nan=0.0) > Z_CRIT
+    defined = np.isfinite(z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = failed.sum(-1) / np.maximum(defined.sum(-1), 1)
+    consistent = share <= MAX_FAILED_SHARE
+    applied = ~failed & np.asarray(consistent)[..., None]
+    return ShiftCheck(z, failed, np.asarray(consistent), applied)
 
 
 def _expand(stat: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -255,7 +349,29 @@ def posterior_mean(m: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def correct(target: TargetSummary, stats: ConfusionStats, method: str = DEFAULT_METHOD,
-            point: TargetSummary | None = None, point_stats: ConfusionStats | None = None) -> Corrected:
+            point: TargetSummary | None = None, point_stats: ConfusionStats | None = None,
+            check: bool = True) -> Corrected:
+    """Corrected rates after the assumption check (``check``: shift_check; where it fails, the counted rate stands and
+    ``Corrected.check.applied`` is False; it needs ``mean_prob`` and/or ``uncertain`` in the summaries, else
+    ValueError: correcting unchecked must be asked for with ``check=False``). See ``correct_unchecked`` for the maths.
+    The default (acc_bayes, checked) was chosen by benchmarks/correction_candidates.py: it is the one candidate that
+    beats counting on the MAC's own domain for every demo MAC without any cell confidently much worse."""
+    out = correct_unchecked(target, stats, method, point, point_stats)
+    if not check or method == "count":
+        return out
+    sc = shift_check(target, stats, point, point_stats)
+    if sc is None:
+        raise ValueError("the assumption check needs the target's mean_prob and/or uncertain share per replicate; "
+                         "pass check=False to correct without it")
+    counted = correct_unchecked(target, stats, "count", point, point_stats)
+    keep = sc.applied
+    return Corrected(None if out.point is None else np.where(keep, out.point, counted.point),
+                     np.where(keep, out.replicates, counted.replicates), np.where(keep, out.raw, counted.raw),
+                     method, sc)
+
+
+def correct_unchecked(target: TargetSummary, stats: ConfusionStats, method: str = DEFAULT_METHOD,
+                      point: TargetSummary | None = None, point_stats: ConfusionStats | None = None) -> Corrected:
     """Corrected rates per replicate (``target`` with ``stats`` from the same replicates' validation draws) and, with
     ``point``/``point_stats`` (B = 1: the samples themselves), the point estimate.
 
@@ -303,6 +419,7 @@ def load_validation(table_dir: str | Path, label_rule: str | None = None) -> Val
                          source=str(table_dir / entry["file"]))
 
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "VALIDATION_WARNING", "ValidationSet", "ConfusionStats", "TargetSummary",
-           "Corrected", "confusion_stats", "correct", "unconstrained", "posterior_mean", "load_validation",
+__all__ = ["METHODS", "DEFAULT_METHOD", "VALIDATION_WARNING", "UNCERTAIN", "Z_CRIT", "MAX_FAILED_SHARE",
+           "ValidationSet", "ConfusionStats", "TargetSummary", "Corrected", "ShiftCheck", "confusion_stats", "correct",
+           "correct_unchecked", "shift_check", "uncertain", "unconstrained", "posterior_mean", "load_validation",
            "needs_mean_prob", "check_method"]
