@@ -168,7 +168,7 @@ def test_coverage_of_the_rate_intervals_at_known_error_rates():
     cover = np.mean(hits, 0)
     print("coverage", cover.round(3), "counted", np.mean(hits_count, 0).round(3), "consistent", np.mean(consistent))
     assert (cover >= 0.89).all() and (cover <= 0.995).all(), cover
-    assert np.mean(consistent) >= 0.93  # the assumption check rarely rejects a target that errs as validation does
+    assert np.mean(consistent) >= 0.95  # the assumption check rarely rejects a target that errs as validation does
     assert np.mean(hits_count, 0)[0] < 0.2  # counting misses the rare rate (0.03 counted as ~0.07): what is fixed
     assert (np.mean(width, 0) < 0.25).all()
 
