@@ -83,6 +83,7 @@ def test_acc_and_pacc_equal_quapy():
     assert quapy.__version__
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in power:RuntimeWarning")  # scipy's skew, unused
 def test_posterior_mean_matches_numeric_integration():
     from scipy.integrate import quad
 
@@ -92,6 +93,13 @@ def test_posterior_mean_matches_numeric_integration():
         num = quad(lambda x: x * f(x), 0, 1, points=[c], epsabs=1e-14, epsrel=1e-12, limit=200)[0]
         den = quad(f, 0, 1, points=[c], epsabs=1e-14, epsrel=1e-12, limit=200)[0]
         assert posterior_mean(np.array([m]), np.array([s]))[0] == pytest.approx(num / den, rel=1e-5, abs=1e-9)
+    from scipy.stats import truncnorm  # and against scipy's truncated normal on a wide grid, tails included
+
+    rng = np.random.default_rng(7)
+    m = np.concatenate([rng.uniform(-3, 4, 2000), rng.uniform(-0.1, 1.1, 2000)])
+    s = np.exp(rng.uniform(np.log(1e-3), np.log(3.0), 4000))
+    np.testing.assert_allclose(posterior_mean(m, s), truncnorm.mean(-m / s, (1 - m) / s, loc=m, scale=s),
+                               rtol=1e-9, atol=1e-12)
     # far in the tail (quad underflows there): the Mills-ratio asymptote s^2 / |m|
     assert posterior_mean(np.array([-3.0]), np.array([0.01]))[0] == pytest.approx(0.01 ** 2 / 3.0, rel=1e-3)
     assert posterior_mean(np.array([-0.2, 0.3, 1.4]), np.zeros(3)).tolist() == [0.0, 0.3, 1.0]  # no spread: clip

@@ -150,14 +150,17 @@ class ValidationSet:
             y0 = self.labels == 0
             pred = self.probs > self.thresholds.astype(np.float32)
             p = self.probs.astype(np.float64)
-            i = self.num_identities
             unc = uncertain(self.probs)
             cols = {"pos": y1, "neg": y0, "tp": y1 & pred, "fp": y0 & pred, "prob_pos": np.where(y1, p, 0.0),
                     "prob_neg": np.where(y0, p, 0.0), "unc_pos": y1 & unc, "unc_neg": y0 & unc}
+            order = np.argsort(self.identity, kind="stable")  # rows of one identity together: one reduceat each
+            ids = self.identity[order]
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
             out = {}
             for k, v in cols.items():
-                acc = np.zeros((i, len(self.attributes)))
-                np.add.at(acc, self.identity, v.astype(np.float64))
+                acc = np.zeros((self.num_identities, len(self.attributes)))
+                if len(ids):
+                    acc[ids[starts]] = np.add.reduceat(v[order].astype(np.float64), starts, axis=0)
                 out[k] = acc
             self._per_identity = out
         return self._per_identity
@@ -250,8 +253,9 @@ class Corrected:
         data allow it, instead of collapsing there (NaN replicates ignored)."""
         tail = (1.0 - level) / 2.0 * 100.0
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanpercentile(self.raw, [tail, 100.0 - tail], axis=0)
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanpercentile loops in Python: only where NaN is
+            pct = np.nanpercentile if np.isnan(self.raw).any() else np.percentile
+            lo, hi = pct(self.raw, [tail, 100.0 - tail], axis=0)
         return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
 
 
@@ -334,16 +338,30 @@ def unconstrained(target: TargetSummary, stats: ConfusionStats, method: str) -> 
 
 def posterior_mean(m: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Mean of N(m, s^2) truncated to [0, 1] (the posterior of a rate under a flat prior with a normal likelihood);
-    ``clip(m)`` where s is 0 or undefined. Stable in both tails (scipy's truncnorm)."""
-    from scipy.stats import truncnorm
+    ``clip(m)`` where s is 0 or undefined. Closed form in log space, stable in both tails (scipy's truncnorm.mean is
+    the oracle in the tests; it is ~50x slower on the engine's [B, D, A] arrays)."""
+    from scipy.special import log_ndtr
 
     m, s = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s, np.float64))
     out = np.clip(m, 0.0, 1.0)
     ok = np.isfinite(m) & np.isfinite(s) & (s > 1e-12)
     if ok.any():
         mm, ss = m[ok], s[ok]
+        lo, hi = -mm / ss, (1.0 - mm) / ss  # the bounds in standard units
+        upper = lo > 0  # both bounds in the upper tail: work with the mirrored (lower-tail) probabilities
+        a = np.where(upper, -hi, lo)
+        b = np.where(upper, -lo, hi)
+        la, lb = log_ndtr(a), log_ndtr(b)  # log Phi(a) <= log Phi(b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_z = lb + np.log1p(-np.exp(la - lb))  # log(Phi(b) - Phi(a))
+            log_phi = lambda x: -0.5 * x * x - 0.5 * np.log(2.0 * np.pi)  # noqa: E731
+            # (phi(lo) - phi(hi)) / Z, written from the larger density
+            lp_lo, lp_hi = log_phi(lo), log_phi(hi)
+            big = np.maximum(lp_lo, lp_hi)
+            ratio = np.sign(lp_lo - lp_hi) * np.exp(big - log_z) * -np.expm1(-np.abs(lp_lo - lp_hi))
+        val = mm + ss * ratio
         out = out.copy()
-        out[ok] = np.clip(truncnorm.mean((0.0 - mm) / ss, (1.0 - mm) / ss, loc=mm, scale=ss), 0.0, 1.0)
+        out[ok] = np.clip(np.where(np.isfinite(val), val, np.clip(mm, 0.0, 1.0)), 0.0, 1.0)
     out[~np.isfinite(m)] = np.nan
     return out
 
