@@ -219,6 +219,18 @@ def test_shift_check_keeps_counting_where_the_mac_errs_unlike_validation():
     truth = easy.labels.mean(0)
     assert np.abs(unchecked.point - truth).mean() > np.abs(c_easy.point - truth).mean()  # it would over-correct
 
+    # an engine that keeps only hard-label counts per identity: moments drawn from row sums given the rate's
+    # replicates reach the same decisions, and spread like the streamed (identity-resampled) moments
+    for t, want in ((shifted, True), (easy, False)):
+        reps, point = summaries(t)
+        m_b, u_b = V.moment_replicates(reps.rate, V.RowMoments.of(t.probs, t.thresholds), rng)
+        c = correct(TargetSummary(reps.rate, m_b, u_b), st, "acc_bayes", point, st0)
+        assert bool(c.check.consistent) is want
+        ratio = m_b.std(0) / reps.mean_prob.std(0)
+        assert (ratio > 0.7).all() and (ratio < 1.4).all(), ratio
+        corr = [np.corrcoef(m_b[:, j], reps.rate[:, j])[0, 1] for j in range(4)]
+        assert min(corr) > 0.5  # the moments move with the counted rate, as streamed ones do
+
 
 # --- the validation predictions on disk ----------------------------------------------------------------------------
 
