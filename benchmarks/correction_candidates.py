@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             for g in ("real", "synthetic"):
                 f = figs[g]
                 row.update({f"{g[:5]} MAE": round(f["mae"], 4), f"{g[:5]} closer": round(f["closer"], 3),
-                            f"{g[:5]} worst": round(f["worst"], 3), f"{g[:5]} cover": round(f.get("coverage", np.nan), 3),
+                            f"{g[:5]} worst": round(f["worst"], 3),
+                            f"{g[:5]} cover": round(f.get("coverage", np.nan), 3),
                             f"{g[:5]} applied": f"{f['applied']:.2f} ({f['consistent']})" if "applied" in f else "-"})
             row["KL cells"] = round(figs["all"]["kl_cells_within"], 3)
             rows.append(row)

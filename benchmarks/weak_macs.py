@@ -1,5 +1,5 @@
 """Demo MACs of three accuracies, trained by the same pipeline (less training only), each annotating the demo targets:
-the test bed for corrections of the MAC's error (issue #20; benchmarks/correction_candidates.py and the goals benchmark).
+the test bed for corrections of the MAC's error (issue #20; benchmarks/correction_candidates.py, the goals benchmark).
 
     python benchmarks/weak_macs.py [--out DIR] [--macs default,acc091,acc080]
 

@@ -323,7 +323,8 @@ def test_annotation_carries_validation_and_old_checkpoints_work(make_cfg, tmp_pa
     old = make_checkpoint(tmp_path / "old.pt")
     ck = load_checkpoint(old)
     rng = np.random.default_rng(0)
-    ck["validation"] = {"identity": torch.arange(8) // 2, "labels": torch.from_numpy(rng.integers(-1, 2, (8, 3)).astype(np.int8)),
+    ck["validation"] = {"identity": torch.arange(8) // 2,
+                        "labels": torch.from_numpy(rng.integers(-1, 2, (8, 3)).astype(np.int8)),
                         "probs": torch.from_numpy(rng.random((8, 3)).astype(np.float16)), "split": "val",
                         "rows_total": 8}
     new = save_checkpoint({k: v for k, v in ck.items() if k not in ("format", "format_version")}, tmp_path / "new.pt")

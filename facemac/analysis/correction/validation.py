@@ -52,12 +52,12 @@ log = logging.getLogger(__name__)
 METHODS: dict[str, str] = {
     "count": "classify and count: the counted rate, uncorrected",
     "acc_clip": "Rogan–Gladen / ACC with validation tpr, fpr, clipped to [0, 1] (QuaPy's ACC)",
-    "pacc_clip": "probabilistic ACC with validation mean probabilities of positives and negatives, clipped (QuaPy's PACC)",
+    "pacc_clip": "probabilistic ACC with validation mean probabilities of positives and negatives, clipped (QuaPy)",
     "acc_bayes": "ACC; posterior mean under a flat prior on [0, 1] with the bootstrap's spread (never clips to 0)",
     "pacc_bayes": "PACC with the same boundary treatment as acc_bayes",
 }
 DEFAULT_METHOD = "acc_bayes"  # chosen by benchmarks/correction_candidates.py (docs/analyze.md "Without an audit")
-MIN_SEPARATION = 1e-3  # tpr - fpr (or p1 - p0) below this is treated as this: a chance-level MAC gives a [0, 1] interval
+MIN_SEPARATION = 1e-3  # tpr - fpr (or p1 - p0) is at least this: a chance-level MAC gives a [0, 1] interval
 RAW_LIMIT = 10.0  # unconstrained estimates are kept within [-10, 11]: far enough to stay honest, finite for the maths
 
 # The assumption check: under "errs as on validation" the target's probabilities are a mixture of the validation
