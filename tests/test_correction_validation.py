@@ -304,6 +304,13 @@ def test_training_stores_bounded_validation_predictions(make_cfg, tmp_path):
     pred_ckpt = probs > np.array(best["counting_thresholds"], np.float32)
     assert (pred_now == pred_ckpt).mean() > 0.97
 
+    from facemac.errors import ConfigError
+    with pytest.raises(ConfigError, match="train.validation_rows=-1"):
+        train(make_cfg("train", FAST + ["train.validation_rows=-1"]), table=make_table(30))
+    train(make_cfg("train", FAST + ["train.epochs=1", "train.validation_rows=0"], output_dir=tmp_path / "none"),
+          table=make_table(30))
+    assert "validation" not in torch.load(tmp_path / "none" / "checkpoints" / "best.pt", weights_only=True)
+
     from facemac.training.validation_store import bounded_rows
     ident = np.repeat(np.arange(10), [1, 5, 2, 2, 7, 1, 3, 3, 1, 5])
     keep = bounded_rows(ident, 12, 0)
