@@ -351,3 +351,20 @@ def test_annotation_carries_validation_and_old_checkpoints_work(make_cfg, tmp_pa
     old_ann = tmp_path / "run_old" / "annotations" / "dcface"
     assert VALIDATION_KEY not in verify_table(old_ann)[0] and not (old_ann / VALIDATION_FILE).exists()
     assert load_validation(old_ann) is None
+
+
+def test_several_datasets_at_once_equal_one_at_a_time():
+    """[B, D, A] summaries (the engine's datasets side by side, one validation draw shared) give what each dataset
+    gives alone."""
+    rng = np.random.default_rng(9)
+    vs = _validation(rng)
+    st, st0 = confusion_stats(vs, draw_counts(rng, vs.identity_weights, 50)), confusion_stats(vs)
+    rate, mean, unc = (rng.uniform(0.05, 0.9, (50, 2, 3)) for _ in range(3))
+    both = correct(TargetSummary(rate, mean, unc), st, "acc_bayes", TargetSummary(rate[:1], mean[:1], unc[:1]), st0)
+    for d in range(2):
+        one = correct(TargetSummary(rate[:, d], mean[:, d], unc[:, d]), st, "acc_bayes",
+                      TargetSummary(rate[:1, d], mean[:1, d], unc[:1, d]), st0)
+        np.testing.assert_allclose(both.replicates[:, d], one.replicates)
+        np.testing.assert_allclose(both.point[d], one.point)
+        np.testing.assert_array_equal(both.check.applied[d], one.check.applied)
+        assert bool(both.check.consistent[d]) == bool(one.check.consistent)
