@@ -55,7 +55,8 @@ def _annotate_stage_dir(out: Path, parts, rel) -> Path:
     table = _Table(keys, [i for _, ids in parts for i in ids])
     annotator = SimpleNamespace(attributes=ATTRS, thresholds=[THRESHOLDS[a] for a in ATTRS],
                                 counting_thresholds=[COUNTING[a] for a in ATTRS], counting_rule="accuracy",
-                                label_thresholds=[COUNTING[a] for a in ATTRS], mc_samples=8 if rel is not None else 0)
+                                label_thresholds=[COUNTING[a] for a in ATTRS], mc_samples=8 if rel is not None else 0,
+                                validation=None)
     acfg = SimpleNamespace(max_failure_fraction=0.05, mc_samples=annotator.mc_samples, shard_size=6)
     store = ShardStore(out)
     store.prepare()
