@@ -39,6 +39,7 @@ class TrainSettings(Section):
     loss_weighting: Literal["positive_rate", "none"] = "positive_rate"
     threshold_objective: Literal["balanced_accuracy", "accuracy", "f1"] = "balanced_accuracy"
     counting_rule: Literal["accuracy", "rate_match", "balanced_accuracy"] = "accuracy"
+    validation_rows: int = Field(50000, ge=0)  # validation predictions kept in the checkpoint; 0: none
     ema: EmaSettings = EmaSettings()
     early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
     stop_after_epochs: Optional[int] = Field(None, ge=1)
