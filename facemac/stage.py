@@ -102,7 +102,9 @@ class StageContext:
             self.settings = replace(self.settings, key, value)
         if self.dist.is_main:
             write_record(self.settings, self.out)
-        self.tracker.update_config(self.settings.record())
+        update = getattr(self.tracker, "update_config", None)  # test doubles may not have it
+        if update is not None:
+            update(self.settings.record())
         return self.settings
 
 
@@ -221,6 +223,9 @@ def run_stage(cfg: DictConfig | RunSettings, stage: Stage, work: Callable[[Stage
             write_record(settings, out)
         with create_tracker(settings, stage.name, out, dist.rank) as tracker:
             ctx = StageContext(settings=settings, dist=dist, out=out, tracker=tracker, plan=plan)
+            mode = getattr(tracker, "mode", None)
+            if settings.logger.mode == "auto" and mode in ("online", "offline"):
+                ctx.decide({"logger.mode": mode})  # online with credentials, else offline
             result = work(ctx)
         D.barrier()
         if dist.is_main and ctx.finished:

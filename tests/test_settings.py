@@ -301,3 +301,18 @@ def test_every_auto_is_decided_in_the_record_and_the_view_is_read_only(make_cfg,
     assert (a["num_workers"], a["replicas"], a["num_threads"]) == (plan.workers, plan.replicas, plan.threads)
     assert seen["view"] == plan.workers and a["device"] == "cpu" and a["precision"] in ("fp32", "bf16")
     assert cfg.annotate.num_workers == "auto" and cfg.annotate.precision == "auto"  # the composed config untouched
+
+
+def test_annotations_record_the_autos_decided_from_checkpoint_and_data(make_cfg, tmp_path):
+    from facemac.annotation.run import annotate
+    from tests.annotate_helpers import make_checkpoint, make_folders
+
+    ck = make_checkpoint(tmp_path / "ck.pt")
+    root = tmp_path / "faces"
+    make_folders(root, identities=2, per_identity=3)
+    cfg = make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
+                                "annotate.pixel_check.enabled=false"], tmp_path / "run")
+    annotate(cfg)
+    a = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["annotate"]
+    assert (a["compile"], a["gpu_decode"], a["channels_last"]) == (False, False, True)  # 6 images on a CPU
+    assert cfg.annotate.compile == "auto" and cfg.annotate.gpu_decode == "auto"

@@ -76,6 +76,7 @@ def test_auto_training_measures_logs_and_records_its_split(make_cfg, tmp_path, c
     assert isinstance(workers, int) and np.isfinite(workers) and set(used) == {workers}
     assert isinstance(record["train"]["cpu_threads"], int) and record["train"]["precision"] == "fp32"
     assert record["train"]["device"] == "cpu" and record["model"]["weight_source"]["kind"] == "none"
+    assert record["train"]["decoded_cache"] is False  # auto, decided off for a 1-epoch run
     assert Recording.configs and Recording.configs[-1] == record  # W&B's config follows the probe's decision
     assert cfg.data.num_workers == "auto" and cfg.train.cpu_threads == "auto"  # nothing wrote into the config
 

@@ -103,6 +103,11 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     compile_model = resolve_compile(a.compile, sum(len(t) for t in tables.values()))
     annotator = Annotator.from_checkpoint(ckpt_path, device, amp=a.precision, channels_last=a.channels_last,
                                           mc_samples=a.mc_samples, compile=compile_model)
+    # the autos decided from the checkpoint, device and image count: in the record (config.yaml, W&B) as they ran
+    ctx.decide({"annotate.compile": bool(compile_model and not a.mc_samples),
+                "annotate.channels_last": annotator.channels_last,
+                "annotate.gpu_decode": use_gpu_decode(a.gpu_decode, annotator)})
+    cfg, acfg = ctx.cfg, ctx.cfg.annotate
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
     detect = detector_settings(acfg)
     pixels = pixel_check_settings(acfg, seed=s.seed)

@@ -197,6 +197,9 @@ def _train(ctx: StageContext, table: FaceTable | None) -> TrainResult:
     data_cfg = {**dcfg, "align": str(s.data.align), "geometry": table.geometry, "dataset": table.name,
                 "reduced_decode": bool(s.data.reduced_decode)}
     datasets = build_datasets(table, s, input_size)
+    from facemac.data.decoded_cache import CachedFaceDataset
+
+    ctx.decide({"train.decoded_cache": isinstance(datasets["train"], CachedFaceDataset)})  # auto → what ran
     ctx.plan = plan_training(ctx, datasets["train"], model, dcfg["mean"], dcfg["std"])  # auto on CPU: measured
     loaders = {k: make_loader(ds, s, dist, train=k == "train", seed=seed, workers=ctx.plan.workers)
                for k, ds in datasets.items()}
