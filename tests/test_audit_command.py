@@ -85,7 +85,7 @@ def test_unknown_dataset_and_moved_images(runs, tmp_path):
     shutil.copytree(mine, moved)
     shutil.rmtree(next(p for p in sorted(moved.glob("*/*"))))  # one identity folder lost on the way
     written = run_audit(base, str(annotations), tmp_path / "y", "audit.size=16", "audit.datasets=[mine]",
-                        f"+audit.roots={{mine: {moved}}}")
+                        f"audit.roots={{mine: {moved}}}")
     assert written["mine"].unreadable == 4 and written["mine"].faces == 12
 
 

@@ -83,7 +83,7 @@ def _audit(ctx: StageContext) -> dict[str, AuditFiles]:
                  len(sample.stratum_sizes), ", ".join(f"{s}: {v['sampled']}/{v['size']}"
                                                       for s, v in sample.design.strata.items()), template, page)
         if bad:
-            log.warning("%s: %d of %d sampled faces could not be redrawn (moved? pass audit.roots.%s=<folder>); "
+            log.warning("%s: %d of %d sampled faces could not be redrawn (moved? pass 'audit.roots={%s: <folder>}'); "
                         "the page shows them as missing", name, bad, len(sample.paths), name)
     return written
 
