@@ -7,9 +7,9 @@ Adding a config key is one field in one module here plus its default in conf/ (d
 
 from facemac.settings.base import Entry, Section, replace, to_plain
 from facemac.settings.build import build_settings, common_keys, own_keys, owner_of, plain_config, stage_keys
-from facemac.settings.runs import (SCHEMAS, STAGES, AnalyzeRun, AnnotateRun, CompareRun, DashboardRun, RunSettings,
-                                   TrainRun)
+from facemac.settings.runs import (SCHEMAS, STAGES, AnalyzeRun, AnnotateRun, AuditRun, CompareRun, DashboardRun,
+                                   RunSettings, TrainRun)
 
 __all__ = ["Section", "Entry", "replace", "to_plain", "build_settings", "own_keys", "owner_of", "common_keys",
            "stage_keys", "plain_config", "SCHEMAS", "STAGES", "RunSettings", "TrainRun", "AnnotateRun", "AnalyzeRun",
-           "CompareRun", "DashboardRun"]
+           "CompareRun", "DashboardRun", "AuditRun"]

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from facemac.settings.analyze import AnalyzeSettings, Inputs
 from facemac.settings.annotate import AnnotateSettings
+from facemac.settings.audit import AuditSettings
 from facemac.settings.augment import AugmentSettings
 from facemac.settings.base import Section
 from facemac.settings.compare import CompareSettings
@@ -82,6 +83,13 @@ class DashboardRun(RunSettings):
     targets: Optional[dict[str, TargetSettings]] = None  # names the per-dataset panels
 
 
+class AuditRun(RunSettings):
+    """``python -m facemac.audit``: a tool run through the stage skeleton, not a pipeline stage."""
+
+    annotations: Optional[str] = "latest"
+    audit: AuditSettings = AuditSettings()
+
+
 SCHEMAS: dict[str, type[RunSettings]] = {"train": TrainRun, "annotate": AnnotateRun, "analyze": AnalyzeRun,
-                                         "compare": CompareRun, "dashboard": DashboardRun}
+                                         "compare": CompareRun, "dashboard": DashboardRun, "audit": AuditRun}
 STAGES = ("train", "annotate", "analyze")
