@@ -1,4 +1,5 @@
-"""Config values as plain Python: checkpoints, W&B and readers never hold (or pickle) OmegaConf objects."""
+"""Config values (DictConfig nodes or settings sections) as plain Python: checkpoints, W&B and readers never hold
+(or pickle) OmegaConf objects."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ def to_plain(cfg: Any) -> Any:
     key; anything that is not a config node is returned as is (a Mapping as a dict)."""
     if isinstance(cfg, (DictConfig, ListConfig)):
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    from facemac.settings.base import Section
+
+    if isinstance(cfg, Section):  # a settings section (facemac/settings/)
+        return cfg.plain()
     if isinstance(cfg, Mapping):
         return dict(cfg)
     return cfg

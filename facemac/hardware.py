@@ -2,7 +2,7 @@
 
 bf16 autocast pays on the CPU only where the instructions exist: AVX512-BF16 or AMX-BF16 on x86 (measured on the
 project's AMD EPYC, 2 threads: resnet18 @112 123 → 338 img/s, vit_s @112 64 → 122), the BF16 extension on Arm.
-Elsewhere oneDNN emulates bf16 with fp32 instructions and autocast only adds conversions, so ``annotate.amp=auto``
+Elsewhere oneDNN emulates bf16 with fp32 instructions and autocast only adds conversions, so ``annotate.precision=auto``
 stays fp32 there.
 """
 

@@ -13,15 +13,16 @@ Every stage runs as its own ``python -m facemac.cli.<stage>`` process (``<stage>
 
 Nothing is looked up with ``latest``, so concurrent experiments never read each other's runs; a ``ckpt=`` or
 ``annotations=`` of your own is used when the stage that would write it is left out (``--stages``), and refused
-when it is planned. An override goes to
-the stages that own its first key (``facemac.stage.STAGE_KEYS``): ``seed=1``, ``paths.*``, ``logger.*``, ``demo.*``,
-``experiment=`` to all; ``dataset=``, ``model.*``, ``data.*``, ``train.*`` to train; ``targets=``, ``ckpt=``,
+when it is planned. An override goes to the stages whose settings schema has its first key
+(facemac/settings/runs.py): ``seed=1``, ``paths.*``, ``logger.*``, ``experiment=`` to all; ``demo.*``, ``roots.*`` to
+train and annotate; ``dataset=``, ``model.*``, ``data.*``, ``train.*`` to train; ``targets=``, ``ckpt=``,
 ``annotate.*`` to annotate; ``annotations=``, ``inputs=``, ``analyze.*`` to analyze. ``annotate:key=value`` sends it
-to one stage as it is. Every stage's config is composed before the first one runs, so a typo fails at once, and then
-checked (facemac/preflight.py): every data root, target root, checkpoint, input, weights, landmark and audit file that
-no earlier stage of this pipeline writes must be there, or every problem is listed in one error before anything runs
-(``--dry-run`` prints the commands with these checks). Re-running with ``--dir`` of an interrupted experiment skips
-the stages already DONE and resumes training from its ``last.pt``.
+to one stage as it is. Every stage's config is composed and its settings built before the first one runs, so a typo
+(``+train.epoch=3`` too) fails at once, and then checked (facemac/preflight.py): every data root, target root,
+checkpoint, input, weights, landmark and audit file that no earlier stage of this pipeline writes must be there, or
+every problem is listed in one error before anything runs (``--dry-run`` prints the commands with these checks).
+Re-running with ``--dir`` of an interrupted experiment skips the stages already DONE and resumes training from its
+``last.pt``.
 """
 
 from __future__ import annotations
@@ -121,11 +122,19 @@ def _compose(stage: str, overrides: list[str]):
 
     check_overrides(overrides)
     GlobalHydra.instance().clear()
+    from facemac.cli.errors import composition_message
+    from facemac.settings import build_settings
+
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="pipeline"):
         try:
-            return compose(config_name=stage, overrides=overrides)
+            cfg = compose(config_name=stage, overrides=overrides)
         except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the bad key or choice
-            raise ConfigError(f"{stage} stage: {e}") from None
+            raise ConfigError(f"{stage} stage: {composition_message(e, stage) or e}") from None
+    try:
+        build_settings(cfg, stage)  # unknown keys (also +key=), choices and ranges, before any stage runs
+    except ConfigError as e:
+        raise ConfigError(f"{stage} stage: {e}") from None
+    return cfg
 
 
 def _handed_by_user(overrides: list[str], key: str, earlier: str, stages: tuple[str, ...]) -> bool:

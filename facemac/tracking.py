@@ -30,6 +30,9 @@ class NullTracker:
 
     def summary(self, values: dict[str, Any]) -> None: ...
 
+    def update_config(self, record: dict[str, Any]) -> None:
+        """The run's record after a later decision (the CPU probe's split): the W&B config follows config.yaml."""
+
     def log_table(self, name: str, frame: pd.DataFrame) -> None: ...
 
     def log_image(self, name: str, path: str | Path) -> None: ...
@@ -83,7 +86,7 @@ class WandbTracker(NullTracker):
         if mode == "auto":
             mode = "online" if has_wandb_credentials() else "offline"
         self.mode = mode
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        resolved = _record(cfg)
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
@@ -100,6 +103,9 @@ class WandbTracker(NullTracker):
 
     def summary(self, values: dict[str, Any]) -> None:
         self.run.summary.update(values)
+
+    def update_config(self, record: dict[str, Any]) -> None:
+        self.run.config.update(record, allow_val_change=True)
 
     def log_table(self, name: str, frame: pd.DataFrame) -> None:
         self.run.log({name: self._wandb.Table(dataframe=frame.reset_index(drop=True))})
@@ -215,6 +221,13 @@ def _artifact_name(name: str) -> str:
 def group_alias_of(group: str) -> str:
     """The artifact alias a W&B group gets (aliases may not hold '/' or ':')."""
     return _artifact_name(str(group))
+
+
+def _record(cfg: Any) -> dict[str, Any]:
+    """The config W&B gets: a stage's settings record (the same as <run>/config.yaml), or a resolved DictConfig."""
+    if hasattr(cfg, "record"):
+        return cfg.record()
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
 
 
 def create_tracker(cfg: DictConfig, job_type: str, output_dir: str | Path, rank: int = 0) -> NullTracker:

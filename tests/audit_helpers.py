@@ -39,7 +39,7 @@ def annotate_demo_and_folders(base: Path, size: int = 48) -> tuple[Path, Path, P
     annotate(compose_cfg("annotate", [
         "logger=none", f"ckpt={ck}", f"paths.cache_dir={base / 'cache'}", f"paths.log_dir={base / 'logs'}",
         *demo_overrides, f"+targets.mine={{format: folders, root: {mine}, group: synthetic, geometry: arcface_112}}",
-        "annotate.only=[demo_synth_a,mine]", "annotate.amp=off", "annotate.num_workers=0", "annotate.replicas=1",
+        "annotate.only=[demo_synth_a,mine]", "annotate.precision=fp32", "annotate.num_workers=0", "annotate.replicas=1",
         "annotate.pixel_check.enabled=false"], run))
     return run / "annotations", mine, Path(demo.targets["demo_synth_a"]) / "labels.csv"
 

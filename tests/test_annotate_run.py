@@ -23,7 +23,7 @@ from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
 def _cfg(make_cfg, ck: Path, root: Path, run: Path, *extra: str):
     return make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
                                  "annotate.shard_size=5", "annotate.batch_size=3", "annotate.num_workers=0", "annotate.num_threads=1",
-                                 "annotate.amp=off",  # the oracle is fp32 (auto = bf16 on CPUs with native bf16)
+                                 "annotate.precision=fp32",  # the oracle is fp32 (auto = bf16 on CPUs with native bf16)
                                  *extra], output_dir=run)
 
 

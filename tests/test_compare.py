@@ -202,3 +202,20 @@ def test_the_command(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"comparison.md", "comparison.csv", "DONE"} <= {p.name for p in out.iterdir()}
+
+
+def test_the_record_not_hydras_full_config_is_what_runs_differ_in(make_cfg, tmp_path):
+    """#24: <run>/config.yaml holds the stage's own keys only; Hydra's .hydra/config.yaml (kept for old runs) also
+    holds the other stages' keys of an experiment, which are no difference between two training runs."""
+    a, b = _train_run(tmp_path / "a", 1e-3, [0.9, 0.8, 0.7]), _train_run(tmp_path / "b", 1e-3, [0.9, 0.8, 0.7])
+    for folder, n_boot in ((a, 10), (b, 99)):  # an analysis key the experiment set, different in the two folders
+        full = OmegaConf.load(folder / ".hydra" / "config.yaml")
+        OmegaConf.save(OmegaConf.merge(full, {"analyze": {"n_boot": n_boot}}), folder / ".hydra" / "config.yaml")
+    old = compare(make_cfg("compare", ["runs=[" + f"{a},{b}" + "]"], output_dir=tmp_path / "old"))
+    assert "config:analyze.n_boot" in old["table"].columns  # the old fallback: what Hydra wrote
+    for folder in (a, b):
+        full = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "config.yaml"))
+        full.pop("analyze")
+        OmegaConf.save(OmegaConf.create(full), folder / "config.yaml")
+    new = compare(make_cfg("compare", ["runs=[" + f"{a},{b}" + "]", "logger=none"], output_dir=tmp_path / "new"))
+    assert not [c for c in new["table"].columns if c.startswith("config:")]

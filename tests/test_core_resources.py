@@ -1,4 +1,4 @@
-"""The resource policy (facemac/resources.py) and the hardware probe behind annotate.amp=auto."""
+"""The resource policy (facemac/resources.py) and the hardware probe behind annotate.precision=auto."""
 
 import pytest
 import torch

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from facemac.errors import ConfigError, RunLockedError
 from facemac.runlock import RunLock
-from facemac.stage import COMMON_KEYS, STAGE_KEYS, Stage, owner_of, run_stage, stage_config
+from facemac.settings import build_settings
+from facemac.stage import COMMON_KEYS, STAGE_KEYS, Stage, owner_of, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("train", "annotate", "analyze")
@@ -23,12 +24,13 @@ STAGES = ("train", "annotate", "analyze")
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_an_experiment_sets_every_stage_but_each_keeps_only_its_own_keys(make_cfg, stage):
-    cfg = stage_config(make_cfg(stage, ["experiment=paper"]), stage)
+    cfg = OmegaConf.create(build_settings(make_cfg(stage, ["experiment=paper"]), stage).record())
     own = set(COMMON_KEYS) | set(STAGE_KEYS[stage])
-    assert set(cfg.keys()) - {"hydra"} <= own
+    assert set(cfg.keys()) == own
     assert STAGE_KEYS[stage][-1] in cfg  # train / annotate / analyze block survives
-    foreign = {k for s in STAGES if s != stage for k in STAGE_KEYS[s]}
-    assert not foreign & set(cfg.keys())
+    foreign = {k for s in STAGES if s != stage for k in STAGE_KEYS[s]} - own
+    assert foreign and not foreign & set(cfg.keys())
+    assert ("demo" in cfg) == (stage != "analyze")  # the demo generator's knobs only where demo data is made
     # the experiment's values for this stage arrived
     expected = {"train": ("train.epochs", 30), "annotate": ("annotate.batch_size", 256),
                 "analyze": ("analyze.n_boot", 1000)}[stage]
@@ -43,6 +45,7 @@ def test_overrides_are_owned_by_the_stages_that_hold_their_first_key():
     assert owner_of("targets=casia") == ("annotate",) and owner_of("targets.casia_webface.root=/x") == ("annotate",)
     assert owner_of("analyze.n_boot=5") == ("analyze",) and owner_of("inputs=[a,b]") == ("analyze",)
     assert owner_of("n_boot=5") == ()  # the old root-level analysis key belongs to nobody now
+    assert owner_of("demo.seed=1") == ("train", "annotate")  # analyze makes no demo data (#24)
 
 
 def test_the_wrapper_writes_done_only_for_finished_work_and_sends_only_own_keys_to_the_tracker(make_cfg, tmp_path,

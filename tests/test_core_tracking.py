@@ -23,3 +23,17 @@ def test_offline_wandb_run_logs_and_finishes(tmp_path):
         run_dir = tracker.run_dir
     assert tracker.run is None
     assert run_dir.name.startswith("offline-run-") and any(run_dir.glob("*.wandb"))
+
+
+def test_the_wandb_config_is_the_record_and_follows_a_later_decision(make_cfg, tmp_path):
+    """#24: W&B held the provisional worker count while the run used the probe's; now its config is the record
+    (<run>/config.yaml) and is updated when a decision is made after the tracker started."""
+    from facemac.settings import build_settings, replace
+    from tests.wandb_runfile import offline_runs
+
+    s = build_settings(make_cfg("analyze", ["logger=wandb"], tmp_path / "run"), "analyze")
+    with create_tracker(s, "analyze", tmp_path / "run") as tracker:
+        assert tracker.run.config["analyze"]["n_boot"] == s.analyze.n_boot and "demo" not in tracker.run.config
+        tracker.update_config(replace(s, "analyze.n_boot", 7).record())
+    (run,) = offline_runs(tmp_path / "run", wait_s=10)
+    assert run.config["analyze"]["n_boot"] == 7 and run.config["task_name"] == "analyze"

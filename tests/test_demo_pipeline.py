@@ -256,7 +256,7 @@ def test_within_identity_truth_recovered_on_the_demo_labels(demo_run, make_cfg):
         assert abs(r.mixed_share - true) <= 4 * np.sqrt(true * (1 - true) / 250) + 0.005, (r.dataset, r.attribute)
 
 
-# bf16 autocast (annotate.amp=auto picks it on CPUs with native bf16) vs fp32, same checkpoint, same images: hard
+# bf16 autocast (annotate.precision=auto picks it on CPUs with native bf16) vs fp32, same checkpoint, same images: hard
 # labels must agree on >= 99.5 % of image x attribute cells; probabilities within BF16_MAX_ABS per cell and
 # BF16_MEAN_ABS on average; per-attribute positive rates (what the KL sees) within BF16_RATE_ABS.
 # Measured with a demo_tiny checkpoint on the four demo targets (8,000 images x 24 attributes): 99.967 % agree,

@@ -27,7 +27,7 @@ def _cfg(make_cfg, ck: Path, root: Path, run: Path, *extra: str):
     return make_cfg("annotate", ["logger=none", f"ckpt={ck}", "+targets/dataset@targets.photos=dcface",
                                  "targets=dcface", "annotate.only=[photos]", f"targets.photos.root={root}",
                                  "targets.photos.depth=1", "annotate.shard_size=8", "annotate.batch_size=4",
-                                 "annotate.amp=off", *extra], output_dir=run)
+                                 "annotate.precision=fp32", *extra], output_dir=run)
 
 
 def _rows(ann: Path) -> pd.DataFrame:
@@ -180,7 +180,8 @@ def test_resume_with_another_detector_setting_is_refused(make_cfg, tmp_path, loo
 
 
 def test_unknown_pixel_check_key_fails_fast(make_cfg, tmp_path, loose, ckpt):
-    with pytest.raises(ConfigError, match="valid: enabled, images, faces"):
+    with pytest.raises(ConfigError, match=r"unknown key .annotate.pixel_check.imagez. "
+                                          r"\(did you mean .annotate.pixel_check.images.\?\)"):
         annotate(_cfg(make_cfg, ckpt, loose["celeba"].root, tmp_path / "run", "+annotate.pixel_check.imagez=3"))
 
 

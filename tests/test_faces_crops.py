@@ -36,7 +36,7 @@ def _annotate(make_cfg, monkeypatch, ck: Path, root: Path, run: Path, *extra: st
     seen = _fed(monkeypatch)
     annotate(make_cfg("annotate", ["logger=none", f"ckpt={ck}", "+targets/dataset@targets.photos=dcface",
                                    "targets=dcface", "annotate.only=[photos]", f"targets.photos.root={root}",
-                                   "targets.photos.depth=1", "annotate.batch_size=8", "annotate.amp=off",
+                                   "targets.photos.depth=1", "annotate.batch_size=8", "annotate.precision=fp32",
                                    "annotate.replicas=1", "annotate.num_workers=0", *extra], output_dir=run))
     ann = run / "annotations" / "photos"
     rows = pd.concat([pd.read_parquet(p) for p in sorted(ann.glob("part-*.parquet"))], ignore_index=True)

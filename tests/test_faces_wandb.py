@@ -59,7 +59,7 @@ def test_annotate_logs_a_seeded_table_of_sampled_faces(make_cfg, tmp_path):
     out = tmp_path / "run"
     annotate(make_cfg("annotate", ["logger=wandb", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
                                    "+targets/dataset@targets.copy=dcface", f"targets.copy.root={root}",
-                                   "annotate.num_workers=0", "annotate.num_threads=1", "annotate.amp=off",
+                                   "annotate.num_workers=0", "annotate.num_threads=1", "annotate.precision=fp32",
                                    "annotate.log_faces.count=7", "annotate.log_faces.size=40"], output_dir=out))
     frame, images = _table(out, FACES_TABLE)
     assert len(frame) == 7 and sorted(frame.dataset.value_counts().tolist()) == [3, 4]

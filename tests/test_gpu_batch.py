@@ -145,7 +145,7 @@ def test_annotation_through_the_batch_path_matches_the_dataloader_path(make_cfg,
     for name, extra in (("cpu", ["annotate.gpu_decode=false"]), ("batch", ["annotate.gpu_decode=true"])):
         annotate(make_cfg("annotate", ["logger=none", f"ckpt={ck}", "targets=dcface", f"targets.dcface.root={root}",
                                        "annotate.batch_size=7", "annotate.num_workers=0", "annotate.num_threads=1",
-                                       "annotate.amp=off", "annotate.max_failure_fraction=0.5",
+                                       "annotate.precision=fp32", "annotate.max_failure_fraction=0.5",
                                        # the bad-file kinds come in sizes no aligned crop has: the pixel check would
                                        # (rightly) refuse the tree; this test is about the decode paths
                                        "annotate.pixel_check.enabled=false", *extra],

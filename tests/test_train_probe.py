@@ -45,16 +45,40 @@ def test_an_all_unreadable_sample_measures_nothing():
     assert measure_costs(ds, model, [0.5] * 3, [0.5] * 3, "fp32", False, torch.device("cpu"), cores=2) is None
 
 
-def test_auto_training_measures_logs_and_records_its_split(make_cfg, tmp_path, caplog):
+def test_auto_training_measures_logs_and_records_its_split(make_cfg, tmp_path, caplog, monkeypatch):
+    """#24: the probe's choice is what the loaders use, what <run>/config.yaml holds and what the tracker's config is
+    updated to; the composed config is never written to (it still says auto)."""
+    import yaml
+
+    import facemac.stage as stage_mod
+    import facemac.training.run as run_mod
+    from facemac.tracking import NullTracker
+
+    class Recording(NullTracker):
+        configs: list = []
+
+        def update_config(self, record):
+            self.configs.append(record)
+
+    used, real_loader = [], run_mod.make_loader
+    monkeypatch.setattr(run_mod, "make_loader", lambda *a, **k: used.append(k["workers"]) or real_loader(*a, **k))
+    monkeypatch.setattr(stage_mod, "create_tracker", lambda *a, **k: Recording())
     cfg = make_cfg("train", ["logger=none", "model.timm_name=test_resnet", "model.input_size=32", "data.batch_size=16",
                              "augment=none", "train.progress=false", "train.epochs=1", "train.device=cpu"])
     with caplog.at_level("INFO"):
         result = train(cfg, table=make_table(48))
-    assert result["finished"]
+    assert result.finished
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("train resources: ")
                 and "ms/img" in r.getMessage())
     assert "measured decode+augment" in line and "predicted" in line and "img/s" in line
-    assert isinstance(cfg.data.num_workers, int) and np.isfinite(cfg.data.num_workers)
+    record = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    workers = record["data"]["num_workers"]
+    assert isinstance(workers, int) and np.isfinite(workers) and set(used) == {workers}
+    assert isinstance(record["train"]["cpu_threads"], int) and record["train"]["precision"] == "fp32"
+    assert record["train"]["device"] == "cpu" and record["model"]["weight_source"]["kind"] == "none"
+    assert record["train"]["decoded_cache"] is False  # auto, decided off for a 1-epoch run
+    assert Recording.configs and Recording.configs[-1] == record  # W&B's config follows the probe's decision
+    assert cfg.data.num_workers == "auto" and cfg.train.cpu_threads == "auto"  # nothing wrote into the config
 
 
 def test_explicit_workers_are_not_measured(make_cfg, tmp_path, caplog):

@@ -77,6 +77,16 @@ def evaluate_run(folder: str | Path, label_rule: str | None = None) -> pd.DataFr
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0, 1 when ``--min`` is not met, 2 with one ``error:`` line for a folder it cannot evaluate."""
+    from facemac.cli.errors import drop_common_flags
+    from facemac.stage import report_errors
+
+    argv = drop_common_flags(sys.argv[1:] if argv is None else list(argv), "evaluate")
+    with report_errors():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder")
     ap.add_argument("--min", type=float, default=None, help="fail (exit 1) if a dataset's mean accuracy is below")

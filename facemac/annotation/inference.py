@@ -25,11 +25,11 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def amp_choice(spec, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """(autocast dtype or None, why) for ``annotate.amp``. ``auto``: bf16 on a GPU that supports it (else fp16), bf16
+    """(autocast dtype or None, why) for ``annotate.precision`` (fp32: no autocast; the Python API also takes off). ``auto``: bf16 on a GPU that supports it (else fp16), bf16
     on a CPU that computes it natively (facemac.hardware.cpu_native_bf16), fp32 on other CPUs (emulated bf16 only
     adds conversions)."""
-    if spec in (None, "off", False):
-        return None, "annotate.amp=off"
+    if spec in (None, "off", "fp32", False):
+        return None, "annotate.precision=fp32"
     if spec == "auto":
         if device.type == "cuda":
             bf16 = torch.cuda.is_bf16_supported()
@@ -37,8 +37,8 @@ def amp_choice(spec, device: torch.device) -> tuple[torch.dtype | None, str]:
         native, why = cpu_native_bf16()
         return (torch.bfloat16 if native else None), f"auto: {why}"
     if spec not in AMP_DTYPES:
-        raise ConfigError(f"annotate.amp={spec!r}; choose auto, off, bf16 or fp16")
-    return AMP_DTYPES[spec], f"annotate.amp={spec}"
+        raise ConfigError(f"annotate.precision={spec!r}; choose auto, fp32, bf16 or fp16")
+    return AMP_DTYPES[spec], f"annotate.precision={spec}"
 
 
 # annotate.compile=auto compiles from this many listed images on: compilation costs 3 s (warm inductor cache) to

@@ -64,9 +64,20 @@ class TargetResult:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
+def _prepare(s, dist: DistInfo):
+    """The precision this device runs (``annotate.precision=auto`` → bf16/fp16/fp32), a decision the record holds."""
+    from facemac.annotation.inference import AMP_DTYPES, amp_choice
+    from facemac.settings import replace
+
+    dtype, why = amp_choice(s.annotate.precision, dist.device)
+    name = next((n for n, d in AMP_DTYPES.items() if d == dtype), "fp32")
+    log.info("annotate.precision=%s: %s (%s)", s.annotate.precision, name, why)
+    return replace(s, "annotate.precision", name)
+
+
 ANNOTATE = Stage("annotate", device_key="annotate.device", workers_key="annotate.num_workers",
                  threads_key="annotate.num_threads", replicas_key="annotate.replicas",
-                 serial=lambda cfg: int(cfg.annotate.get("mc_samples", 0) or 0) > 0)
+                 serial=lambda s: s.annotate.mc_samples > 0, prepare=_prepare)
 
 
 def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
@@ -75,42 +86,45 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
 
 
 def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
-    cfg, d, tracker, output_dir = ctx.cfg, ctx.dist, ctx.tracker, ctx.out
+    s, d, tracker, output_dir = ctx.settings, ctx.dist, ctx.tracker, ctx.out
+    cfg, a = ctx.cfg, ctx.settings.annotate  # the typed settings; their read-only view for the target helpers
     device = d.device
     acfg = cfg.annotate
-    if int(acfg.batch_size) < 1:
-        raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
     faces = FaceLogSettings.from_cfg(acfg)
-    ckpt_path, how = on_main(d, lambda: _resolve_ckpt(cfg, tracker))
+    ckpt_path, how = on_main(d, lambda: _resolve_ckpt(s.ckpt, s.paths.log_dir, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
-        log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, cfg.ckpt, how)
-    roots = on_main(d, lambda: (fill_demo_roots(specs, cfg), [s.root for s in specs])[1])
-    for s, r in zip(specs, roots):
-        s.root = r
-    tables = {s.name: load_target_table(s, cfg.paths.cache_dir) for s in specs}
-    compile_model = resolve_compile(acfg.get("compile", False), sum(len(t) for t in tables.values()))
-    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=str(acfg.amp), channels_last=acfg.channels_last,
-                                          mc_samples=int(acfg.mc_samples), compile=compile_model)
+        log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, s.ckpt, how)
+    roots = on_main(d, lambda: (fill_demo_roots(specs, cfg), [t.root for t in specs])[1])
+    for spec, r in zip(specs, roots):
+        spec.root = r
+    tables = {t.name: load_target_table(t, s.paths.cache_dir) for t in specs}
+    compile_model = resolve_compile(a.compile, sum(len(t) for t in tables.values()))
+    annotator = Annotator.from_checkpoint(ckpt_path, device, amp=a.precision, channels_last=a.channels_last,
+                                          mc_samples=a.mc_samples, compile=compile_model)
+    # the autos decided from the checkpoint, device and image count: in the record (config.yaml, W&B) as they ran
+    ctx.decide({"annotate.compile": bool(compile_model and not a.mc_samples),
+                "annotate.channels_last": annotator.channels_last,
+                "annotate.gpu_decode": use_gpu_decode(a.gpu_decode, annotator)})
+    cfg, acfg = ctx.cfg, ctx.cfg.annotate
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
     detect = detector_settings(acfg)
-    pixels = pixel_check_settings(acfg, seed=int(cfg.seed))
+    pixels = pixel_check_settings(acfg, seed=s.seed)
     on_main(d, lambda: check_target_geometries(specs, tables, annotator.preprocessor, device, detect, pixels))
 
     results: dict[str, TargetResult] = {}
     for spec in specs:
         results[spec.name] = annotate_target(spec, tables[spec.name], annotator, output_dir / "annotations",
-                                             acfg, ckpt_info, d, seed=int(cfg.seed))
+                                             acfg, ckpt_info, d, seed=s.seed)
     if d.is_main:
-        _report(results, annotator, tracker, output_dir, bool(acfg.get("log_artifacts", True)))
-        log_faces(tracker, [SampledTable(r.name, r.group, r.out_dir) for r in results.values()], faces,
-                  int(cfg.seed))
+        _report(results, annotator, tracker, output_dir, a.log_artifacts)
+        log_faces(tracker, [SampledTable(r.name, r.group, r.out_dir) for r in results.values()], faces, s.seed)
     return results
 
 
-def _resolve_ckpt(cfg: DictConfig, tracker) -> tuple[str, str]:
-    path, how = resolve_checkpoint(cfg.ckpt, cfg.paths.log_dir, tracker)
+def _resolve_ckpt(ckpt: str, log_dir: str, tracker) -> tuple[str, str]:
+    path, how = resolve_checkpoint(ckpt, log_dir, tracker)
     declare_checkpoint(tracker, path)  # lineage by content, whatever form ckpt= took (W&B: model → annotations)
     return str(path), how
 

@@ -19,7 +19,8 @@ from facemac.conf_dir import conf_dir
 
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
     """Turn ``run(cfg)`` into a ``@hydra.main`` entry on ``conf/<config_name>.yaml``: an override that needs a missing
-    extra is refused before composing, and a FacemacError ends in one ``error:`` line (exit 2). Hydra names the job
+    extra is refused before composing, Hydra's composition errors and a FacemacError end in one ``error:`` line (exit 2,
+    facemac/cli/errors.py). Hydra names the job
     after ``run``'s module (``facemac.cli.train`` → ``train``, hence ``<run>/train.log``)."""
 
     def wrap(run: Callable[[DictConfig], Any]) -> Callable[..., Any]:
@@ -35,11 +36,14 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
         @functools.wraps(run)
         def main(cfg: DictConfig | None = None) -> Any:
             if cfg is None:
+                from facemac.cli.errors import hydra_errors
                 from facemac.extras import check_overrides
                 from facemac.stage import report_errors
 
                 with report_errors():
                     check_overrides(sys.argv[1:])
+                with hydra_errors(config_name):  # a bad override or option: one error line, exit 2
+                    return composed(cfg)
             return composed(cfg)
 
         return main

@@ -5,10 +5,11 @@ from facemac.cli import hydra_entry
 
 @hydra_entry("train")
 def main(cfg) -> float:
-    """Returns the best validation mA, so a Hydra sweeper can optimise it."""
+    """Returns the validation value of the metric selection monitors (``train.early_stopping.monitor``, as
+    lightning-hydra-template's ``get_metric_value``), so a Hydra sweeper optimises what picks best.pt."""
     from facemac.training.run import train
 
-    return train(cfg)["val_mA"]
+    return train(cfg).objective
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
 from facemac.compare import figures as F
 from facemac.compare.report import write_comparison
@@ -15,6 +15,7 @@ from facemac.compare.runs import STAGES, Run, collect
 from facemac.compare.tables import compare_analyze, compare_annotate, compare_train
 from facemac.errors import ConfigError
 from facemac.runs import mark_done
+from facemac.settings import CompareRun, build_settings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def _entries(value) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, (list, tuple, ListConfig)):
+    if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     return [str(value)]
 
@@ -39,33 +40,30 @@ def _baseline(runs: list[Run], wanted) -> Run | None:
     raise ConfigError(f"baseline={wanted}: not one of the analysis runs compared ({[r.label for r in analyses]})")
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    out = Path(cfg.paths.output_dir)
+def run(cfg: DictConfig | CompareRun) -> dict[str, Any]:
+    """Compare the runs ``cfg`` names (choices and ranges checked by its schema, facemac/settings/compare.py)."""
+    s = build_settings(cfg, "compare")
+    out = Path(s.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stage = cfg.get("stage")
-    if stage not in (None, *STAGES):
-        raise ConfigError(f"stage={stage!r}: use train, annotate, analyze or null")
-    latest = cfg.get("latest")
-    if latest is not None and int(latest) < 1:
-        raise ConfigError(f"latest={latest}: must be a positive number of runs")
-    entries = _entries(cfg.get("runs"))
+    stage, latest = s.stage, s.latest
+    entries = _entries(s.runs)
     if not entries and not latest:
         raise ConfigError("nothing to compare: pass runs=[<run folder>,<glob>,...] and/or latest=N")
-    runs, problems = collect(entries, latest, cfg.paths.log_dir, stage)
+    runs, problems = collect(entries, latest, s.paths.log_dir, stage)
     if not runs:
         where = [f"{p.path}: {p.reason}" for p in problems]
         if latest:
             where.append(f"latest={latest} found no finished {stage or 'train, annotate or analyze'} run under "
-                         f"{cfg.paths.log_dir} (paths.log_dir)")
+                         f"{s.paths.log_dir} (paths.log_dir)")
         raise ConfigError("no finished run to compare: " + "; ".join(where))
     by_stage = {s: [r for r in runs if r.stage == s] for s in STAGES}
-    top_k = int(cfg.get("top_k", 10))
+    top_k = s.top_k
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     figures: dict[str, str] = {}
     rows: list[pd.DataFrame] = []
     train = analysis = annotate = None
-    baseline = _baseline(runs, cfg.get("baseline"))
+    baseline = _baseline(runs, s.baseline)
 
     if by_stage["train"]:
         train = compare_train(by_stage["train"])

@@ -42,9 +42,16 @@ class Problem:
     state: str | None = None  # failed | running | killed for a run folder that did not finish (facemac.run_state)
 
 
+def record_path(folder: Path) -> Path:
+    """The run's record: ``<run>/config.yaml`` (the resolved settings, its own and the common keys), or, for runs made
+    before it existed, Hydra's ``.hydra/config.yaml``."""
+    record = folder / "config.yaml"
+    return record if record.is_file() else folder / ".hydra" / "config.yaml"
+
+
 def run_stage(folder: Path) -> str | None:
     """train / annotate / analyze, from the run's own config (``task_name``) or, without one, from its outputs."""
-    cfg = folder / ".hydra" / "config.yaml"
+    cfg = record_path(folder)
     if cfg.is_file():
         try:
             task = OmegaConf.load(cfg).get("task_name")
@@ -59,7 +66,7 @@ def run_stage(folder: Path) -> str | None:
 
 
 def _config(folder: Path) -> dict[str, Any]:
-    path = folder / ".hydra" / "config.yaml"
+    path = record_path(folder)
     if not path.is_file():
         return {}
     try:
@@ -110,7 +117,7 @@ def check(folder: Path) -> Run | Problem:
     """A finished run of a stage, or why not."""
     stage = run_stage(folder)
     if stage is None:
-        return Problem(str(folder), "not a run folder of train, annotate or analyze (no .hydra/config.yaml with "
+        return Problem(str(folder), "not a run folder of train, annotate or analyze (no config.yaml with "
                                     "their task_name, no metrics.json, annotation_summary.csv or kl_pairs.csv)")
     status = run_status(folder)
     if status.state is not RunState.FINISHED:

@@ -6,7 +6,9 @@ from facemac.cli import hydra_entry
 @hydra_entry("dashboard")
 def main(cfg) -> None:
     from facemac.dashboard.run import run
+    from facemac.settings import build_settings
 
+    build_settings(cfg, "dashboard")  # unknown keys, bad values: one line naming the key, before any W&B call
     run(cfg)
 
 

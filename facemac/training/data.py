@@ -57,7 +57,9 @@ def make_augment(cfg: DictConfig) -> Any:
         return None
     from facemac.data.augment import build_augment
 
-    return build_augment(aug, seed=int(cfg.get("seed", 0)))
+    from facemac.config import to_plain
+
+    return build_augment(to_plain(aug), seed=int(cfg.get("seed", 0)))
 
 
 class EpochIndexSampler(Sampler):
@@ -90,10 +92,13 @@ def check_table(table: FaceTable) -> None:
             raise DataError(f"dataset {table.name!r} ({table.source.describe()}) has an empty {name} split")
 
 
-def make_loader(dataset: FaceDataset, cfg: DictConfig, dist: D.DistInfo, train: bool, seed: int) -> DataLoader:
-    """A loader over this rank's shard (DistributedSampler with 1 replica when not distributed, for one code path)."""
+def make_loader(dataset: FaceDataset, cfg: Any, dist: D.DistInfo, train: bool, seed: int,
+                workers: int | None = None) -> DataLoader:
+    """A loader over this rank's shard (DistributedSampler with 1 replica when not distributed, for one code path).
+    ``workers``: the stage's plan (``ctx.plan.workers``); None resolves ``data.num_workers`` here (tools, tests)."""
     dcfg = cfg.data
-    workers = D.resolve_workers(dcfg.num_workers, dist.device, "data.num_workers", dist.world_size)
+    if workers is None:
+        workers = D.resolve_workers(dcfg.num_workers, dist.device, "data.num_workers", dist.world_size)
     sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=seed,
                                  drop_last=False)
     gen = torch.Generator()

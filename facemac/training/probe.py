@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import open_dict
 from torch import nn
 
 from facemac.data.dataset import collate_faces, normalize_on_device
@@ -95,23 +94,23 @@ def measure_costs(dataset: Any, model: nn.Module, mean: list[float], std: list[f
 
 def plan_training(ctx: Any, dataset: Any, model: nn.Module, mean: list[float], std: list[float]) -> CpuPlan:
     """The stage's plan unless it is provisional (both auto on a CPU): then the measured choice, logged with its
-    figures, applied (torch threads) and recorded (``data.num_workers`` in the run's config)."""
-    plan, cfg = ctx.plan, ctx.cfg
+    figures, applied (torch threads) and recorded (``data.num_workers`` and ``train.cpu_threads`` in the run's
+    settings, config.yaml and W&B config: ``ctx.decide``)."""
+    plan, s = ctx.plan, ctx.settings
     if not plan.measure:
         return plan
-    n, cores = min(PROBE_IMAGES, int(cfg.data.batch_size)), cores_per_local_rank(ctx.dist.world_size)
+    n, cores = min(PROBE_IMAGES, s.data.batch_size), cores_per_local_rank(ctx.dist.world_size)
     # seconds for a real backbone on a small CPU (vit_s @112: ~15 s on 2 cores): say why nothing else is printed
     log.info("train resources: measuring decoding and %d forward+backward passes on %d training images to split %d "
              "cores between decoding and torch threads (set data.num_workers and train.cpu_threads to skip this)",
              2 * (1 + TIMED_STEPS) if cores > 1 else 1 + TIMED_STEPS, n, cores)
-    costs = measure_costs(dataset, model, mean, std, str(cfg.train.precision), bool(cfg.train.channels_last),
+    costs = measure_costs(dataset, model, mean, std, s.train.precision, s.train.channels_last,
                           ctx.dist.device, cores, n=n)
     if costs is None:
         log.info("train resources: %s (%s; nothing readable to measure)", plan.describe(), plan.why)
         return plan
     new = refined(plan, costs)
-    with open_dict(cfg):
-        cfg.data.num_workers = new.workers
+    ctx.decide({"data.num_workers": new.workers, "train.cpu_threads": new.threads})
     apply_threads(new)
     log.info("train resources: %s (%s)", new.describe(), new.why)
     return new

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from facemac import distributed as D
 from facemac.atomic import atomic_write
@@ -22,20 +23,22 @@ from facemac.data.table import FaceTable
 from facemac.errors import CheckpointError, ConfigError
 from facemac.lineage import model_artifact_name
 from facemac.models.mac import create_mac, mac_from_checkpoint, model_data_config, preflight_model
+from facemac.settings import TrainRun, replace
 from facemac.stage import Stage, StageContext, run_stage
-from facemac.training.counting import COUNTING_RULES, counting_thresholds
+from facemac.training.counting import counting_thresholds
 from facemac.training.data import build_datasets, check_table, load_table, make_loader
 from facemac.training.ema import ModelEma
 from facemac.training.layer_decay import layer_decay_groups
 from facemac.training.loop import Predictions, PredictSettings, Trainer, predict
+from facemac.training.loop.predict import resolve_precision
 from facemac.training import logged as L
-from facemac.training.loss import WEIGHTINGS, positive_rates
+from facemac.training.loss import positive_rates
 from facemac.training.metrics import compute_metrics, flat_history
 from facemac.training.probe import plan_training
 from facemac.training.saver import CheckpointSaver
-from facemac.training.selection import SELECTABLE, Selection
+from facemac.training.selection import Selection
 from facemac.training.state import rng_state, seed_everything, set_rng_state
-from facemac.training.thresholds import OBJECTIVES, tune_thresholds
+from facemac.training.thresholds import tune_thresholds
 from facemac.training.validation_store import validation_payload
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,33 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ["attribute", "accuracy", "balanced_accuracy", "f1", "auroc", "threshold"]
 
 
-def model_config(cfg: DictConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced. ``objective`` is the validation value of the metric selection monitors
+    (``train.early_stopping.monitor``): what best.pt was chosen on, and what the Hydra entry returns to a sweeper."""
+
+    monitor: str
+    val: dict[str, Any]
+    test: dict[str, Any] | None
+    run_dir: str
+    best: str
+    last: str
+    finished: bool
+
+    @property
+    def val_mA(self) -> float:  # noqa: N802 - the metric's name
+        return float(self.val["mA"])
+
+    @property
+    def objective(self) -> float:
+        return float(self.val[self.monitor])
+
+    def __getitem__(self, key: str) -> Any:
+        """``result["best"]``: the dict this used to be, for callers not yet reading attributes."""
+        return getattr(self, key)
+
+
+def model_config(cfg: TrainRun | DictConfig) -> dict[str, Any]:
     """The plain model config stored in checkpoints (``img_size`` = the run's input size, for ViTs)."""
     mcfg = dict(to_plain(cfg.model))
     if not mcfg.get("timm_name"):
@@ -52,8 +81,8 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
     return mcfg
 
 
-def _resume_path(cfg: DictConfig, out: Path) -> Path | None:
-    resume = cfg.train.get("resume")
+def _resume_path(cfg: TrainRun, out: Path) -> Path | None:
+    resume = cfg.train.resume
     if resume in (None, "", False):
         return None
     if str(resume) == "auto":
@@ -103,113 +132,102 @@ def metrics_of(preds: Predictions, attributes: list[str], thresholds: list[float
     return compute_metrics(preds.probs, preds.labels, preds.mask, attributes, thresholds)
 
 
-def _base_name(cfg: DictConfig) -> str:
+def _base_name(s: TrainRun) -> str:
     """`<model>-<dataset>`: the W&B run name (the model artifact is `mac-<model>-<dataset>`, facemac.lineage)."""
-    return f"{cfg.model.get('name') or cfg.model.timm_name}-{(cfg.get('dataset') or {}).get('name') or 'data'}"
+    return f"{s.model.name or s.model.timm_name}-{s.dataset.name or 'data'}"
 
 
-def _prepare(cfg: DictConfig, dist: D.DistInfo) -> None:
-    """Before the tracker and any data work: config choices, then the model name and its starting weights (offline
-    with nothing cached fails here), whose source goes into the W&B config and, via model_config, every checkpoint."""
-    _check_choices(cfg.train)
-    source = D.on_main(dist, lambda: preflight_model(model_config(cfg)))
-    with open_dict(cfg):
-        cfg.model.weight_source = source.record()
-    log.info("%s starts from %s", cfg.model.timm_name, source.describe())
+def _prepare(s: TrainRun, dist: D.DistInfo) -> TrainRun:
+    """Before the tracker and any data work: the precision this device runs (fp16 on a CPU is refused here), then
+    the model name and its starting weights (offline with nothing cached fails here); both are decisions the record
+    holds, and the weights' source goes, via model_config, into every checkpoint."""
+    s = replace(s, "train.precision", resolve_precision(s.train.precision, dist.device))
+    source = D.on_main(dist, lambda: preflight_model(model_config(s)))
+    log.info("%s starts from %s", s.model.timm_name, source.describe())
+    return replace(s, "model.weight_source", source.record())
 
 
 TRAIN = Stage("train", device_key="train.device", workers_key="data.num_workers", threads_key="train.cpu_threads",
               base_name=_base_name, prepare=_prepare)
 
 
-def train(cfg: DictConfig, table: FaceTable | None = None) -> dict[str, Any]:
-    """Train a MAC as ``cfg`` says; returns {"val_mA", "val", "test", "run_dir", "best", "last", "finished"}.
+def train(cfg: DictConfig | TrainRun, table: FaceTable | None = None) -> TrainResult:
+    """Train a MAC as ``cfg`` says (a composed config or its settings); returns the run's TrainResult.
 
     ``table`` replaces the dataset named by ``cfg.dataset`` (tests and notebooks pass in-memory tables).
     """
     return run_stage(cfg, TRAIN, lambda ctx: _train(ctx, table))
 
 
-def _optimizer_and_schedule(cfg: DictConfig, model: torch.nn.Module, batches_per_epoch: int) -> tuple[Any, Any]:
+def _optimizer_and_schedule(s: TrainRun, model: torch.nn.Module, batches_per_epoch: int) -> tuple[Any, Any]:
     """AdamW (or what ``optim`` names) over decay / no-decay groups (per-layer lr with ``train.layer_decay``), and the
     schedule over the steps this run will take (``limit_batches`` and ``max_steps`` included)."""
-    tcfg = cfg.train
-    ld = tcfg.get("layer_decay")
-    groups = _param_groups(model) if ld is None else layer_decay_groups(
-        model, float(cfg.optim.lr), float(cfg.optim.get("weight_decay", 0.0)), ld)
-    optimizer = instantiate(cfg.optim)(groups)
+    t = s.train
+    groups = _param_groups(model) if t.layer_decay is None else layer_decay_groups(
+        model, float(s.optim.lr), float(s.optim.weight_decay), t.layer_decay)
+    optimizer = instantiate(s.optim.plain())(groups)
     steps_per_epoch = batches_per_epoch
-    if tcfg.get("limit_batches") is not None:
-        steps_per_epoch = min(steps_per_epoch, int(tcfg.limit_batches))
-    total_steps = int(tcfg.epochs) * steps_per_epoch
-    if tcfg.get("max_steps") is not None:
-        total_steps = min(total_steps, int(tcfg.max_steps))
-    scheduler = instantiate(cfg.sched)(optimizer, total_steps=total_steps) if cfg.get("sched") else None
+    if t.limit_batches is not None:
+        steps_per_epoch = min(steps_per_epoch, t.limit_batches)
+    total_steps = t.epochs * steps_per_epoch
+    if t.max_steps is not None:
+        total_steps = min(total_steps, t.max_steps)
+    scheduler = instantiate(s.sched.plain())(optimizer, total_steps=total_steps) if s.sched is not None else None
     return optimizer, scheduler
 
 
-def _check_choices(tcfg: DictConfig) -> None:
-    for key, value, valid in (("threshold_objective", tcfg.threshold_objective, OBJECTIVES),
-                              ("loss_weighting", tcfg.loss_weighting, WEIGHTINGS),
-                              ("counting_rule", tcfg.counting_rule, COUNTING_RULES),
-                              ("early_stopping.monitor", tcfg.early_stopping.monitor, SELECTABLE)):
-        if value not in valid:
-            raise ConfigError(f"train.{key}={value!r}; choose one of {', '.join(valid)}")
-    if not isinstance(tcfg.validation_rows, int) or isinstance(tcfg.validation_rows, bool) or tcfg.validation_rows < 0:
-        raise ConfigError(f"train.validation_rows={tcfg.validation_rows!r}; use a row count >= 0 (0 stores no "
-                          "validation predictions in the checkpoint)")
-
-
-def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
-    cfg, dist, out = ctx.cfg, ctx.dist, ctx.out
-    tcfg = cfg.train
-    seed = int(cfg.seed)
+def _train(ctx: StageContext, table: FaceTable | None) -> TrainResult:
+    s, dist, out = ctx.settings, ctx.dist, ctx.out
+    t = s.train
+    seed = s.seed
     seed_everything(seed)
 
-    table = table if table is not None else load_table(cfg)
+    table = table if table is not None else load_table(s)
     check_table(table)
     attributes = list(table.attributes)
-    mcfg = model_config(cfg)
+    mcfg = model_config(s)
     input_size = mcfg["img_size"]
     model = create_mac(mcfg, len(attributes), attributes).to(dist.device)
     if model.head_choice is not None:  # started from a facemac checkpoint: its head kept or a new one, said and recorded
-        mcfg["weight_source"] = {**mcfg.get("weight_source", {}), "head": model.head_choice.record()}
+        mcfg["weight_source"] = {**(mcfg.get("weight_source") or {}), "head": model.head_choice.record()}
+        ctx.decide({"model.weight_source": mcfg["weight_source"]})
         log.info("model.weights: %s head (%s)", "kept its" if model.head_choice.kept else "a new",
                  model.head_choice.reason)
     dcfg = model_data_config(model, input_size)
-    data_cfg = {**dcfg, "align": str(cfg.data.align), "geometry": table.geometry, "dataset": table.name,
-                "reduced_decode": bool(cfg.data.get("reduced_decode", False))}
-    datasets = build_datasets(table, cfg, input_size)
+    data_cfg = {**dcfg, "align": str(s.data.align), "geometry": table.geometry, "dataset": table.name,
+                "reduced_decode": bool(s.data.reduced_decode)}
+    datasets = build_datasets(table, s, input_size)
+    from facemac.data.decoded_cache import CachedFaceDataset
+
+    ctx.decide({"train.decoded_cache": isinstance(datasets["train"], CachedFaceDataset)})  # auto → what ran
     ctx.plan = plan_training(ctx, datasets["train"], model, dcfg["mean"], dcfg["std"])  # auto on CPU: measured
-    loaders = {k: make_loader(ds, cfg, dist, train=k == "train", seed=seed) for k, ds in datasets.items()}
+    loaders = {k: make_loader(ds, s, dist, train=k == "train", seed=seed, workers=ctx.plan.workers)
+               for k, ds in datasets.items()}
     keys = {k: ds.table.keys for k, ds in datasets.items()}
 
     train_table = datasets["train"].table
     pos_rate = None
-    if tcfg.loss_weighting == "positive_rate":
+    if t.loss_weighting == "positive_rate":
         pos_rate = torch.from_numpy(positive_rates(train_table.labels, train_table.mask))
 
-    optimizer, scheduler = _optimizer_and_schedule(cfg, model, len(loaders["train"]))
-    ema = ModelEma(model, float(tcfg.ema.decay)) if tcfg.ema.enabled else None
+    optimizer, scheduler = _optimizer_and_schedule(s, model, len(loaders["train"]))
+    ema = ModelEma(model, float(t.ema.decay)) if t.ema.enabled else None
 
     trainer = Trainer(model, optimizer, scheduler, dist, dcfg["mean"], dcfg["std"],
-                      precision=str(tcfg.precision), channels_last=bool(tcfg.channels_last),
-                      grad_clip=tcfg.get("grad_clip"), ema=ema, pos_rate=pos_rate,
-                      limit_batches=tcfg.get("limit_batches"), max_steps=tcfg.get("max_steps"),
-                      max_bad_fraction=float(tcfg.max_bad_fraction), progress=bool(tcfg.progress),
-                      compile=bool(tcfg.get("compile", False)))
-    es = tcfg.early_stopping
-    selection = Selection(str(es.monitor), float(es.min_delta),
-                          None if es.get("patience") is None else int(es.patience))
+                      precision=t.precision, channels_last=t.channels_last, grad_clip=t.grad_clip, ema=ema,
+                      pos_rate=pos_rate, limit_batches=t.limit_batches, max_steps=t.max_steps,
+                      max_bad_fraction=t.max_bad_fraction, progress=t.progress, compile=t.compile)
+    es = t.early_stopping
+    selection = Selection(es.monitor, es.min_delta, es.patience)
     saver = CheckpointSaver(out / "checkpoints", attributes, mcfg, data_cfg)
-    resume = _resume_path(cfg, out)
+    resume = _resume_path(s, out)
     if resume is not None:
         _load_train_state(resume, trainer, attributes, selection)
         log.info("resumed from %s at epoch %d, step %d", resume, selection.epoch, trainer.step)
 
-    stop_after = tcfg.get("stop_after_epochs")
+    stop_after = t.stop_after_epochs
     first_epoch = selection.epoch
-    epochs = int(tcfg.epochs)
+    epochs = t.epochs
     for epoch in range(first_epoch, epochs):
         if selection.stopped or trainer.done:
             break
@@ -217,8 +235,8 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
         loaders["train"].generator.manual_seed(seed * 100_003 + epoch)
         stats = trainer.train_epoch(loaders["train"], epoch, keys["train"])
         val_preds = trainer.predict(loaders["val"], keys["val"], "val")
-        thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, tcfg.threshold_objective)
-        counting = counting_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, str(tcfg.counting_rule))
+        thresholds = tune_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, t.threshold_objective)
+        counting = counting_thresholds(val_preds.probs, val_preds.labels, val_preds.mask, t.counting_rule)
         val = metrics_of(val_preds, attributes, thresholds)
         val.update(epoch=epoch + 1, loss=val_preds.loss)
         improved = selection.update(epoch + 1, val)
@@ -227,18 +245,17 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
         if dist.is_main:
             best_state = (ema.module if ema is not None else model).state_dict() if improved else None
             saver.save(epoch + 1, trainer.step, thresholds, val, model.state_dict(), _train_state(trainer, selection),
-                       best_state, counting={"counting_thresholds": counting, "counting_rule": str(tcfg.counting_rule)},
-                       validation=validation_payload(val_preds, datasets["val"].table, int(tcfg.validation_rows),
-                                                     seed))
+                       best_state, counting={"counting_thresholds": counting, "counting_rule": t.counting_rule},
+                       validation=validation_payload(val_preds, datasets["val"].table, t.validation_rows, seed))
             ctx.tracker.log({L.EPOCH: epoch + 1, L.TRAIN_LOSS: stats["loss"], L.THROUGHPUT: stats["images_per_s"],
                              L.LR: optimizer.param_groups[0]["lr"], **flat_history(val, "val")}, step=trainer.step)
         D.barrier()
-        if stop_after is not None and epoch + 1 - first_epoch >= int(stop_after) and epoch + 1 < epochs:
+        if stop_after is not None and epoch + 1 - first_epoch >= stop_after and epoch + 1 < epochs:
             log.info("train.stop_after_epochs=%s reached: stopping with %s; continue with "
                      "hydra.run.dir=%s train.resume=auto", stop_after, saver.last, out)
             ctx.finished = False
-            return {"val_mA": float(selection.best_metrics["mA"]), "val": selection.best_metrics, "test": None,
-                    "run_dir": str(out), "best": str(saver.best), "last": str(saver.last), "finished": False}
+            return TrainResult(es.monitor, selection.best_metrics, None, str(out), str(saver.best), str(saver.last),
+                               finished=False)
         if selection.stopped:
             log.info("early stopping: no %s gain for %d epochs (best epoch %d)", selection.monitor,
                      selection.patience, selection.best_epoch)
@@ -248,9 +265,9 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
 
 
 def _test_and_record(ctx: StageContext, trainer: Trainer, loader: Any, keys: list[str], saver: CheckpointSaver,
-                     mcfg: dict[str, Any]) -> dict[str, Any]:
+                     mcfg: dict[str, Any]) -> TrainResult:
     """Test best.pt once, with its validation thresholds; metrics.json, the W&B summary and the model artifact."""
-    cfg, dist, out = ctx.cfg, ctx.dist, ctx.out
+    s, dist, out = ctx.settings, ctx.dist, ctx.out
     best = load_checkpoint(saver.best, map_location=dist.device)
     test_model = mac_from_checkpoint(best, saver.best).to(dist.device)
     if trainer.channels_last:
@@ -264,12 +281,12 @@ def _test_and_record(ctx: StageContext, trainer: Trainer, loader: Any, keys: lis
         ctx.tracker.log_table(L.TEST_TABLE, frame)
         ctx.tracker.summary({L.VAL_MA: val_best["mA"], L.VAL_ACC: val_best["mean_accuracy"], L.TEST_MA: test["mA"],
                              L.TEST_ACC: test["mean_accuracy"], L.BEST_EPOCH: best["epoch"]})
-        name = model_artifact_name(mcfg, (cfg.get("dataset") or {}).get("name"))  # what annotate declares as input
+        name = model_artifact_name(mcfg, s.dataset.name)  # what annotate declares as input
         ctx.tracker.log_artifact(name, "model", [saver.best], aliases=["best", "latest"],
                                  metadata={"val_mA": val_best["mA"], "test_mA": test["mA"],
                                            "attributes": len(saver.attributes), "timm_name": mcfg["timm_name"]})
-    return {"val_mA": float(val_best["mA"]), "val": val_best, "test": test, "run_dir": str(out),
-            "best": str(saver.best), "last": str(saver.last), "finished": True}
+    return TrainResult(s.train.early_stopping.monitor, val_best, test, str(out), str(saver.best), str(saver.last),
+                       finished=True)
 
 
 def _train_state(trainer: Trainer, selection: Selection) -> dict[str, Any]:
@@ -324,4 +341,4 @@ def evaluate_checkpoint(ckpt_path: str | Path, table: FaceTable, split: str = "t
     return metrics_of(preds, list(ckpt["attributes"]), list(ckpt["thresholds"]))
 
 
-__all__ = ["train", "evaluate_checkpoint", "model_config"]
+__all__ = ["train", "TrainResult", "evaluate_checkpoint", "model_config"]

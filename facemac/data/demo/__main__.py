@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from dataclasses import fields
 
@@ -20,7 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None, help="render processes (default: all CPUs)")
     for f in fields(DemoParams):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
-    args = parser.parse_args(argv)
+    from facemac.cli.errors import drop_common_flags
+
+    args = parser.parse_args(drop_common_flags(sys.argv[1:] if argv is None else list(argv), "data.demo"))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     params = {f.name: getattr(args, f.name) for f in fields(DemoParams)}
     start = time.perf_counter()
