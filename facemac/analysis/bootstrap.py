@@ -152,6 +152,24 @@ def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, 
         return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100.0 - tail, axis=0)
 
 
+def centred_interval(samples: np.ndarray, estimate: np.ndarray, level: float,
+                     bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[np.ndarray, np.ndarray]:
+    """Bias-corrected percentile interval: the replicates shifted by the bootstrap bias (mean − estimate), then the
+    percentile interval, clipped to ``bounds``.
+
+    Why: a plug-in divergence is biased upwards under resampling (a replicate adds noise, and noise only adds KL),
+    worst for sparse joint distributions, so the plain percentile interval sits above its own estimate (the demo's
+    joint KL missed it in 20 % of pairs). Shifting by the estimated bias centres the replicates on the estimate, so
+    the interval contains it whenever the replicates' mean lies inside their central ``level`` range, and it also
+    removes the first-order bias from the interval as an estimate of the population value."""
+    samples = np.asarray(samples, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        shift = np.nanmean(samples, axis=0) - estimate
+    lo, hi = percentile_interval(samples - shift, level)
+    return np.clip(lo, *bounds), np.clip(hi, *bounds)
+
+
 class _quiet_nan_warnings:
     """All-NaN slices (e.g. the diagonal) are expected; their interval is NaN."""
 

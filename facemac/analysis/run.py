@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from facemac.analysis.correction.choose import build_corrections, check_mode
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
@@ -45,6 +46,7 @@ class Settings:
     top_k: int
     label_rule: str
     allow_mixed_checkpoints: bool = False
+    correction: str = "auto"
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -74,7 +76,8 @@ class Settings:
         return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.seed),
                    min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
                    pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule,
-                   allow_mixed_checkpoints=bool(a.get("allow_mixed_checkpoints", False)))
+                   allow_mixed_checkpoints=bool(a.allow_mixed_checkpoints),
+                   correction=check_mode(str(a.correction)))
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -204,6 +207,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     attributes = choose_attributes(datasets, cfg.analyze.attributes)
     dropped = dropped_attributes(datasets, attributes)  # named in the log and the report, never silently
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
+    corrections = build_corrections(datasets, attributes, s.correction, cfg.analyze.audit, s.mode == "soft",
+                                    s.min_reliability)
     counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
     pooled = pool_members(datasets) if s.pooled else {}
     taken = {d.name for d in datasets}
@@ -214,7 +219,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     groups = [d.group for d in datasets] + list(pooled)
     tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.level,
                             s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
-                            joint_columns=np.array([attributes.index(a) for a in joint], np.int64))
+                            joint_columns=np.array([attributes.index(a) for a in joint], np.int64),
+                            corrections=corrections)
     paths = write_outputs(output_dir, tables)
     alias = single_member_pools(pooled, datasets)  # one dataset per group: its pool is not shown twice
     focus = shown_pairs(focus_pairs(names, groups, len(datasets)), alias)

@@ -1,0 +1,155 @@
+"""The correction engine: per dataset and attribute the rate estimate with the correction it got (``audit``,
+``validation`` or ``none``), point-wise and per bootstrap replicate, so every interval resamples what the estimate
+depends on (the target's identities in analysis/bootstrap.py; the audit rows within their strata and the validation
+identities here, each correction with its own seeded stream).
+
+A correction maps counted rates to corrected ones; divergences then use corrected positives = rate·n in the
+alpha-smoothed Bernoulli (analysis/divergence.py), so the smoothing is the same as for counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from scipy.stats import norm
+
+from facemac.analysis.correction.audit import (AuditRows, audit_delta, audit_delta_replicates,
+                                               audit_delta_variance)
+from facemac.analysis.rates import wilson_interval
+
+NONE = "none"
+AUDIT = "audit"
+VALIDATION = "validation"
+
+
+class Correction(Protocol):
+    """What the engine needs of a correction (audit here, validation in correction/validation.py)."""
+
+    name: str
+
+    def point(self, counted: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Corrected rates [A] from counted rates [A] over ``n`` rows."""
+
+    def replicates(self, counted: np.ndarray, n: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Corrected rates [B, A] from the identity-bootstrap replicates of the counted rates [B, A], resampling the
+        correction's own evidence (audit rows, validation identities) once per replicate."""
+
+    def variance(self, counted: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Variance of the corrected rate [A] (normal intervals when the bootstrap is off)."""
+
+    def assumption(self, dataset: str) -> str:
+        """What the estimate assumes, in words, for the report."""
+
+
+@dataclass
+class AuditCorrection:
+    """Prediction-powered: θ̂ = counted rate + design-weighted mean(audited − MAC) (correction/audit.py)."""
+
+    rows: AuditRows
+    name: str = AUDIT
+
+    def point(self, counted, n):
+        return counted + audit_delta(self.rows)
+
+    def replicates(self, counted, n, rng):
+        return counted + audit_delta_replicates(self.rows, rng, counted.shape[0])
+
+    def variance(self, counted, n):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return counted * (1 - counted) / n + audit_delta_variance(self.rows)
+
+    def assumption(self, dataset):
+        return (f"{self.rows.size} audited faces of {dataset} ({self.rows.design} sample; valid whatever the shift "
+                "from the MAC's training domain)")
+
+    def judged(self) -> np.ndarray:
+        return self.rows.judged_per_attribute()
+
+
+@dataclass
+class CorrectedRates:
+    """Rates of every (pseudo-)dataset [D_all, A]: ``rate`` corrected (clipped to [0, 1]), ``counted`` the MAC's
+    counts, ``low``/``high`` the interval of the corrected rate, ``replicates`` [B, D_all, A] (None without bootstrap),
+    ``method`` per dataset (pooled: the members' methods joined with '+', when they differ)."""
+
+    n: np.ndarray
+    rate: np.ndarray
+    counted: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    replicates: np.ndarray | None
+    method: list[str]
+
+    @property
+    def positives(self) -> np.ndarray:
+        """Corrected positives = rate·n (what the smoothed Bernoulli of the divergences takes)."""
+        return self.rate * self.n
+
+
+def _rate(pos: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, pos / np.where(n > 0, n, 1.0), np.nan)
+
+
+def _pool(values: np.ndarray, n: np.ndarray, pooled: list[list[int]], axis_d: int) -> np.ndarray:
+    """Append the pooled groups' rates (n-weighted means of their members' rates) along the dataset axis."""
+    if not pooled:
+        return values
+    v = np.moveaxis(values, axis_d, 0)
+    w = np.moveaxis(n, axis_d, 0)
+    extra = [np.nansum(v[m] * w[m], 0) / np.maximum(w[m].sum(0), 1e-300) for m in pooled]
+    return np.moveaxis(np.concatenate([v, np.stack(extra)]), 0, axis_d)
+
+
+def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correction | None],
+                  pooled: list[list[int]], level: float, seed: int, rep_n: np.ndarray | None = None,
+                  rep_positives: np.ndarray | None = None) -> CorrectedRates:
+    """Corrected rates of the base datasets ``n``/``positives`` [D, A] and of the pooled groups, with intervals.
+
+    ``rep_n``/``rep_positives`` [B, D, A] are the identity-bootstrap replicates of the base datasets (analysis/
+    bootstrap.py); the corrected replicates resample each correction's evidence with ``default_rng([seed, 7, d])``.
+    A dataset without correction keeps its Wilson interval (as before); a corrected one gets the percentile interval
+    of its replicates, or a normal interval from ``variance`` without bootstrap.
+    """
+    counted = _rate(positives, n)
+    point = counted.copy()
+    for d, c in enumerate(corrections):
+        if c is not None:
+            point[d] = c.point(counted[d], n[d])
+    point = np.clip(point, 0.0, 1.0)
+    n_all = np.concatenate([n] + [n[m].sum(0, keepdims=True) for m in pooled]) if pooled else n
+    rate = _pool(point, n, pooled, 0)
+    counted_all = _pool(counted, n, pooled, 0)
+    methods = [c.name if c is not None else NONE for c in corrections]
+    methods += ["+".join(dict.fromkeys(methods[i] for i in m)) for m in pooled]
+    reps = None
+    if rep_n is not None and rep_positives is not None:
+        rb = _rate(rep_positives, rep_n)
+        for d, c in enumerate(corrections):
+            if c is not None:
+                rb[:, d] = c.replicates(rb[:, d], rep_n[:, d], np.random.default_rng([seed, 7, d]))
+        reps = _pool(np.clip(rb, 0.0, 1.0), rep_n, pooled, 1)
+    wl, wh = wilson_interval(counted_all * n_all, n_all, level)
+    low, high = wl.copy(), wh.copy()
+    corrected = np.array([m != NONE for m in methods])
+    if corrected.any():
+        if reps is not None:
+            tail = (1.0 - level) / 2.0 * 100.0
+            with np.errstate(invalid="ignore"):
+                lo, hi = np.nanpercentile(reps, [tail, 100.0 - tail], axis=0)
+        else:
+            var = np.zeros_like(point)
+            for d, c in enumerate(corrections):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    var[d] = c.variance(counted[d], n[d]) if c is not None else counted[d] * (1 - counted[d]) / n[d]
+            if pooled:
+                share = [n[m] / np.maximum(n[m].sum(0), 1e-300) for m in pooled]
+                var = np.concatenate([var] + [(s ** 2 * var[m]).sum(0, keepdims=True) for s, m in zip(share, pooled)])
+            z = norm.ppf(0.5 + level / 2.0)
+            half = z * np.sqrt(np.clip(var, 0.0, None))
+            lo, hi = np.clip(rate - half, 0.0, 1.0), np.clip(rate + half, 0.0, 1.0)
+        low[corrected], high[corrected] = lo[corrected], hi[corrected]
+    return CorrectedRates(n=n_all, rate=rate, counted=counted_all, low=low, high=high, replicates=reps,
+                          method=methods)
