@@ -89,11 +89,13 @@ def _coverage(with_audit: bool, seeds: int = 200) -> float:
         s_id = np.bincount(ids, mac, 400)
         rep_pos = (w @ s_id)[:, None, None]
         rep_n = np.full_like(rep_pos, 4000.0)
-        corr = None
+        corr, shared = None, None
         if with_audit:
             a = rng.choice(4000, 300, replace=False)
             corr = AuditCorrection(_rows(mac[a, None], truth[a, None].astype(float)))
-        res = correct_rates(np.array([[4000.0]]), np.array([[mac.sum()]]), [corr], [], 0.95, seed, rep_n, rep_pos)
+            shared = {0: w[:, ids[a]]}  # audited faces move with their identities (as tables.py asks bootstrap)
+        res = correct_rates(np.array([[4000.0]]), np.array([[mac.sum()]]), [corr], [], 0.95, seed, rep_n, rep_pos,
+                            shared)
         hits.append(res.low[0, 0] <= true_rate <= res.high[0, 0])
     return float(np.mean(hits))
 
@@ -101,7 +103,7 @@ def _coverage(with_audit: bool, seeds: int = 200) -> float:
 def test_rate_intervals_cover_at_known_error_rates():
     """With an audit ~95 % (seeded, 200 populations); counting alone misses the true rate almost always."""
     with_audit = _coverage(True)
-    assert 0.91 <= with_audit <= 0.99, with_audit
+    assert 0.93 <= with_audit <= 0.98, with_audit
     assert _coverage(False, 50) < 0.2
 
 

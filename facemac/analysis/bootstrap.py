@@ -28,6 +28,7 @@ class Replicates:
     joint_kl: np.ndarray
     coverage: np.ndarray
     joint_js: np.ndarray
+    unit_weights: dict[int, np.ndarray] | None = None  # dataset -> [B, k] draw counts of the requested clusters
 
 
 _SLICE = 131072  # pattern rows expanded to attribute bits at a time
@@ -101,11 +102,13 @@ class _DrawTable:
 
 
 def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float, n_boot: int, seed: int,
-              joint_columns: np.ndarray | None = None) -> Replicates:
+              joint_columns: np.ndarray | None = None, track_units: dict[int, np.ndarray] | None = None) -> Replicates:
     """Run ``n_boot`` replicates over ``counts`` (base datasets) and the ``pooled`` groups (lists of member indices).
 
     Each dataset's joint counts live on its own observed combinations (a replicate can only lose combinations), so
     memory follows the observed combinations, never 2^k, and each pair only touches the combinations both share.
+    ``track_units`` {dataset: cluster indices} keeps those clusters' draw counts per replicate (``unit_weights``): an
+    audited face then moves with its identity, so the audit correction and the count vary together.
     """
     base = len(counts)
     d_all = base + len(pooled)
@@ -117,7 +120,8 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
     rngs = [np.random.default_rng([seed, i]) for i in range(base)]
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
                      joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan),
-                     joint_js=np.full((n_boot, d_all, d_all), np.nan))
+                     joint_js=np.full((n_boot, d_all, d_all), np.nan),
+                     unit_weights={d: np.zeros((n_boot, len(u))) for d, u in (track_units or {}).items()})
     chunk = 16
     with progress_bar(total=n_boot, desc="bootstrap", unit="rep", leave=False) as bar:
         for start in range(0, n_boot, chunk):
@@ -128,6 +132,8 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
                 draws.append(w)
                 if w is not None:
                     out.n[start:stop, d], out.positives[start:stop, d] = table.attribute_counts(w)
+                    if d in out.unit_weights:
+                        out.unit_weights[d][start:stop] = w[:, track_units[d]]
             for p, members in enumerate(pooled):
                 out.n[start:stop, base + p] = out.n[start:stop, members].sum(1)
                 out.positives[start:stop, base + p] = out.positives[start:stop, members].sum(1)

@@ -81,6 +81,7 @@ class Units:
     pattern_valid: np.ndarray
     pattern_count: np.ndarray
     num_identities: int
+    identity_units: dict[str, int] | None = None  # identity name -> cluster index (joins audited faces to clusters)
 
     @property
     def num_clusters(self) -> int:
@@ -216,6 +217,6 @@ class CountAccumulator:
             units = Units(n=self._un[:u].copy(), s=self._us[:u].copy(), joint_unit=junit.astype(np.int64),
                           joint_key=jkey, joint_count=jcount, pattern_labels=plabels.astype(np.uint64),
                           pattern_valid=pvalid.astype(np.uint64), pattern_count=pcount,
-                          num_identities=len(self._ids))
+                          num_identities=len(self._ids), identity_units=self._ids)
         return DatasetCounts(rows=self.rows, n=self.n.copy(), positives=self.pos.copy(), dropped=self.dropped.copy(),
                              joint_keys=keys, joint_counts=counts, units=units)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from facemac.analysis.bootstrap import Replicates, bootstrap, centred_interval
-from facemac.analysis.correction.engine import Correction, correct_rates
+from facemac.analysis.correction.engine import Correction, correct_rates, face_weights, shared_clusters
 from facemac.analysis.counts import DatasetCounts
 from facemac.analysis.divergence import pairwise_attribute_js, pairwise_attribute_kl
 from facemac.analysis.joint import joint_layout, joint_matrix, with_pooled
@@ -81,10 +81,13 @@ def compute_tables(names: list[str], groups: list[str], attributes: list[str], c
     joint_enabled = len(joint_columns) > 0
     d_all, a = n.shape
     reps: Replicates | None = None
+    shared = shared_clusters(corrections, counts) if n_boot > 0 else {}
     if n_boot > 0:
-        reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint_columns)
+        reps = bootstrap(counts, pooled, alpha, n_boot, seed, joint_columns,
+                         track_units={d: u[u >= 0] for d, u in shared.items()})
     cr = correct_rates(n[:base], pos[:base], corrections, pooled, level, seed,
-                       None if reps is None else reps.n[:, :base], None if reps is None else reps.positives[:, :base])
+                       None if reps is None else reps.n[:, :base], None if reps is None else reps.positives[:, :base],
+                       face_weights(shared, reps.unit_weights) if reps is not None else None)
     rates = pd.DataFrame({
         "dataset": np.repeat(names, a), "group": np.repeat(groups, a), "attribute": np.tile(attributes, d_all),
         "n": n.ravel().astype(np.int64), "positives": pos.ravel() if soft else pos.ravel().round().astype(np.int64),

@@ -40,6 +40,7 @@ class AuditRows:
     stratum_weight: np.ndarray  # [H] W_h = N_h / sum N_h (all ones / H... only used with strata)
     weights: np.ndarray | None  # [n] Hajek weights (sampler weight column without strata), else None
     design: str            # "simple" | "stratified" | "weighted"
+    identities: list[str | None] | None = None  # the annotation table's identity of each audited face
 
     @property
     def size(self) -> int:
@@ -81,20 +82,23 @@ def audit_sources(spec, names: list[str]) -> dict[str, Path]:
 
 
 def mac_values_at(files: list[Path], paths: list[str], attributes: list[str], thresholds: np.ndarray, soft: bool,
-                  min_reliability: float | None, source: Path, dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """(MAC values [n, A] as the counting sees them, valid [n, A]) at the audited ``paths``, read from the annotation
-    parts; an audited path that is not a row of the table is refused (an audit of another dataset?)."""
+                  min_reliability: float | None, source: Path, dataset: str
+                  ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """(MAC values [n, A] as the counting sees them, valid [n, A], identities) at the audited ``paths``, read from the
+    annotation parts; an audited path that is not a row of the table is refused (an audit of another dataset?)."""
     want = pa.array(paths, pa.string())
     where = {p: i for i, p in enumerate(paths)}
     values = np.full((len(paths), len(attributes)), np.nan)
     valid = np.zeros((len(paths), len(attributes)), bool)
     found = np.zeros(len(paths), bool)
+    identities: list[str | None] = [None] * len(paths)
     for file in files:
         pf = pq.ParquetFile(file)
         names = set(pf.schema_arrow.names)
         rel = [reliability_column(a) for a in attributes]
         use_rel = min_reliability is not None and any(c in names for c in rel)
-        cols = ["path", *attributes, *[c for c in rel if use_rel and c in names]]
+        cols = ["path", *(["identity"] if "identity" in names else []), *attributes,
+                *[c for c in rel if use_rel and c in names]]
         table = pq.read_table(file, columns=cols)
         mask = pc.is_in(table.column("path"), value_set=want)
         sub = table.filter(mask)
@@ -102,6 +106,9 @@ def mac_values_at(files: list[Path], paths: list[str], attributes: list[str], th
             continue
         rows = np.array([where[p] for p in sub.column("path").to_pylist()], np.int64)
         found[rows] = True
+        if "identity" in names:
+            for r, ident in zip(rows, sub.column("identity").to_pylist()):
+                identities[r] = ident or None
         for j, a in enumerate(attributes):
             v = sub.column(a).to_numpy(zero_copy_only=False).astype(np.float64)
             ok = ~np.isnan(v)
@@ -113,7 +120,7 @@ def mac_values_at(files: list[Path], paths: list[str], attributes: list[str], th
         i = int(np.flatnonzero(~found)[0])
         raise DataError(f"{source}, line {i + 2}: {paths[i]!r} is not a face of the annotation of {dataset!r} "
                         f"({int((~found).sum())} of {len(paths)} audited paths are not; an audit of another dataset?)")
-    return values, valid
+    return values, valid, identities
 
 
 def load_audit(path: Path, dataset: str, dataset_attributes: list[str], attributes: list[str], files: list[Path],
@@ -122,7 +129,7 @@ def load_audit(path: Path, dataset: str, dataset_attributes: list[str], attribut
     """Read, validate and align one audit with the analysed ``attributes`` (columns of attributes not analysed are
     ignored, with a log line; an audit judging none of them is refused)."""
     audit = read_audit(path, dataset, dataset_attributes, known_paths=None, num_images=num_images)
-    mac, valid = mac_values_at(files, audit.paths, attributes, thresholds, soft, min_reliability, path, dataset)
+    mac, valid, identities = mac_values_at(files, audit.paths, attributes, thresholds, soft, min_reliability, path, dataset)
     truth = np.zeros_like(mac)
     judged = np.zeros_like(valid)
     for j, a in enumerate(attributes):
@@ -139,11 +146,12 @@ def load_audit(path: Path, dataset: str, dataset_attributes: list[str], attribut
         index = {s: i for i, s in enumerate(names)}
         stratum = np.array([index[s] for s in audit.strata], np.int64)
         sizes = np.array([audit.stratum_sizes[s] for s in names], np.float64)
-        return AuditRows(dataset, path, mac, truth, judged, stratum, sizes / sizes.sum(), None, "stratified")
+        return AuditRows(dataset, path, mac, truth, judged, stratum, sizes / sizes.sum(), None, "stratified",
+                         identities)
     zero = np.zeros(len(mac), np.int64)
     if audit.weights is not None:
-        return AuditRows(dataset, path, mac, truth, judged, zero, np.ones(1), audit.weights, "weighted")
-    return AuditRows(dataset, path, mac, truth, judged, zero, np.ones(1), None, "simple")
+        return AuditRows(dataset, path, mac, truth, judged, zero, np.ones(1), audit.weights, "weighted", identities)
+    return AuditRows(dataset, path, mac, truth, judged, zero, np.ones(1), None, "simple", identities)
 
 
 def _combine(rows: AuditRows, w: np.ndarray) -> np.ndarray:
@@ -174,8 +182,21 @@ def audit_delta(rows: AuditRows) -> np.ndarray:
     return _combine(rows, np.ones((1, rows.size)))[0]
 
 
-def audit_delta_replicates(rows: AuditRows, rng: np.random.Generator, reps: int) -> np.ndarray:
-    """Δ [reps, A] after resampling the audited rows with replacement within their strata (sizes kept)."""
+def audit_delta_replicates(rows: AuditRows, rng: np.random.Generator, reps: int,
+                           identity_weights: np.ndarray | None = None) -> np.ndarray:
+    """Δ [reps, A] per bootstrap replicate.
+
+    With ``identity_weights`` [reps, n] (how often each audited face's identity was drawn by the identity bootstrap
+    of the same replicate; NaN for faces without identity, which get independent Poisson(1) weights), the audited
+    faces move with their identities, so Δ and the counted rate vary together: an identity trait the MAC blurs is
+    then as variable in the estimate as in the population. Without them, the audited rows are resampled with
+    replacement within their strata (sizes kept)."""
+    if identity_weights is not None:
+        w = np.array(identity_weights, dtype=np.float64)
+        anon = np.isnan(w)
+        if anon.any():
+            w[anon] = rng.poisson(1.0, size=int(anon.sum()))
+        return _combine(rows, w)
     w = np.zeros((reps, rows.size))
     for s in range(len(rows.stratum_weight)):
         cols = np.flatnonzero(rows.stratum == s)

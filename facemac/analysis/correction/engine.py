@@ -32,9 +32,14 @@ class Correction(Protocol):
     def point(self, counted: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Corrected rates [A] from counted rates [A] over ``n`` rows."""
 
-    def replicates(self, counted: np.ndarray, n: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def replicates(self, counted: np.ndarray, n: np.ndarray, rng: np.random.Generator,
+                   identity_weights: np.ndarray | None = None) -> np.ndarray:
         """Corrected rates [B, A] from the identity-bootstrap replicates of the counted rates [B, A], resampling the
-        correction's own evidence (audit rows, validation identities) once per replicate."""
+        correction's own evidence (audit rows, validation identities) once per replicate; ``identity_weights``: the
+        draw counts of the faces in ``clusters`` in the same replicates (None when not asked for)."""
+
+    def clusters(self, identity_units: dict[str, int] | None) -> np.ndarray | None:
+        """Cluster index (-1: none) of each face whose draw counts ``replicates`` wants, or None."""
 
     def variance(self, counted: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Variance of the corrected rate [A] (normal intervals when the bootstrap is off)."""
@@ -53,8 +58,15 @@ class AuditCorrection:
     def point(self, counted, n):
         return counted + audit_delta(self.rows)
 
-    def replicates(self, counted, n, rng):
-        return counted + audit_delta_replicates(self.rows, rng, counted.shape[0])
+    def replicates(self, counted, n, rng, identity_weights=None):
+        return counted + audit_delta_replicates(self.rows, rng, counted.shape[0], identity_weights)
+
+    def clusters(self, identity_units):
+        """Audited faces -> the target's identity clusters (their draws are shared with the count's bootstrap)."""
+        if not identity_units or self.rows.identities is None:
+            return None
+        units = np.array([identity_units.get(i, -1) if i is not None else -1 for i in self.rows.identities], np.int64)
+        return units if (units >= 0).any() else None
 
     def variance(self, counted, n):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -66,6 +78,29 @@ class AuditCorrection:
 
     def judged(self) -> np.ndarray:
         return self.rows.judged_per_attribute()
+
+
+def shared_clusters(corrections: list[Correction | None], counts) -> dict[int, np.ndarray]:
+    """{dataset: cluster index per face (-1: none)} for the corrections whose evidence moves with the target's
+    identities (audited faces of named identities)."""
+    out = {}
+    for d, c in enumerate(corrections):
+        units = counts[d].units
+        got = c.clusters(units.identity_units) if c is not None and units is not None else None
+        if got is not None:
+            out[d] = got
+    return out
+
+
+def face_weights(units: dict[int, np.ndarray], drawn: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """[B, faces] draw counts from the tracked clusters' draws (``bootstrap(track_units=…)``); NaN for faces without
+    a cluster."""
+    out = {}
+    for d, u in units.items():
+        w = np.full((drawn[d].shape[0], len(u)), np.nan)
+        w[:, u >= 0] = drawn[d]
+        out[d] = w
+    return out
 
 
 @dataclass
@@ -105,11 +140,13 @@ def _pool(values: np.ndarray, n: np.ndarray, pooled: list[list[int]], axis_d: in
 
 def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correction | None],
                   pooled: list[list[int]], level: float, seed: int, rep_n: np.ndarray | None = None,
-                  rep_positives: np.ndarray | None = None) -> CorrectedRates:
+                  rep_positives: np.ndarray | None = None,
+                  identity_weights: dict[int, np.ndarray] | None = None) -> CorrectedRates:
     """Corrected rates of the base datasets ``n``/``positives`` [D, A] and of the pooled groups, with intervals.
 
     ``rep_n``/``rep_positives`` [B, D, A] are the identity-bootstrap replicates of the base datasets (analysis/
-    bootstrap.py); the corrected replicates resample each correction's evidence with ``default_rng([seed, 7, d])``.
+    bootstrap.py); the corrected replicates resample each correction's evidence with ``default_rng([seed, 7, d])``,
+    ``identity_weights`` {d: [B, faces]} the draw counts of the faces a correction asked for (``clusters``).
     A dataset without correction keeps its Wilson interval (as before); a corrected one gets the percentile interval
     of its replicates, or a normal interval from ``variance`` without bootstrap.
     """
@@ -129,7 +166,8 @@ def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correc
         rb = _rate(rep_positives, rep_n)
         for d, c in enumerate(corrections):
             if c is not None:
-                rb[:, d] = c.replicates(rb[:, d], rep_n[:, d], np.random.default_rng([seed, 7, d]))
+                rb[:, d] = c.replicates(rb[:, d], rep_n[:, d], np.random.default_rng([seed, 7, d]),
+                                        (identity_weights or {}).get(d))
         reps = _pool(np.clip(rb, 0.0, 1.0), rep_n, pooled, 1)
     wl, wh = wilson_interval(counted_all * n_all, n_all, level)
     low, high = wl.copy(), wh.copy()
