@@ -58,6 +58,60 @@ LABEL_RULES = {"counting": COUNTING, "reporting": REPORTING}  # analyze.label_ru
 REQUIRED_KEYS = ("dataset", "group", "attributes", "thresholds", "parts", "complete")
 
 
+# The MAC's validation predictions (facemac.analysis.correction.validation): ``validation.parquet`` beside the manifest,
+# listed under manifest["validation"] = {file, rows, identities, sha256, split}; columns ``identity`` (int64 codes),
+# one float32 probability column per attribute, one int8 ``label:<attribute>`` column each (1/0, -1 unknown).
+VALIDATION_FILE = "validation.parquet"
+VALIDATION_KEY = "validation"
+LABEL_PREFIX = "label:"
+
+
+def write_validation(directory: str | Path, identity: np.ndarray, labels: np.ndarray, probs: np.ndarray,
+                     attributes: Sequence[str], split: str = "val") -> dict[str, Any]:
+    """validation.parquet (atomic) → its manifest entry (``manifest[VALIDATION_KEY]``), hash taken from the file."""
+    identity = np.asarray(identity, dtype=np.int64)
+    labels, probs = np.asarray(labels, dtype=np.int8), np.asarray(probs, dtype=np.float32)
+    n, a = len(identity), len(attributes)
+    if labels.shape != (n, a) or probs.shape != (n, a):
+        raise ValueError(f"validation arrays disagree: {n} rows, {a} attributes, labels {labels.shape}, "
+                         f"probs {probs.shape}")
+    cols = {IDENTITY: pa.array(identity)}
+    cols.update({att: pa.array(probs[:, j]) for j, att in enumerate(attributes)})
+    cols.update({LABEL_PREFIX + att: pa.array(labels[:, j]) for j, att in enumerate(attributes)})
+    path = Path(directory) / VALIDATION_FILE
+    with atomic_write(path) as f:
+        pq.write_table(pa.table(cols), f, compression="zstd")
+    return {"file": VALIDATION_FILE, "rows": n, "identities": int(len(np.unique(identity))),
+            "sha256": file_sha256(path), "split": split}
+
+
+def read_validation(directory: str | Path, entry: Mapping[str, Any],
+                    check_sha: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(identity int64 [N], labels int8 [N, A], probs float32 [N, A], attributes) of a table's validation.parquet,
+    after checking the manifest entry's rows and SHA-256; DataError naming the file otherwise."""
+    path = Path(directory) / str(entry.get("file", VALIDATION_FILE))
+    if not path.is_file():
+        raise DataError(f"{path}: listed in {MANIFEST} under {VALIDATION_KEY!r} but missing")
+    if check_sha and "sha256" in entry and file_sha256(path) != entry["sha256"]:
+        raise DataError(f"{path}: SHA-256 does not match {MANIFEST} (file changed after annotation)")
+    try:
+        t = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from exc
+    names = t.schema.names
+    attributes = [c for c in names if c != IDENTITY and not c.startswith(LABEL_PREFIX)]
+    missing = [c for c in [IDENTITY] + [LABEL_PREFIX + x for x in attributes] if c not in names]
+    if missing or t.num_rows != int(entry.get("rows", t.num_rows)):
+        raise DataError(f"{path}: expected columns identity, <attribute>, label:<attribute> and {entry.get('rows')} "
+                        f"rows; found {t.num_rows} rows, missing {missing[:3]}")
+    identity = t.column(IDENTITY).to_numpy().astype(np.int64)
+    probs = np.stack([t.column(x).to_numpy() for x in attributes], 1).astype(np.float32) if attributes else \
+        np.zeros((t.num_rows, 0), np.float32)
+    labels = np.stack([t.column(LABEL_PREFIX + x).to_numpy() for x in attributes], 1).astype(np.int8) \
+        if attributes else np.zeros((t.num_rows, 0), np.int8)
+    return identity, labels, probs, attributes
+
+
 def part_name(index: int) -> str:
     """File name of part ``index``; the shard index (not the rank) names it, so ranks never collide."""
     return f"part-{index:05d}.parquet"
@@ -237,6 +291,14 @@ def verify_table(directory: str | Path, check_sha: bool = True) -> tuple[dict[st
         check_part_schema(meta.schema.to_arrow_schema(), attributes, part)
         total += meta.num_rows
         files.append(part)
+    entry = manifest.get(VALIDATION_KEY)
+    if entry:
+        vpath = directory / str(entry.get("file", VALIDATION_FILE))
+        if not vpath.is_file():
+            raise DataError(f"{directory}: {vpath.name} listed in {MANIFEST} is missing")
+        if check_sha and "sha256" in entry and file_sha256(vpath) != entry["sha256"]:
+            raise DataError(f"{directory}: {vpath.name} SHA-256 does not match {MANIFEST} (file changed after "
+                            "annotation)")
     listed = {p.name for p in files}
     extra = sorted(p.name for p in directory.glob(PART_GLOB) if p.name not in listed)
     if extra:

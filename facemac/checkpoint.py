@@ -58,3 +58,24 @@ def checkpoint_sets(ckpt: dict[str, Any],
         if len(counting) != n:
             raise CheckpointError(f"checkpoint {path}: {len(counting)} counting_thresholds for {n} attributes")
     return reporting, counting, ckpt.get("counting_rule") if counting is not None else None
+
+
+def checkpoint_validation(ckpt: dict[str, Any], path: Any = "checkpoint"):
+    """(identity int64 [N], labels int8 [N, A], probs float32 [N, A]) of the validation predictions the checkpoint
+    carries (facemac/training/validation_store.py), or None for a checkpoint from before them."""
+    import numpy as np
+
+    v = ckpt.get("validation")
+    if v is None:
+        return None
+    try:
+        identity = np.asarray(v["identity"].numpy(), dtype=np.int64)
+        labels = np.asarray(v["labels"].numpy(), dtype=np.int8)
+        probs = np.asarray(v["probs"].float().numpy(), dtype=np.float32)
+    except (KeyError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path}: 'validation' is not identity/labels/probs tensors ({e})") from e
+    a = len(ckpt["attributes"])
+    if labels.shape != (len(identity), a) or probs.shape != labels.shape:
+        raise CheckpointError(f"checkpoint {path}: validation arrays disagree with {a} attributes "
+                              f"(identity {identity.shape}, labels {labels.shape}, probs {probs.shape})")
+    return identity, labels, probs

@@ -31,10 +31,13 @@ def annotation_artifact_name(dataset: str) -> str:
 
 
 def annotation_artifact_files(directory: Path, manifest: Mapping[str, Any]) -> list[Path]:
-    """The files of one annotation table's artifact: its part files, manifest and failures list."""
-    from facemac.annotation_table import FAILURES, MANIFEST
+    """The files of one annotation table's artifact: its part files, manifest, failures list and, when listed, the
+    MAC's validation predictions (the analysis corrects with them)."""
+    from facemac.annotation_table import FAILURES, MANIFEST, VALIDATION_FILE, VALIDATION_KEY
 
-    return [directory / p["file"] for p in manifest["parts"]] + [directory / MANIFEST, directory / FAILURES]
+    extra = [directory / str(manifest[VALIDATION_KEY].get("file", VALIDATION_FILE))] \
+        if manifest.get(VALIDATION_KEY) else []
+    return [directory / p["file"] for p in manifest["parts"]] + [directory / MANIFEST, directory / FAILURES] + extra
 
 
 def _checkpoint_names(path: Path) -> tuple[Mapping[str, Any], str | None]:

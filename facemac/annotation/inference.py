@@ -14,7 +14,7 @@ from facemac.annotation.reliability import dropout_modules, reliability_from_sam
 from facemac.data.dataset import normalize_on_device
 from facemac.data.preprocess import Preprocessor
 from facemac.errors import CheckpointError, ConfigError
-from facemac.checkpoint import checkpoint_sets
+from facemac.checkpoint import checkpoint_sets, checkpoint_validation
 from facemac.hardware import cpu_native_bf16
 from facemac.models.mac import mac_from_checkpoint
 from facemac.checkpoint import load_checkpoint
@@ -73,6 +73,7 @@ class Annotator:
     compiled_batch: int = 0  # batch size the compiled graph was built for; smaller batches are padded up to it
     counting_thresholds: list[float] | None = None  # chosen for faithful counts (facemac.annotation_table); None: older ckpt
     counting_rule: str | None = None
+    validation: tuple | None = None  # (identity, labels, probs) from checkpoint_validation; None: an older ckpt
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device, amp: str = "auto",
@@ -110,7 +111,8 @@ class Annotator:
                  f"{str(amp_dtype).removeprefix('torch.')} autocast", why, "on" if cl else "off")
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
                    device=device, amp_dtype=amp_dtype, channels_last=cl, mc_samples=int(mc_samples),
-                   eager_model=eager, counting_thresholds=counting, counting_rule=counting_rule)
+                   eager_model=eager, counting_thresholds=counting, counting_rule=counting_rule,
+                   validation=checkpoint_validation(ckpt, path))
 
     @property
     def label_thresholds(self) -> list[float]:

@@ -25,8 +25,9 @@ from facemac.distributed import DistInfo, barrier, on_main
 from facemac.annotation.shards import ShardStore, keys_sha256, plan_shards, shards_for_rank
 from facemac.annotation.targets import TargetSpec, fill_demo_roots, load_target_table, resolve_targets
 from facemac.annotation_resume import incomplete_reason
-from facemac.annotation_table import (DETECT_COLUMNS, DETECT_FIELDS, build_manifest, build_part, read_manifest,
-                                      threshold_fields, write_failures, write_manifest)
+from facemac.annotation_table import (DETECT_COLUMNS, DETECT_FIELDS, VALIDATION_KEY, build_manifest, build_part,
+                                      read_manifest, threshold_fields, write_failures, write_manifest,
+                                      write_validation)
 from facemac.data.detect import shared_detector
 from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
@@ -250,6 +251,9 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
     result.positive_rate = positive_rates(parts, annotator.attributes, annotator.label_thresholds)
     limit = float(acfg.max_failure_fraction)
     complete = len(failures) <= limit * len(table)
+    validation = None  # the MAC's validation predictions travel with the table: the analysis needs no checkpoint
+    if annotator.validation is not None:
+        validation = write_validation(store.out_dir, *annotator.validation, annotator.attributes)
     manifest = build_manifest(
         dataset=spec.name, group=spec.group, source_format=spec.format, root=str(spec.root),
         checkpoint=ckpt_info["checkpoint"], checkpoint_sha256=ckpt_info["checkpoint_sha256"],
@@ -260,7 +264,8 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
                **threshold_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
                **({"detector": detector_record(detector_settings(acfg)), "detect_columns": list(DETECT_COLUMNS)}
                   if table.geometry == "detect" else {}),
-               **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {})})
+               **({"reliability_formula": RELIABILITY_FORMULA} if int(acfg.mc_samples) else {}),
+               **({VALIDATION_KEY: validation} if validation is not None else {})})
     write_manifest(store.out_dir, manifest)
     log.info("%s [%s]: %d images annotated, %d unreadable, %s, %d parts → %s", spec.name, spec.group,
              result.num_images, result.num_failures,

@@ -36,6 +36,7 @@ from facemac.training.saver import CheckpointSaver
 from facemac.training.selection import SELECTABLE, Selection
 from facemac.training.state import rng_state, seed_everything, set_rng_state
 from facemac.training.thresholds import OBJECTIVES, tune_thresholds
+from facemac.training.validation_store import validation_payload
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,9 @@ def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:
         if dist.is_main:
             best_state = (ema.module if ema is not None else model).state_dict() if improved else None
             saver.save(epoch + 1, trainer.step, thresholds, val, model.state_dict(), _train_state(trainer, selection),
-                       best_state, counting={"counting_thresholds": counting, "counting_rule": str(tcfg.counting_rule)})
+                       best_state, counting={"counting_thresholds": counting, "counting_rule": str(tcfg.counting_rule)},
+                       validation=validation_payload(val_preds, datasets["val"].table, int(tcfg.validation_rows),
+                                                     seed))
             ctx.tracker.log({L.EPOCH: epoch + 1, L.TRAIN_LOSS: stats["loss"], L.THROUGHPUT: stats["images_per_s"],
                              L.LR: optimizer.param_groups[0]["lr"], **flat_history(val, "val")}, step=trainer.step)
         D.barrier()

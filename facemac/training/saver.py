@@ -28,11 +28,14 @@ class CheckpointSaver:
 
     def save(self, epoch: int, step: int, thresholds: list[float], val: dict[str, Any],
              model_state: dict[str, Any], train_state: dict[str, Any],
-             best_state: dict[str, Any] | None = None, counting: dict[str, Any] | None = None) -> None:
+             best_state: dict[str, Any] | None = None, counting: dict[str, Any] | None = None,
+             validation: dict[str, Any] | None = None) -> None:
         """``best_state`` (the weights evaluated, e.g. EMA) only when this epoch is the new best; ``counting`` holds
-        the counting thresholds and their rule (facemac.annotation_table)."""
+        the counting thresholds and their rule (facemac.annotation_table); ``validation`` the validation predictions
+        these thresholds were tuned on (facemac/training/validation_store.py)."""
         base = {"attributes": self.attributes, "model_cfg": self.model_cfg, "data_cfg": self.data_cfg,
-                "epoch": epoch, "step": step, "thresholds": thresholds, **(counting or {}), "metrics": {"val": val}}
+                "epoch": epoch, "step": step, "thresholds": thresholds, **(counting or {}), "metrics": {"val": val},
+                **({"validation": validation} if validation is not None else {})}
         if best_state is not None:
             save_checkpoint({**base, "model_state": best_state}, self.best)
         save_checkpoint({**base, "model_state": model_state, "train_state": train_state}, self.last)
