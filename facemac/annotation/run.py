@@ -29,6 +29,7 @@ from facemac.annotation_table import (DETECT_COLUMNS, DETECT_FIELDS, VALIDATION_
                                       read_manifest, threshold_fields, write_failures, write_manifest,
                                       write_validation)
 from facemac.data.detect import shared_detector
+from facemac.data.preprocess import preprocess_record
 from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
@@ -260,7 +261,8 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         attributes=annotator.attributes, thresholds=annotator.thresholds, part_files=parts, part_rows=part_rows,
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
-               "max_failure_fraction": limit,
+               "max_failure_fraction": limit, "reader": spec.reader_cfg(),
+               "preprocess": preprocess_record(annotator.preprocessor),
                **threshold_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
                **({"detector": detector_record(detector_settings(acfg)), "detect_columns": list(DETECT_COLUMNS)}
                   if table.geometry == "detect" else {}),

@@ -80,6 +80,12 @@ def aligned_template(height: int, width: int) -> np.ndarray:
     return ARCFACE_TEMPLATE_112 * np.float32([width / 112.0, height / 112.0])
 
 
+def preprocess_record(pre: "Preprocessor") -> dict:
+    """What annotation's manifest records of the model's crop (``preprocess``), so the faces it saw can be redrawn
+    later (facemac.faces) without the checkpoint: ``Preprocessor.from_data_cfg`` reads it back."""
+    return {"align": pre.align, "input_size": [3, pre.size, pre.size], "reduced_decode": pre.reduced_decode}
+
+
 class Preprocessor:
     """Stored image (HxWx3 uint8) → input_size x input_size x 3 uint8 in the policy's geometry."""
 
