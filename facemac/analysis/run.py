@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from facemac.analysis.correction.choose import build_corrections, check_mode
+from facemac.analysis.correction.choose import add_validation, build_corrections, check_mode
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
@@ -210,6 +210,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     corrections = build_corrections(datasets, attributes, s.correction, cfg.analyze.audit, s.mode == "soft",
                                     s.min_reliability)
     counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
+    corrections = add_validation(corrections, datasets, counts, attributes, s.correction, s.label_rule,
+                                 s.mode == "soft")
     pooled = pool_members(datasets) if s.pooled else {}
     taken = {d.name for d in datasets}
     clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]

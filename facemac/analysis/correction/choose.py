@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from facemac.analysis.correction.audit import audit_sources, check_audit_targets, load_audit
-from facemac.analysis.correction.engine import AuditCorrection, Correction
+from facemac.analysis.correction.engine import AuditCorrection, Correction, validation_correction
 from facemac.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,10 @@ def check_mode(mode: str) -> str:
 
 
 def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, soft: bool,
-                      min_reliability: float | None, validation_hook=None) -> list[Correction | None]:
+                      min_reliability: float | None) -> list[Correction | None]:
     """One correction (or None: counted) per input, in input order. Every audit is read and checked before anything
-    is counted, so a bad audit costs one error line and nothing else."""
+    is counted, so a bad audit costs one error line and nothing else. The validation corrections need the counts:
+    ``add_validation`` fills them in afterwards."""
     names = [d.name for d in datasets]
     sources = audit_sources(audit_spec, names)
     check_audit_targets(sources, datasets)
@@ -42,7 +43,21 @@ def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, so
             corr = AuditCorrection(rows)
             log.info("%s: audit %s, %d faces, %d judgements (%s design)", d.name, rows.source, rows.size,
                      int(rows.judged.sum()), rows.design)
-        elif d.is_prediction and mode in ("auto", "validation") and validation_hook is not None:
-            corr = validation_hook(d, attributes)
         out.append(corr)
+    return out
+
+
+def add_validation(corrections: list[Correction | None], datasets, counts, attributes: list[str], mode: str,
+                   label_rule: str, soft: bool) -> list[Correction | None]:
+    """Annotated inputs without an audit get the checkpoint's validation correction (``auto``/``validation``) when
+    their table carries validation predictions; older tables stay counted (one warning from load_validation)."""
+    if mode not in ("auto", "validation") or soft:
+        if soft and mode == "validation":
+            raise ConfigError("analyze.correction=validation corrects hard labels; with analyze.mode=soft use "
+                              "an audit or analyze.correction=none")
+        return corrections
+    out = list(corrections)
+    for i, (d, c) in enumerate(zip(datasets, counts)):
+        if out[i] is None and d.is_prediction:
+            out[i] = validation_correction(d, attributes, c, label_rule)
     return out

@@ -33,10 +33,11 @@ class Correction(Protocol):
         """Corrected rates [A] from counted rates [A] over ``n`` rows."""
 
     def replicates(self, counted: np.ndarray, n: np.ndarray, rng: np.random.Generator,
-                   identity_weights: np.ndarray | None = None) -> np.ndarray:
+                   identity_weights: np.ndarray | None = None, counted_point: np.ndarray | None = None) -> np.ndarray:
         """Corrected rates [B, A] from the identity-bootstrap replicates of the counted rates [B, A], resampling the
         correction's own evidence (audit rows, validation identities) once per replicate; ``identity_weights``: the
-        draw counts of the faces in ``clusters`` in the same replicates (None when not asked for)."""
+        draw counts of the faces in ``clusters`` in the same replicates (None when not asked for); ``counted_point``:
+        the counted rate of the sample itself."""
 
     def clusters(self, identity_units: dict[str, int] | None) -> np.ndarray | None:
         """Cluster index (-1: none) of each face whose draw counts ``replicates`` wants, or None."""
@@ -58,7 +59,7 @@ class AuditCorrection:
     def point(self, counted, n):
         return counted + audit_delta(self.rows)
 
-    def replicates(self, counted, n, rng, identity_weights=None):
+    def replicates(self, counted, n, rng, identity_weights=None, counted_point=None):
         return counted + audit_delta_replicates(self.rows, rng, counted.shape[0], identity_weights)
 
     def clusters(self, identity_units):
@@ -101,6 +102,92 @@ def face_weights(units: dict[int, np.ndarray], drawn: dict[int, np.ndarray]) -> 
         w[:, u >= 0] = drawn[d]
         out[d] = w
     return out
+
+
+@dataclass
+class ValidationCorrection:
+    """Without an audit: the checkpoint's validation errors (correction/validation.py, its default method and its
+    assumption check). Each replicate draws the validation identities (``draw_counts``) next to the target's; the
+    target's mean probability and UNCERTAIN share per replicate (the check's moments) are the streamed point values
+    plus normal noise of their i.i.d. spread, scaled by the identity bootstrap's inflation of the counted rate's
+    variance (probabilities are not kept per identity). Where the check fails the counted rate stands."""
+
+    vs: object  # ValidationSet restricted to the analysed attributes
+    mean_prob: np.ndarray  # [A]
+    prob_sd: np.ndarray  # [A]
+    uncertain: np.ndarray  # [A] share
+    method: str
+    point_value: np.ndarray | None = None
+    applied: np.ndarray | None = None  # [A] where the correction was used (the check passed)
+    consistent: bool = True
+    internal_draws: int = 200
+
+    @property
+    def name(self) -> str:
+        """``validation``, or ``none`` when the assumption check failed for the dataset (counted rates kept)."""
+        return VALIDATION if self.consistent else NONE
+
+    def _run(self, counted_b, n_b, rng, counted):
+        from facemac.analysis.bootstrap import draw_counts
+        from facemac.analysis.correction.validation import TargetSummary, confusion_stats, correct
+
+        b = counted_b.shape[0]
+        stats_b = confusion_stats(self.vs, draw_counts(rng, self.vs.identity_weights, b))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iid = np.sqrt(np.clip(counted * (1 - counted), 0, None) / np.maximum(n_b.mean(0), 1))
+            inflation = np.where(iid > 0, np.nanstd(counted_b, 0) / np.where(iid > 0, iid, 1), 1.0)
+        inflation = np.nan_to_num(np.maximum(inflation, 1.0), nan=1.0)
+        nn = np.maximum(n_b.mean(0), 1)
+        noise_m = rng.standard_normal(counted_b.shape) * (self.prob_sd / np.sqrt(nn) * inflation)
+        u = self.uncertain
+        noise_u = rng.standard_normal(counted_b.shape) * (np.sqrt(u * (1 - u) / nn) * inflation)
+        target = TargetSummary(rate=counted_b, mean_prob=self.mean_prob + noise_m, uncertain=u + noise_u)
+        point = TargetSummary(rate=counted[None], mean_prob=self.mean_prob[None], uncertain=u[None])
+        out = correct(target, stats_b, self.method, point=point, point_stats=confusion_stats(self.vs))
+        self.point_value = out.point
+        self.applied = out.check.applied if out.check is not None else np.ones_like(counted, bool)
+        self.consistent = bool(np.all(out.check.consistent)) if out.check is not None else True
+        return out.replicates
+
+    def point(self, counted, n):
+        if self.point_value is None:  # no bootstrap: the validation draws alone give the spread
+            reps = np.repeat(counted[None], self.internal_draws, 0)
+            self._run(reps, np.repeat(n[None], self.internal_draws, 0), np.random.default_rng(0), counted)
+        return self.point_value
+
+    def replicates(self, counted, n, rng, identity_weights=None, counted_point=None):
+        return self._run(counted, n, rng, counted_point if counted_point is not None else np.nanmean(counted, 0))
+
+    def clusters(self, identity_units):
+        return None
+
+    def variance(self, counted, n):
+        reps = np.repeat(counted[None], self.internal_draws, 0)
+        r = self._run(reps, np.repeat(n[None], self.internal_draws, 0), np.random.default_rng(0), counted)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return counted * (1 - counted) / n + np.nanvar(r, 0)
+
+    def assumption(self, dataset):
+        if not self.consistent:
+            return (f"none applied: {dataset}'s probabilities do not look like a rate shift of the validation split "
+                    "(the MAC errs on it unlike on validation); counted rates kept — an audit would correct them")
+        kept = int((~self.applied).sum()) if self.applied is not None else 0
+        return (f"assumes the MAC errs on {dataset} as on its validation split ({self.vs.num_identities} validation "
+                f"identities, resampled){f'; {kept} attributes failed the check and keep their counted rate' if kept else ''}")
+
+
+def validation_correction(d, attributes: list[str], counts, label_rule: str) -> ValidationCorrection | None:
+    """The no-audit correction of one annotated input, or None (no validation predictions: an older checkpoint)."""
+    from facemac.analysis.correction.validation import DEFAULT_METHOD, load_validation
+
+    vs = load_validation(d.path, label_rule)
+    if vs is None or counts.prob_sum is None:
+        return None
+    vs = vs.select(attributes)
+    n = np.maximum(counts.n, 1)
+    mean = counts.prob_sum / n
+    sd = np.sqrt(np.clip(counts.prob_sq_sum / n - mean ** 2, 0, None))
+    return ValidationCorrection(vs, mean, sd, counts.uncertain / n, DEFAULT_METHOD)
 
 
 @dataclass
@@ -151,6 +238,13 @@ def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correc
     of its replicates, or a normal interval from ``variance`` without bootstrap.
     """
     counted = _rate(positives, n)
+    rb = None
+    if rep_n is not None and rep_positives is not None:  # replicates first: a correction may derive its point there
+        rb = _rate(rep_positives, rep_n)
+        for d, c in enumerate(corrections):
+            if c is not None:
+                rb[:, d] = c.replicates(rb[:, d], rep_n[:, d], np.random.default_rng([seed, 7, d]),
+                                        (identity_weights or {}).get(d), counted[d])
     point = counted.copy()
     for d, c in enumerate(corrections):
         if c is not None:
@@ -161,14 +255,7 @@ def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correc
     counted_all = _pool(counted, n, pooled, 0)
     methods = [c.name if c is not None else NONE for c in corrections]
     methods += ["+".join(dict.fromkeys(methods[i] for i in m)) for m in pooled]
-    reps = None
-    if rep_n is not None and rep_positives is not None:
-        rb = _rate(rep_positives, rep_n)
-        for d, c in enumerate(corrections):
-            if c is not None:
-                rb[:, d] = c.replicates(rb[:, d], rep_n[:, d], np.random.default_rng([seed, 7, d]),
-                                        (identity_weights or {}).get(d))
-        reps = _pool(np.clip(rb, 0.0, 1.0), rep_n, pooled, 1)
+    reps = None if rb is None else _pool(np.clip(rb, 0.0, 1.0), rep_n, pooled, 1)
     wl, wh = wilson_interval(counted_all * n_all, n_all, level)
     low, high = wl.copy(), wh.copy()
     corrected = np.array([m != NONE for m in methods])
