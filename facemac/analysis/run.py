@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from facemac.analysis.correction.choose import add_validation, build_corrections, check_mode
+from facemac.analysis.correction.choose import add_validation, build_corrections, check_mode, describe_corrections
+from facemac.analysis.correction.quality import mac_quality
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
@@ -249,11 +250,14 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
              "labels_of": d.details.get("base_name") if not d.is_prediction else None}
             for d, c in zip(datasets, counts)]
     group_of = dict(zip(names, groups))
-    head = headline(tables.rates, tables.kl_attributes, tables.kl_pairs, focus, group_of, set(alias))
+    quality = mac_quality(datasets, corrections, attributes, s.label_rule)
+    settings["corrections"] = describe_corrections(datasets, corrections, pooled, s.correction)
+    head = headline(tables.rates, tables.kl_attributes, tables.kl_pairs, focus, group_of, set(alias), quality)
     report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
                           ReportContext(datasets=info, settings=settings, headline=head,
                                         pooled=[n for n in names[len(datasets):] if n not in alias], aliases=alias,
                                         focus=focus, top_k=s.top_k, sections=identity.sections if identity else [],
+                                        quality=quality, corrections=settings["corrections"],
                                         files=identity.files if identity else []))
     _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names, identity)
     log.info("%s", head)  # the console shows the finding, not only where the files are

@@ -61,3 +61,19 @@ def add_validation(corrections: list[Correction | None], datasets, counts, attri
         if out[i] is None and d.is_prediction:
             out[i] = validation_correction(d, attributes, c, label_rule)
     return out
+
+
+def describe_corrections(datasets, corrections, pooled: dict, mode: str) -> dict[str, tuple[str, str]]:
+    """dataset -> (correction, what it assumes), for the report and the recorded settings."""
+    out = {}
+    for d, c in zip(datasets, corrections):
+        if c is not None:
+            out[d.name] = (c.name, c.assumption(d.name))
+        elif not d.is_prediction:
+            out[d.name] = ("none", "ground-truth labels (no MAC involved)")
+        elif mode == "none":
+            out[d.name] = ("none", "the MAC's counts (analyze.correction=none): assumes the MAC never errs")
+        else:
+            out[d.name] = ("none", "the MAC's counts: no audit, and the annotation carries no validation "
+                                   "predictions (an older checkpoint); assumes the MAC never errs")
+    return out
