@@ -54,6 +54,8 @@ class Plan:
     overrides: dict[str, list[str]] = field(default_factory=dict)
     group: str | None = None  # the W&B group the stages' runs share
     commands: dict[str, list[str]] = field(default_factory=dict)
+    audit_size: int = 0  # analyze.simulate_audit: faces per target the simulated person audits before analyze
+    seed: int = 0
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
@@ -134,10 +136,40 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
             explicit.append(f"ckpt={p.stage_dir('train') / 'checkpoints' / 'best.pt'}")
         else:
             explicit.append(f"annotations={p.stage_dir('annotate') / 'annotations'}")
+            explicit += _simulated_audit(p, composed[stage])
         if "logger.name" not in user_keys and stage != "train":  # train names its runs from model and dataset
             explicit.append(f"++logger.name={experiment}-{stage}-{root.name}")
         p.commands[stage] = [sys.executable, "-m", f"facemac.cli.{stage}", *routed[stage], *explicit]
     return p
+
+
+def _simulated_audit(p: Plan, cfg) -> list[str]:
+    """``analyze.simulate_audit=N`` (experiment=demo: 300) with no ``analyze.audit``: the analysis reads the audits
+    the pipeline simulates into ``<experiment>/audit/`` (simulate_audit_step)."""
+    size = int(cfg.analyze.simulate_audit or 0)
+    if size <= 0 or cfg.analyze.audit is not None:
+        return []
+    p.audit_size, p.seed = size, int(cfg.seed)
+    return [f"analyze.audit={p.root / 'audit'}"]
+
+
+def simulate_audit_step(p: Plan) -> None:
+    """Between annotate and analyze: a sample of each target drawn as the audit tool draws it, judged by the
+    simulated person from the target's ground truth (``labels.csv`` beside its images; the demo has one)."""
+    from facemac.annotation_table import read_manifest
+    from facemac.audit.simulate import simulate_audits
+
+    annotations = p.stage_dir("annotate") / "annotations"
+    truth = {}
+    for d in sorted(x for x in annotations.iterdir() if x.is_dir()):
+        m = read_manifest(d)
+        if m is not None and (Path(m["root"]) / "labels.csv").is_file():
+            truth[str(m["dataset"])] = Path(m["root"]) / "labels.csv"
+    if not truth:
+        raise FacemacError(f"analyze.simulate_audit={p.audit_size}: no target in {annotations} has a labels.csv to "
+                           "simulate a person from; set analyze.simulate_audit=0")
+    simulate_audits(annotations, p.root / "audit", p.audit_size, p.seed, truth)
+    log.info("simulated audits of %d faces per target (%s) → %s", p.audit_size, ", ".join(truth), p.root / "audit")
 
 
 def run(p: Plan, dry_run: bool = False) -> Plan:
@@ -154,6 +186,8 @@ def run(p: Plan, dry_run: bool = False) -> Plan:
         log.info("%s → %s\n  %s", stage, out, shlex.join(cmd))
         if dry_run:
             continue
+        if stage == "analyze" and p.audit_size:
+            simulate_audit_step(p)
         proc = subprocess.run(cmd, env=dict(os.environ))
         if proc.returncode != 0 or not (out / DONE_MARKER).exists():
             raise FacemacError(f"pipeline stage {stage} failed (exit status {proc.returncode}); its run folder is "
