@@ -48,6 +48,7 @@ class Settings:
     label_rule: str
     allow_mixed_checkpoints: bool = False
     correction: str = "auto"
+    audit_power_tuning: bool = True
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -78,7 +79,7 @@ class Settings:
                    min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
                    pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule,
                    allow_mixed_checkpoints=bool(a.allow_mixed_checkpoints),
-                   correction=check_mode(str(a.correction)))
+                   correction=check_mode(str(a.correction)), audit_power_tuning=bool(a.audit_power_tuning))
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -209,7 +210,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     dropped = dropped_attributes(datasets, attributes)  # named in the log and the report, never silently
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
     corrections = build_corrections(datasets, attributes, s.correction, cfg.analyze.audit, s.mode == "soft",
-                                    s.min_reliability)
+                                    s.min_reliability, s.audit_power_tuning)
     counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
     corrections = add_validation(corrections, datasets, counts, attributes, s.correction, s.label_rule,
                                  s.mode == "soft")

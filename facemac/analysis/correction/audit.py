@@ -154,83 +154,122 @@ def load_audit(path: Path, dataset: str, dataset_attributes: list[str], attribut
     return AuditRows(dataset, path, mac, truth, judged, zero, np.ones(1), None, "simple", identities)
 
 
-def _combine(rows: AuditRows, w: np.ndarray) -> np.ndarray:
-    """Design-weighted mean disagreement [R, A] from per-row draw multiplicities ``w`` [R, n] (ones: the point).
+@dataclass
+class _Moments:
+    """Design-weighted moments of the audited (label y, MAC f) per replicate, stratum and attribute [R, H, A]."""
 
-    Per stratum h: mean_h = Σ w_i j_i d_i / Σ w_i j_i; Δ = Σ_h W_h mean_h over the strata with judged rows for the
-    attribute (W renormalised over them; a stratum with no judgement of an attribute is assumed to err as the rest)."""
-    d = np.where(rows.judged, rows.truth - rows.mac, 0.0)
+    share: np.ndarray   # W_h renormalised over the strata with judged rows for the attribute
+    mean_y: np.ndarray
+    mean_f: np.ndarray
+    var_y: np.ndarray
+    var_f: np.ndarray
+    cov: np.ndarray
+    inv_n: np.ndarray   # 1 / effective judged rows (Kish: (Σw)² / Σw² with design weights), fixed at the sample's
+
+    def combined(self, x: np.ndarray) -> np.ndarray:
+        return (self.share * x).sum(1)
+
+
+def _moments(rows: AuditRows, w: np.ndarray) -> _Moments:
+    """``w`` [R, n]: per-row draw multiplicities (ones: the sample itself). Strata without a judgement of an
+    attribute drop out and W is renormalised over the rest (they are assumed to err as the others do)."""
+    y = np.where(rows.judged, rows.truth, 0.0)
+    f = np.where(rows.judged, rows.mac, 0.0)
     jw = rows.judged.astype(np.float64)
-    if rows.weights is not None:
-        w = w * rows.weights[None, :]
-    h = len(rows.stratum_weight)
-    num = np.zeros((w.shape[0], h, d.shape[1]))
-    den = np.zeros_like(num)
+    design = rows.weights if rows.weights is not None else np.ones(rows.size)
+    w = w * design[None, :]
+    h, a, r = len(rows.stratum_weight), y.shape[1], w.shape[0]
+    sums = {k: np.zeros((r, h, a)) for k in ("w", "y", "f", "yy", "ff", "yf")}
+    inv_n = np.zeros((1, h, a))
     for s in range(h):
         cols = rows.stratum == s
-        num[:, s] = w[:, cols] @ d[cols]
-        den[:, s] = w[:, cols] @ jw[cols]
+        ws, js = w[:, cols], jw[cols]
+        ys, fs = y[cols], f[cols]
+        sums["w"][:, s] = ws @ js
+        sums["y"][:, s], sums["f"][:, s] = ws @ ys, ws @ fs
+        sums["yy"][:, s], sums["ff"][:, s], sums["yf"][:, s] = ws @ (ys * ys), ws @ (fs * fs), ws @ (ys * fs)
+        dw = design[cols, None] * js
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv_n[0, s] = np.where(dw.sum(0) > 0, (dw ** 2).sum(0) / np.maximum(dw.sum(0), 1e-300) ** 2, 0.0)
+    sw = sums["w"]
+    ok = sw > 0
+    den = np.where(ok, sw, 1.0)
+    mean_y, mean_f = sums["y"] / den, sums["f"] / den
+    var_y = np.clip(sums["yy"] / den - mean_y ** 2, 0, None)
+    var_f = np.clip(sums["ff"] / den - mean_f ** 2, 0, None)
+    cov = sums["yf"] / den - mean_y * mean_f
+    share = rows.stratum_weight[None, :, None] * ok
+    total = share.sum(1, keepdims=True)
+    share = np.where(total > 0, share / np.where(total > 0, total, 1.0), 0.0)
+    zero = ~ok
+    for x in (mean_y, mean_f, var_y, var_f, cov):
+        x[zero] = 0.0
+    return _Moments(share, mean_y, mean_f, var_y, var_f, cov, inv_n)
+
+
+def power_lambda(m: _Moments, counted: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The variance-minimising weight of the MAC's predictions, per replicate and attribute, in [0, 1]:
+    λ = Σ_h a_h cov_h(y, f) / Σ_h a_h var_h(f), a_h = W_h² / n_h — the coefficient of survey sampling's
+    regression (difference) estimator, which is PPI++'s weight (Angelopoulos, Duchi & Zrnic 2023) without its
+    (1 + n/N) term: the audit is drawn from the annotated rows themselves, so the counted rate is the exact mean of
+    the MAC's labels over the population and carries no error of its own to trade against. λ = 1 for a MAC that
+    agrees with the person (plain prediction-powered inference); λ → 0 for a MAC at chance (the audit alone).
+    Undefined (no spread of the MAC's labels among the audited faces): λ = 1, where it does not matter."""
+    a = m.share ** 2 * m.inv_n
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    weight = rows.stratum_weight[None, :, None] * (den > 0)
-    total = weight.sum(1)
-    return np.where(total > 0, (weight * mean).sum(1) / np.where(total > 0, total, 1.0), 0.0)
+        lam = (a * m.cov).sum(1) / (a * m.var_f).sum(1)
+    return np.clip(np.nan_to_num(lam, nan=1.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def audit_estimate(rows: AuditRows, w: np.ndarray, counted: np.ndarray, n: np.ndarray,
+                   tune: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(θ̂ [R, A], λ [R, A]): θ̂ = λ·counted + Σ_h W_h (ȳ_h − λ f̄_h); ``tune`` False: λ = 1 (θ̂ = counted + Δ)."""
+    m = _moments(rows, w)
+    lam = power_lambda(m, counted, n) if tune else np.ones_like(np.broadcast_to(counted, m.mean_y[:, 0].shape))
+    est = lam * counted + m.combined(m.mean_y) - lam * m.combined(m.mean_f)
+    return est, lam
 
 
 def audit_delta(rows: AuditRows) -> np.ndarray:
-    """The point correction Δ [A] (0 where no row judges the attribute)."""
-    return _combine(rows, np.ones((1, rows.size)))[0]
+    """Δ = Σ_h W_h mean_h(y − f) [A], the correction at λ = 1 (0 where no row judges the attribute)."""
+    m = _moments(rows, np.ones((1, rows.size)))
+    return (m.combined(m.mean_y) - m.combined(m.mean_f))[0]
 
 
-def audit_delta_replicates(rows: AuditRows, rng: np.random.Generator, reps: int,
-                           identity_weights: np.ndarray | None = None) -> np.ndarray:
-    """Δ [reps, A] per bootstrap replicate.
+def replicate_weights(rows: AuditRows, rng: np.random.Generator, reps: int,
+                      identity_weights: np.ndarray | None = None) -> np.ndarray:
+    """[reps, n] draw multiplicities of the audited faces per bootstrap replicate.
 
     With ``identity_weights`` [reps, n] (how often each audited face's identity was drawn by the identity bootstrap
     of the same replicate; NaN for faces without identity, which get independent Poisson(1) weights), the audited
-    faces move with their identities, so Δ and the counted rate vary together: an identity trait the MAC blurs is
-    then as variable in the estimate as in the population. Without them, the audited rows are resampled with
-    replacement within their strata (sizes kept)."""
+    faces move with their identities, so the correction and the counted rate vary together: an identity trait the
+    MAC blurs is then as variable in the estimate as in the population. Without them, the audited rows are resampled
+    with replacement within their strata (sizes kept)."""
     if identity_weights is not None:
         w = np.array(identity_weights, dtype=np.float64)
         anon = np.isnan(w)
         if anon.any():
             w[anon] = rng.poisson(1.0, size=int(anon.sum()))
-        return _combine(rows, w)
+        return w
     w = np.zeros((reps, rows.size))
     for s in range(len(rows.stratum_weight)):
         cols = np.flatnonzero(rows.stratum == s)
         if len(cols):
             w[:, cols] = rng.multinomial(len(cols), np.full(len(cols), 1.0 / len(cols)), size=reps)
-    return _combine(rows, w)
+    return w
 
 
-def audit_delta_variance(rows: AuditRows) -> np.ndarray:
-    """Design variance of Δ [A] (normal approximation for n_boot=0): Σ_h W_h² s_h²/n_h over the strata used, with
-    the Hajek linearisation for weights; s² with ddof=0 as ppi-python."""
-    d = np.where(rows.judged, rows.truth - rows.mac, 0.0)
-    a = d.shape[1]
-    if rows.weights is not None:
-        w = rows.weights[:, None] * rows.judged
-        tot = w.sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (w * d).sum(0) / tot
-            resid = np.where(rows.judged, d - mean, 0.0)
-            return np.where(tot > 0, (w ** 2 * resid ** 2).sum(0) / tot ** 2, 0.0)
-    var = np.zeros(a)
-    used = np.zeros(a)
-    for s in range(len(rows.stratum_weight)):
-        cols = rows.stratum == s
-        j = rows.judged[cols]
-        n = j.sum(0).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m = np.where(n > 0, (d[cols] * j).sum(0) / np.maximum(n, 1), 0.0)
-            s2 = np.where(n > 0, ((d[cols] - m) ** 2 * j).sum(0) / np.maximum(n, 1), 0.0)
-        wh = rows.stratum_weight[s] * (n > 0)
-        var += wh ** 2 * np.where(n > 0, s2 / np.maximum(n, 1), 0.0)
-        used += wh
+def audit_variance(rows: AuditRows, counted: np.ndarray, n: np.ndarray, tune: bool = True) -> np.ndarray:
+    """Variance of θ̂ [A] (normal intervals when the bootstrap is off): λ² c(1−c)/N + Σ_h a_h (var_h(y) − 2λ cov_h +
+    λ² var_h(f)), moments with ddof=0 as ppi-python; at λ = 1 this is PPI's var(f)/N + var(y − f)/n."""
+    m = _moments(rows, np.ones((1, rows.size)))
+    c, nn = np.asarray(counted)[None], np.asarray(n)[None]
+    lam = power_lambda(m, c, nn) if tune else np.ones_like(c)
+    a = m.share ** 2 * m.inv_n
+    lam3 = lam[:, None, :]
+    inner = (a * (m.var_y - 2 * lam3 * m.cov + lam3 ** 2 * m.var_f)).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(used > 0, var / np.where(used > 0, used, 1.0) ** 2, 0.0)
+        return (lam ** 2 * c * (1 - c) / nn + inner)[0]
 
 
 def check_audit_targets(sources: Mapping[str, Path], datasets) -> None:

@@ -23,7 +23,7 @@ def check_mode(mode: str) -> str:
 
 
 def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, soft: bool,
-                      min_reliability: float | None) -> list[Correction | None]:
+                      min_reliability: float | None, power_tuning: bool = True) -> list[Correction | None]:
     """One correction (or None: counted) per input, in input order. Every audit is read and checked before anything
     is counted, so a bad audit costs one error line and nothing else. The validation corrections need the counts:
     ``add_validation`` fills them in afterwards."""
@@ -40,7 +40,7 @@ def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, so
             thr = np.array([d.thresholds.get(a, 0.5) for a in attributes], np.float64)
             rows = load_audit(sources[d.name], d.name, d.attributes, attributes, d.files, thr, soft,
                               min_reliability, d.details.get("num_images"))
-            corr = AuditCorrection(rows)
+            corr = AuditCorrection(rows, tune=power_tuning)
             log.info("%s: audit %s, %d faces, %d judgements (%s design)", d.name, rows.source, rows.size,
                      int(rows.judged.sum()), rows.design)
         out.append(corr)

@@ -15,8 +15,7 @@ from typing import Protocol
 import numpy as np
 from scipy.stats import norm
 
-from facemac.analysis.correction.audit import (AuditRows, audit_delta, audit_delta_replicates,
-                                               audit_delta_variance)
+from facemac.analysis.correction.audit import AuditRows, audit_estimate, audit_variance, replicate_weights
 from facemac.analysis.rates import wilson_interval
 
 NONE = "none"
@@ -51,16 +50,22 @@ class Correction(Protocol):
 
 @dataclass
 class AuditCorrection:
-    """Prediction-powered: θ̂ = counted rate + design-weighted mean(audited − MAC) (correction/audit.py)."""
+    """Prediction-powered: θ̂ = λ·counted rate + design-weighted mean(audited − λ·MAC) (correction/audit.py), λ the
+    PPI++ power weight (``tune``; λ = 1: plain PPI, counted + mean disagreement), re-estimated in every replicate."""
 
     rows: AuditRows
+    tune: bool = True
     name: str = AUDIT
+    lam: np.ndarray | None = None  # [A] the sample's λ (reported)
 
     def point(self, counted, n):
-        return counted + audit_delta(self.rows)
+        est, lam = audit_estimate(self.rows, np.ones((1, self.rows.size)), counted[None], n[None], self.tune)
+        self.lam = lam[0]
+        return est[0]
 
     def replicates(self, counted, n, rng, identity_weights=None, counted_point=None):
-        return counted + audit_delta_replicates(self.rows, rng, counted.shape[0], identity_weights)
+        w = replicate_weights(self.rows, rng, counted.shape[0], identity_weights)
+        return audit_estimate(self.rows, w, counted, n, self.tune)[0]
 
     def clusters(self, identity_units):
         """Audited faces -> the target's identity clusters (their draws are shared with the count's bootstrap)."""
@@ -70,8 +75,7 @@ class AuditCorrection:
         return units if (units >= 0).any() else None
 
     def variance(self, counted, n):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return counted * (1 - counted) / n + audit_delta_variance(self.rows)
+        return audit_variance(self.rows, counted, n, self.tune)
 
     def assumption(self, dataset):
         return (f"{self.rows.size} audited faces of {dataset} ({self.rows.design} sample; valid whatever the shift "
