@@ -204,3 +204,29 @@ def test_bad_audits_are_refused(make_cfg, ann, tmp_path, case, error, needle):
                      output_dir=out))
     assert "\n" not in str(info.value)
     assert not (out / "rates.csv").exists()  # nothing half-written
+
+
+def test_report_marks_drivers_classified_at_chance_and_says_what_it_assumed(make_cfg, ann, tmp_path):
+    """Validation predictions in both tables (attribute c at chance there): the report puts the balanced accuracy
+    beside every driver, flags c, and states the no-audit assumption or why the counts were kept."""
+    from facemac.annotation_table import VALIDATION_KEY, read_manifest, write_manifest, write_validation
+
+    root, _ = ann
+    rng = np.random.default_rng(5)
+    labels = (rng.random((600, 3)) < [0.2, 0.5, 0.3]).astype(np.int8)
+    mac = labels.astype(bool) ^ (rng.random((600, 3)) < 0.15)
+    probs = _probs(mac)
+    probs[:, 2] = rng.random(600)  # c: the MAC's probability says nothing about the label
+    for name in ("P", "Q"):
+        m = read_manifest(root / name)
+        m[VALIDATION_KEY] = write_validation(root / name, np.arange(600) // 4, labels, probs, ATTRS)
+        write_manifest(root / name, m)
+    out = tmp_path / "out"
+    res = run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.n_boot=30"], output_dir=out))
+    report = (out / "report.md").read_text()
+    assert "## Corrections and the MAC's quality" in report
+    assert "as on its validation split" in report or "unlike on validation" in report
+    row = next(line for line in report.splitlines() if line.startswith("| c |"))
+    assert "classified at chance" in row, row
+    assert not any("classified at chance" in line for line in report.splitlines() if line.startswith("| a |"))
+    assert set(res["tables"].rates.correction) <= {"validation", "none", "validation+none", "none+validation"}
