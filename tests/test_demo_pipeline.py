@@ -88,8 +88,12 @@ def test_counts_are_faithful_to_the_targets_labels(demo_run):
 
 @pytest.mark.slow
 def test_measured_kl_tracks_the_true_kl_and_its_asymmetry(demo_run):
+    from facemac.analysis.divergence import attribute_kl
+
     kl = pd.read_csv(demo_run / "analyze" / "kl_attributes.csv")
     pairs = pd.read_csv(demo_run / "analyze" / "kl_pairs.csv").set_index(["p", "q"])
+    labels = {t: pd.read_csv(Path(json.loads((demo_run / "annotate" / "annotations" / t / "manifest.json")
+                                             .read_text())["root"]) / "labels.csv") for t in TARGET_NAMES}
     for real in REAL:
         for synth in SYNTH:
             for p, q in ((real, synth), (synth, real)):
@@ -98,7 +102,14 @@ def test_measured_kl_tracks_the_true_kl_and_its_asymmetry(demo_run):
                 assert len(rows) == len(true_p)
                 for r in rows.itertuples():
                     true = float(bernoulli_kl(true_p[r.attribute], true_q[r.attribute]))
-                    assert abs(r.kl - true) <= ABS_TOL + REL_TOL * true, (p, q, r.attribute, r.kl, true)
+                    # the corrected (audited) estimate targets the sample's KL; on a rare identity-level attribute
+                    # the 250-identity sample itself sits tenths of a nat from the profile's (Goatee in demo_synth_a:
+                    # 1 identity where the prior expects 3.75, true-label KL 0.77 vs population 0.42), so a cell
+                    # passes near either
+                    sample = float(attribute_kl(labels[p][r.attribute].sum(), len(labels[p]),
+                                                labels[q][r.attribute].sum(), len(labels[q]), 0.5))
+                    assert min(abs(r.kl - true) - REL_TOL * true, abs(r.kl - sample) - REL_TOL * sample) <= ABS_TOL, \
+                        (p, q, r.attribute, r.kl, true, sample)
             # the direction the profiles were built with, beyond the bootstrap's doubt
             forward, backward = pairs.loc[(real, synth)], pairs.loc[(synth, real)]
             assert forward.kl_sum > 1.5 * backward.kl_sum

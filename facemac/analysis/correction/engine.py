@@ -57,15 +57,31 @@ class AuditCorrection:
     tune: bool = True
     name: str = AUDIT
     lam: np.ndarray | None = None  # [A] the sample's λ (reported)
+    spread: np.ndarray | None = None  # [A] sd of the unconstrained replicates
+    raw_point: np.ndarray | None = None  # [A] the unconstrained estimate (may leave [0, 1])
+    raw_replicates: np.ndarray | None = None  # [B, A] unconstrained replicates (the interval's percentiles)
 
     def point(self, counted, n):
+        """The posterior mean of the rate under a flat prior on [0, 1] with a normal likelihood around the
+        unconstrained estimate (spread: the bootstrap's, else the analytic one): a rare attribute whose audit finds
+        fewer positives than the MAC counted gets a small positive rate, never a 0 that makes every KL against it
+        explode (the boundary rule of correction/validation.py's ``*_bayes`` methods)."""
+        from facemac.analysis.correction.validation import posterior_mean
+
         est, lam = audit_estimate(self.rows, np.ones((1, self.rows.size)), counted[None], n[None], self.tune)
-        self.lam = lam[0]
-        return est[0]
+        self.lam, self.raw_point = lam[0], est[0]
+        s = self.spread if self.spread is not None else np.sqrt(np.clip(self.variance(counted, n), 0, None))
+        return posterior_mean(est[0], s)
 
     def replicates(self, counted, n, rng, identity_weights=None, counted_point=None):
+        from facemac.analysis.correction.validation import posterior_mean
+
         w = replicate_weights(self.rows, rng, counted.shape[0], identity_weights)
-        return audit_estimate(self.rows, w, counted, n, self.tune)[0]
+        raw = audit_estimate(self.rows, w, counted, n, self.tune)[0]
+        with np.errstate(invalid="ignore"):
+            self.spread = np.nanstd(raw, axis=0, ddof=1) if raw.shape[0] >= 2 else np.zeros(raw.shape[1:])
+        self.raw_replicates = raw
+        return posterior_mean(raw, self.spread[None])
 
     def clusters(self, identity_units):
         """Audited faces -> the target's identity clusters (their draws are shared with the count's bootstrap)."""
@@ -123,6 +139,7 @@ class ValidationCorrection:
     method: str
     point_value: np.ndarray | None = None
     applied: np.ndarray | None = None  # [A] where the correction was used (the check passed)
+    raw_replicates: np.ndarray | None = None  # [B, A] unconstrained replicates (the interval's percentiles)
     consistent: bool = True
     internal_draws: int = 200
 
@@ -149,6 +166,7 @@ class ValidationCorrection:
         point = TargetSummary(rate=counted[None], mean_prob=self.mean_prob[None], uncertain=u[None])
         out = correct(target, stats_b, self.method, point=point, point_stats=confusion_stats(self.vs))
         self.point_value = out.point
+        self.raw_replicates = out.raw
         self.applied = out.check.applied if out.check is not None else np.ones_like(counted, bool)
         self.consistent = bool(np.all(out.check.consistent)) if out.check is not None else True
         return out.replicates
@@ -196,8 +214,9 @@ def validation_correction(d, attributes: list[str], counts, label_rule: str) -> 
 
 @dataclass
 class CorrectedRates:
-    """Rates of every (pseudo-)dataset [D_all, A]: ``rate`` corrected (clipped to [0, 1]), ``counted`` the MAC's
-    counts, ``low``/``high`` the interval of the corrected rate, ``replicates`` [B, D_all, A] (None without bootstrap),
+    """Rates of every (pseudo-)dataset [D_all, A]: ``rate`` corrected (in [0, 1]), ``counted`` the MAC's counts,
+    ``low``/``high`` the interval of the corrected rate, ``replicates`` [B, D_all, A] (None without bootstrap; the
+    unconstrained replicates clipped to [0, 1]),
     ``method`` per dataset (pooled: the members' methods joined with '+', when they differ)."""
 
     n: np.ndarray
@@ -242,13 +261,16 @@ def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correc
     of its replicates, or a normal interval from ``variance`` without bootstrap.
     """
     counted = _rate(positives, n)
-    rb = None
+    rb = raw = None
     if rep_n is not None and rep_positives is not None:  # replicates first: a correction may derive its point there
         rb = _rate(rep_positives, rep_n)
+        raw = rb.copy()
         for d, c in enumerate(corrections):
             if c is not None:
                 rb[:, d] = c.replicates(rb[:, d], rep_n[:, d], np.random.default_rng([seed, 7, d]),
                                         (identity_weights or {}).get(d), counted[d])
+                unconstrained = getattr(c, "raw_replicates", None)
+                raw[:, d] = rb[:, d] if unconstrained is None else unconstrained
     point = counted.copy()
     for d, c in enumerate(corrections):
         if c is not None:
@@ -259,15 +281,20 @@ def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correc
     counted_all = _pool(counted, n, pooled, 0)
     methods = [c.name if c is not None else NONE for c in corrections]
     methods += ["+".join(dict.fromkeys(methods[i] for i in m)) for m in pooled]
-    reps = None if rb is None else _pool(np.clip(rb, 0.0, 1.0), rep_n, pooled, 1)
+    # replicates feed the divergences' intervals: the unconstrained ones clipped to [0, 1], as the rate intervals,
+    # so the boundary's mass is in them (the posterior mean is a rule for the point only; with the posterior means
+    # the demo's rare synthetic rates got too narrow KL intervals: population coverage 0.918 instead of 0.958)
+    reps = None if rb is None else _pool(np.clip(raw, 0.0, 1.0), rep_n, pooled, 1)
     wl, wh = wilson_interval(counted_all * n_all, n_all, level)
     low, high = wl.copy(), wh.copy()
     corrected = np.array([m != NONE for m in methods])
     if corrected.any():
-        if reps is not None:
+        if reps is not None:  # percentiles of the unconstrained replicates, clipped: they reach 0 when data allow it
             tail = (1.0 - level) / 2.0 * 100.0
             with np.errstate(invalid="ignore"):
-                lo, hi = np.nanpercentile(reps, [tail, 100.0 - tail], axis=0)
+                lo, hi = np.nanpercentile(_pool(np.clip(raw, 0.0, 1.0), rep_n, pooled, 1), [tail, 100.0 - tail],
+                                          axis=0)
+            lo, hi = np.minimum(lo, rate), np.maximum(hi, rate)
         else:
             var = np.zeros_like(point)
             for d, c in enumerate(corrections):
@@ -278,7 +305,12 @@ def correct_rates(n: np.ndarray, positives: np.ndarray, corrections: list[Correc
                 var = np.concatenate([var] + [(s ** 2 * var[m]).sum(0, keepdims=True) for s, m in zip(share, pooled)])
             z = norm.ppf(0.5 + level / 2.0)
             half = z * np.sqrt(np.clip(var, 0.0, None))
-            lo, hi = np.clip(rate - half, 0.0, 1.0), np.clip(rate + half, 0.0, 1.0)
+            centre = point.copy()  # around the unconstrained estimate (ppi-python's interval)
+            for d, c in enumerate(corrections):
+                if getattr(c, "raw_point", None) is not None:
+                    centre[d] = c.raw_point
+            centre = _pool(centre, n, pooled, 0)
+            lo, hi = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
         low[corrected], high[corrected] = lo[corrected], hi[corrected]
     return CorrectedRates(n=n_all, rate=rate, counted=counted_all, low=low, high=high, replicates=reps,
                           method=methods)
