@@ -1,5 +1,5 @@
 """Demo MACs of three accuracies, trained by the same pipeline (less training only), each annotating the demo targets:
-the test bed for corrections of the MAC's error (issue #20; benchmarks/correction_candidates.py and the goals benchmark).
+the test bed for corrections of the MAC's error (issue #20; benchmarks/correction_candidates.py, the goals benchmark).
 
     python benchmarks/weak_macs.py [--out DIR] [--macs default,acc091,acc080]
 
@@ -9,6 +9,7 @@ MACs (conf defaults, `experiment=demo`, seed 0; the schedule spans ``train.max_s
     default   (none: 3 epochs)        ~0.995
     acc091    train.max_steps=120     ~0.91  (like a real CelebA MAC)
     acc080    train.max_steps=40      ~0.80
+    acc091_seed1, acc080_seed1        the same with seed=1 (built only when named in --macs)
 
 Everything is cached under ``--out`` (default ``$FACEMAC_CACHE/weak_macs``, i.e. ``~/.cache/facemac/weak_macs``) and
 reused when present (a stage folder with its ``DONE`` marker is never rerun; delete a MAC's folder to redo it). Layout:
@@ -50,7 +51,11 @@ MACS: dict[str, list[str]] = {
     "default": [],
     "acc091": ["train.max_steps=120"],
     "acc080": ["train.max_steps=40"],
+    # other training seeds, for robustness checks (not built unless asked for with --macs)
+    "acc091_seed1": ["train.max_steps=120", "seed=1"],
+    "acc080_seed1": ["train.max_steps=40", "seed=1"],
 }
+DEFAULT_MACS = ("default", "acc091", "acc080")
 TARGETS = ("demo_real_a", "demo_real_b", "demo_synth_a", "demo_synth_b")
 
 
@@ -114,10 +119,10 @@ def ensure_mac(out: Path, name: str) -> MacRun:
 
 
 def ensure(out: Path | None = None, names: list[str] | None = None) -> dict[str, MacRun]:
-    """Every MAC in ``names`` (default all), trained and annotated under ``out`` once; macs.json updated."""
+    """Every MAC in ``names`` (default DEFAULT_MACS), trained and annotated under ``out`` once; macs.json updated."""
     out = (out or default_out()).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    names = list(names or MACS)
+    names = list(names or DEFAULT_MACS)
     unknown = [n for n in names if n not in MACS]
     if unknown:
         raise SystemExit(f"error: unknown MAC {unknown}; choose from {', '.join(MACS)}")
@@ -154,7 +159,7 @@ def load_targets(run: MacRun, datasets: tuple[str, ...] = TARGETS) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="cache folder (default $FACEMAC_CACHE/weak_macs)")
-    ap.add_argument("--macs", default=",".join(MACS), help=f"comma-separated subset of {', '.join(MACS)}")
+    ap.add_argument("--macs", default=",".join(DEFAULT_MACS), help=f"comma-separated subset of {', '.join(MACS)}")
     args = ap.parse_args(argv)
     runs = ensure(args.out, [m for m in args.macs.split(",") if m])
     rows = []

@@ -11,7 +11,8 @@
    the choice and why; then the stage's own quick checks (``Stage.prepare``: training's model name and starting
    weights), before any data work;
 5. the tracker's life (``wandb.finish()`` always runs, so multirun jobs never log into each other);
-6. timing, and the DONE marker once the work finished (training stopped by ``stop_after_epochs`` is not done).
+6. timing, and the DONE marker once the work finished (training stopped by ``stop_after_epochs`` is not done);
+   a body that raised leaves ``FAILED`` with its error instead (facemac/run_state.py).
 
 ``report_errors()`` in the ``@hydra.main`` entry points turns a :class:`FacemacError` (a mistake a user can fix) into
 one ``error: <message>`` line and exit status 2; ``HYDRA_FULL_ERROR=1`` shows the traceback. Bugs keep theirs.
@@ -31,8 +32,9 @@ from typing import Callable, Iterator, TypeVar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facemac import distributed as D
-from facemac.errors import ConfigError, FacemacError
+from facemac.errors import ConfigError, FacemacError, RunLockedError
 from facemac.resources import CpuPlan, apply_threads, plan_cpu
+from facemac.run_state import clear_failed, mark_failed
 from facemac.runlock import RunLock
 from facemac.runs import mark_done
 from facemac.tracking import NullTracker, create_tracker
@@ -153,11 +155,11 @@ def run_stage(cfg: DictConfig, stage: Stage, work: Callable[[StageContext], T]) 
         dist = D.init_distributed(str(OmegaConf.select(cfg, stage.device_key, default="auto")), key=stage.device_key)
     else:
         dist = D.DistInfo()
-    lock = None
+    lock = out = None
     try:
         out = output_dir(cfg)
         lock = RunLock(out, f"{stage.name} run", hint="give this run its own hydra.run.dir")
-        D.on_main(dist, lambda: (lock.acquire(), None)[1])
+        D.on_main(dist, lambda: (lock.acquire(), clear_failed(out))[1])
         plan = _setup_cpu(cfg, stage, dist)
         if stage.prepare is not None:
             stage.prepare(cfg, dist)
@@ -173,6 +175,11 @@ def run_stage(cfg: DictConfig, stage: Stage, work: Callable[[StageContext], T]) 
         log.info("%s %s in %.1f s: %s", stage.name, "finished" if ctx.finished else "stopped", time.perf_counter() - t0,
                  out)
         return result
+    except RunLockedError:
+        raise  # the folder is another live run's: not ours to mark
+    except Exception as e:  # recorded as <run>/FAILED (facemac/run_state.py), then raised as before
+        mark_failed(out, e, dist.rank)
+        raise
     finally:
         if lock is not None:
             lock.release()

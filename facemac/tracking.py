@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ class NullTracker:
     def log_table(self, name: str, frame: pd.DataFrame) -> None: ...
 
     def log_image(self, name: str, path: str | Path) -> None: ...
+
+    def log_image_table(self, name: str, frame: pd.DataFrame, image_columns: Sequence[str] = ("image",)) -> None:
+        """A table whose ``image_columns`` hold uint8 RGB arrays (or None): faces shown next to their numbers."""
 
     def log_artifact(self, name: str, type: str, paths: list[str | Path], aliases: list[str] | None = None,
                      metadata: dict[str, Any] | None = None, group_alias: bool = False) -> None: ...
@@ -103,6 +106,9 @@ class WandbTracker(NullTracker):
 
     def log_image(self, name: str, path: str | Path) -> None:
         self.run.log({name: self._wandb.Image(str(path))})
+
+    def log_image_table(self, name: str, frame: pd.DataFrame, image_columns: Sequence[str] = ("image",)) -> None:
+        self.run.log({name: images_table(frame, image_columns)})
 
     def log_artifact(self, name: str, type: str, paths: list[str | Path], aliases: list[str] | None = None,
                      metadata: dict[str, Any] | None = None, group_alias: bool = False) -> None:
@@ -178,6 +184,27 @@ class WandbTracker(NullTracker):
         if self.run is not None:
             self.run.finish()
             self.run = None
+
+
+def images_table(frame: pd.DataFrame, image_columns: Sequence[str] = ("image",)):
+    """A ``wandb.Table`` of ``frame`` with the arrays in ``image_columns`` as ``wandb.Image`` (None stays empty), other
+    cells as plain Python values (NaN -> None)."""
+    import wandb
+
+    columns = list(frame.columns)
+    images = set(image_columns)
+    rows = []
+    for values in frame.itertuples(index=False, name=None):
+        row = []
+        for c, v in zip(columns, values):
+            if c in images:
+                row.append(None if v is None else wandb.Image(v))
+            elif v is None or v is pd.NA or (isinstance(v, float) and v != v):
+                row.append(None)
+            else:
+                row.append(v.item() if hasattr(v, "item") else v)
+        rows.append(row)
+    return wandb.Table(columns=columns, data=rows)
 
 
 def _artifact_name(name: str) -> str:

@@ -19,6 +19,7 @@ from facemac.annotation.shards import ShardStore
 from facemac.annotation.targets import TargetSpec
 from facemac.annotation_table import (FAILURES, MANIFEST, REQUIRED_KEYS, build_part, part_schema, threshold_fields,
                                       verify_table, write_part)
+from facemac.data.preprocess import Preprocessor
 from facemac.errors import DataError
 
 ATTRS = ["Male", "Young", "Smiling"]
@@ -55,7 +56,8 @@ def _annotate_stage_dir(out: Path, parts, rel) -> Path:
     table = _Table(keys, [i for _, ids in parts for i in ids])
     annotator = SimpleNamespace(attributes=ATTRS, thresholds=[THRESHOLDS[a] for a in ATTRS],
                                 counting_thresholds=[COUNTING[a] for a in ATTRS], counting_rule="accuracy",
-                                label_thresholds=[COUNTING[a] for a in ATTRS], mc_samples=8 if rel is not None else 0)
+                                label_thresholds=[COUNTING[a] for a in ATTRS], mc_samples=8 if rel is not None else 0,
+                                validation=None, preprocessor=Preprocessor("arcface", 112))
     acfg = SimpleNamespace(max_failure_fraction=0.05, mc_samples=annotator.mc_samples, shard_size=6)
     store = ShardStore(out)
     store.prepare()

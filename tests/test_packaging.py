@@ -52,6 +52,14 @@ def test_the_wheel_holds_the_config_tree_and_no_test_support(wheel):
         assert not [n for n, text in code.items() if support in text], support  # they live under tests/ now
 
 
+def test_the_wheel_holds_the_gallery_assets(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assets = {f"facemac/faces/assets/{n}" for n in ("gallery.js", "gallery.css")}
+    assert assets <= names
+    for n in assets:  # the files themselves, not empty placeholders
+        assert zipfile.ZipFile(wheel).read(n) == (ROOT / n).read_bytes()
+
+
 @pytest.mark.slow
 def test_every_tool_composes_from_a_folder_outside_the_repository_after_a_plain_install(wheel, tmp_path):
     venv = tmp_path / "venv"

@@ -177,9 +177,9 @@ def resolve_reference(ref: str, log_dir: str, tracker) -> Path:
     raise DataError(f"{ref}: input path does not exist (and is neither 'latest' nor a W&B artifact reference)")
 
 
-def collect_inputs(cfg, tracker) -> list[DatasetInput]:
-    """Every dataset named by ``annotations`` and ``inputs``, with names checked unique and groups resolved."""
-    log_dir = str(cfg.paths.log_dir)
+def input_entries(cfg) -> list[Any]:
+    """What ``annotations`` and ``inputs`` name, in order (paths, references or {path, name, group} entries); the one
+    rule collect_inputs and facemac.preflight share."""
     entries: list[Any] = []
     annotations = cfg.get("annotations")
     raw_inputs = cfg.get("inputs")
@@ -197,7 +197,13 @@ def collect_inputs(cfg, tracker) -> list[DatasetInput]:
         entries.append(annotations)
     if not entries:
         raise ConfigError("nothing to analyse: set annotations=<folder>|latest or inputs=[...]")
+    return entries
 
+
+def collect_inputs(cfg, tracker) -> list[DatasetInput]:
+    """Every dataset named by ``annotations`` and ``inputs``, with names checked unique and groups resolved."""
+    log_dir = str(cfg.paths.log_dir)
+    entries = input_entries(cfg)
     datasets: list[DatasetInput] = []
     for i, entry in enumerate(entries):
         if isinstance(entry, str):

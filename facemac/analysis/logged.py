@@ -3,6 +3,7 @@ panels import them from here (the divergence artifact's name is in facemac/linea
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 RATES, KL_ATTRIBUTES, KL_PAIRS = "rates", "kl_attributes", "kl_pairs"  # W&B tables of the CSVs of the same names
@@ -22,3 +23,14 @@ def pooled_kl_key(p: str, q: str) -> str:
 
 
 FIGURES = tuple(figure_key(f) for f in FIGURE_FILES)
+AUDITED_FACES = "audited_faces"  # with analyze.audit: image, dataset, path, identity, <attr>:person, <attr>:mac, ...
+
+
+def strip_file(attribute: str) -> str:
+    """``examples_<attribute>.png`` (analysis/examples.py), the attribute made safe for a file name."""
+    return f"examples_{re.sub(r'[^A-Za-z0-9_.-]', '_', attribute)}.png"
+
+
+def example_key(attribute: str) -> str:
+    """``figures/examples_<attribute>``: an example strip logged as an image."""
+    return figure_key(strip_file(attribute))

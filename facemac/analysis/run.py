@@ -13,6 +13,8 @@ from omegaconf import DictConfig
 from facemac.analysis.correction.choose import add_validation, build_corrections, check_mode, describe_corrections
 from facemac.analysis.correction.quality import mac_quality
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
+from facemac.analysis.examples import ExampleSettings, driver_attributes, write_examples
+from facemac.analysis.audited_faces import log_audited_faces
 from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
@@ -200,6 +202,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     cfg, output_dir, tracker = ctx.cfg, ctx.out, ctx.tracker
     s = Settings.from_cfg(cfg)
     ident = IdentitySettings.from_cfg(cfg)
+    shown = ExampleSettings.from_cfg(cfg)
     datasets = collect_inputs(cfg, tracker)
     declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
     for d in datasets:
@@ -238,6 +241,12 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
             focus, dict(zip(names, groups)), s.top_k, s.level, s.n_boot, ident.min_images, hidden=set(alias))
         paths.update(identity.paths)
         figures += identity.figures
+    group_of = dict(zip(names, groups))
+    rs = [(p, q) for p, q in focus if group_of.get(p) == "real" and group_of.get(q) == "synthetic"]
+    examples = write_examples(output_dir, datasets, driver_attributes(tables.kl_attributes, rs or focus,
+                                                                      shown.attributes, attributes),
+                              attributes, tables.rates, shown)  # the faces behind the drivers (analysis/examples.py)
+    figures += list(examples.strips.values())
     settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed,
                 "level": s.level,
                 "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
@@ -250,22 +259,26 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
              "label_thresholds": d.details.get("label_thresholds"),
              "labels_of": d.details.get("base_name") if not d.is_prediction else None}
             for d, c in zip(datasets, counts)]
-    group_of = dict(zip(names, groups))
     quality = mac_quality(datasets, corrections, attributes, s.label_rule)
     settings["corrections"] = describe_corrections(datasets, corrections, pooled, s.correction)
     head = headline(tables.rates, tables.kl_attributes, tables.kl_pairs, focus, group_of, set(alias), quality)
     report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
                           ReportContext(datasets=info, settings=settings, headline=head,
                                         pooled=[n for n in names[len(datasets):] if n not in alias], aliases=alias,
-                                        focus=focus, top_k=s.top_k, sections=identity.sections if identity else [],
+                                        focus=focus, top_k=s.top_k,
+                                        sections=(identity.sections if identity else [])
+                                        + examples.report_lines(output_dir),
                                         quality=quality, corrections=settings["corrections"],
-                                        files=identity.files if identity else []))
-    _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures"], settings, names, identity)
+                                        files=(identity.files if identity else []) + examples.file_lines()))
+    gallery = [output_dir / "gallery"] if examples.galleries else []
+    _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures", *gallery], settings, names,
+           identity)
+    log_audited_faces(tracker, cfg.analyze.audit, datasets, shown.audit_faces, shown.size)  # W&B: both labels
     log.info("%s", head)  # the console shows the finding, not only where the files are
     log.info("analysis written to %s (report: %s)", output_dir, report)
     return {"output_dir": output_dir, "tables": tables, "datasets": names, "attributes": attributes,
             "headline": head,
-            "figures": figures, "report": report, "settings": settings,
+            "figures": figures, "report": report, "settings": settings, "examples": examples,
             "identity": identity.tables if identity else None}
 
 

@@ -9,3 +9,5 @@ SUMMARY_TABLE = "annotation_summary"  # one row per annotated dataset (annotatio
 def dataset_keys(dataset: str) -> tuple[str, str]:
     """The per-dataset summary values: images annotated, images that failed."""
     return f"{dataset}/images", f"{dataset}/failures"
+
+FACES_TABLE = "annotated_faces"  # sampled faces: image, dataset, group, path, identity, one probability per attribute

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
+from facemac.annotation.faces_log import FaceLogSettings, log_faces
 from facemac.annotation.feed import (BatchResult, detect_loader_results, gpu_detect_results, gpu_results,
                                      loader_results, thread_results)
 from facemac.annotation.geometry import (check_target_geometries, detector_record, detector_settings,
@@ -33,6 +34,7 @@ from facemac.data.preprocess import preprocess_record
 from facemac.data.dataset import FaceDataset
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.faces.tables import SampledTable
 from facemac.hashing import file_sha256
 from facemac.annotation.logged import SUMMARY_TABLE, dataset_keys
 from facemac.lineage import annotation_artifact_files, annotation_artifact_name, declare_checkpoint
@@ -79,6 +81,7 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     if int(acfg.batch_size) < 1:
         raise ConfigError(f"annotate.batch_size={acfg.batch_size}; must be >= 1")
     specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
+    faces = FaceLogSettings.from_cfg(acfg)
     ckpt_path, how = on_main(d, lambda: _resolve_ckpt(cfg, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
@@ -101,6 +104,8 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
                                              acfg, ckpt_info, d, seed=int(cfg.seed))
     if d.is_main:
         _report(results, annotator, tracker, output_dir, bool(acfg.get("log_artifacts", True)))
+        log_faces(tracker, [SampledTable(r.name, r.group, r.out_dir) for r in results.values()], faces,
+                  int(cfg.seed))
     return results
 
 

@@ -37,6 +37,13 @@ class TargetSpec:
 
 def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
     """Targets in config order, filtered by ``annotate.only``; missing roots and bad groups name their key."""
+    roots = cfg.get("roots") or {}
+    return [target_spec(name, entry, roots.get(name)) for name, entry in target_entries(cfg).items()]
+
+
+def target_entries(cfg: DictConfig) -> dict[str, Any]:
+    """The ``targets`` entries to annotate, by name in config order, after ``annotate.only`` (facemac.preflight
+    checks each one the way ``resolve_targets`` builds it)."""
     targets = cfg.get("targets")
     if not targets:
         raise ConfigError("no targets configured: choose a set with targets=demo|paper|casia|dcface "
@@ -56,8 +63,7 @@ def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
         if unknown:
             raise ConfigError(f"annotate.only names unknown targets {unknown}; configured: {sorted(entries)}")
         entries = {n: entries[n] for n in only}
-    roots = cfg.get("roots") or {}
-    return [_spec(name, entry, roots.get(name)) for name, entry in entries.items()]
+    return entries
 
 
 def refuse_unset_group(overrides: list[str]) -> None:
@@ -77,7 +83,7 @@ def root_not_set(name: str) -> ConfigError:
                        f"this machine as roots.{name}: /path/to/{name} in conf/local/default.yaml (conf/local/README.md)")
 
 
-def _spec(name: str, entry: DictConfig, local_root: str | None) -> TargetSpec:
+def target_spec(name: str, entry: DictConfig, local_root: str | None) -> TargetSpec:
     """One target; its root is ``targets.<name>.root``, else ``roots.<name>`` (the machine's map in
     conf/local/default.yaml), else, for the demo targets only, generated."""
     if not OmegaConf.is_dict(entry):

@@ -11,11 +11,15 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from facemac.compare.labels import label_runs as name_runs
+from facemac.run_state import RunState, run_status
 from facemac.runs import DONE_MARKER
 
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "annotate", "analyze")
+_FIX = {RunState.FAILED: "fix the cause and re-run it, or leave it out",
+        RunState.RUNNING: "wait for it to finish, or leave it out",
+        RunState.KILLED: "resume it into the same folder, or leave it out"}
 _EVIDENCE = {"train": "metrics.json", "annotate": "annotation_summary.csv", "analyze": "kl_pairs.csv"}
 
 
@@ -35,6 +39,7 @@ class Problem:
 
     path: str
     reason: str
+    state: str | None = None  # failed | running | killed for a run folder that did not finish (facemac.run_state)
 
 
 def run_stage(folder: Path) -> str | None:
@@ -107,9 +112,10 @@ def check(folder: Path) -> Run | Problem:
     if stage is None:
         return Problem(str(folder), "not a run folder of train, annotate or analyze (no .hydra/config.yaml with "
                                     "their task_name, no metrics.json, annotation_summary.csv or kl_pairs.csv)")
-    if not (folder / DONE_MARKER).exists():
-        return Problem(str(folder), f"{stage} run has not finished (no {DONE_MARKER} marker): still running or "
-                                    "stopped; finish or resume it, or leave it out")
+    status = run_status(folder)
+    if status.state is not RunState.FINISHED:
+        return Problem(str(folder), f"{stage} run has not finished: {status.describe()}; {_FIX[status.state]}",
+                       state=status.state.value)
     if not (folder / _EVIDENCE[stage]).exists():
         return Problem(str(folder), f"{stage} run is marked {DONE_MARKER} but lacks {_EVIDENCE[stage]}")
     return Run(path=folder, stage=stage, config=_config(folder))

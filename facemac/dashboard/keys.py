@@ -13,6 +13,7 @@ from typing import Any
 
 from facemac.analysis.inputs import GROUPS
 from facemac.analysis.logged import FIGURES, KL_ATTRIBUTES, KL_PAIRS, POOLED_SUFFIX, RATES, pooled_kl_key
+from facemac.annotation.logged import FACES_TABLE
 from facemac.annotation.logged import SUMMARY_TABLE as ANNOTATION_TABLE
 from facemac.annotation.logged import dataset_keys
 from facemac.lineage import DIVERGENCE_ARTIFACT
@@ -25,7 +26,7 @@ POOLED_KL = (pooled_kl_key(_REAL, _SYNTHETIC), pooled_kl_key(_SYNTHETIC, _REAL))
 # the metric each stage is judged by: the workspace and every report must show it
 HEADLINE = {"train": (VAL_MA, TEST_MA), "annotate": (ANNOTATION_TABLE,), "analyze": (KL_PAIRS,)}
 
-__all__ = ["ANNOTATION_TABLE", "DIVERGENCE_ARTIFACT", "EPOCH", "FIGURES", "HEADLINE", "KL_ATTRIBUTES", "KL_PAIRS",
+__all__ = ["ANNOTATION_TABLE", "DIVERGENCE_ARTIFACT", "EPOCH", "FACES_TABLE", "FIGURES", "HEADLINE", "KL_ATTRIBUTES", "KL_PAIRS",
            "LR", "PER_ATTRIBUTE_BACC", "POOLED_KL", "RATES", "TEST_ACC", "TEST_MA", "TEST_TABLE", "THROUGHPUT",
            "TRAIN_LOSS", "VAL_ACC", "VAL_MA", "Ref", "dataset_keys", "referenced_keys"]
 

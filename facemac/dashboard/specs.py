@@ -63,7 +63,7 @@ def _sweep_panels(params: list[str]) -> list:
 
 
 def _annotation_panels(datasets: list[str]) -> list:
-    panels: list = [_table(K.ANNOTATION_TABLE, 7)]
+    panels: list = [_table(K.ANNOTATION_TABLE, 7), _table(K.FACES_TABLE, 12)]  # the numbers, then sampled faces
     if datasets:
         images, failures = zip(*(K.dataset_keys(d) for d in datasets))
         panels += [wr.BarPlot(title="images annotated per dataset", metrics=list(images)),

@@ -155,6 +155,9 @@ def _check_choices(tcfg: DictConfig) -> None:
                               ("early_stopping.monitor", tcfg.early_stopping.monitor, SELECTABLE)):
         if value not in valid:
             raise ConfigError(f"train.{key}={value!r}; choose one of {', '.join(valid)}")
+    if not isinstance(tcfg.validation_rows, int) or isinstance(tcfg.validation_rows, bool) or tcfg.validation_rows < 0:
+        raise ConfigError(f"train.validation_rows={tcfg.validation_rows!r}; use a row count >= 0 (0 stores no "
+                          "validation predictions in the checkpoint)")
 
 
 def _train(ctx: StageContext, table: FaceTable | None) -> dict[str, Any]:

@@ -52,12 +52,12 @@ log = logging.getLogger(__name__)
 METHODS: dict[str, str] = {
     "count": "classify and count: the counted rate, uncorrected",
     "acc_clip": "Rogan–Gladen / ACC with validation tpr, fpr, clipped to [0, 1] (QuaPy's ACC)",
-    "pacc_clip": "probabilistic ACC with validation mean probabilities of positives and negatives, clipped (QuaPy's PACC)",
+    "pacc_clip": "probabilistic ACC with validation mean probabilities of positives and negatives, clipped (QuaPy)",
     "acc_bayes": "ACC; posterior mean under a flat prior on [0, 1] with the bootstrap's spread (never clips to 0)",
     "pacc_bayes": "PACC with the same boundary treatment as acc_bayes",
 }
 DEFAULT_METHOD = "acc_bayes"  # chosen by benchmarks/correction_candidates.py (docs/analyze.md "Without an audit")
-MIN_SEPARATION = 1e-3  # tpr - fpr (or p1 - p0) below this is treated as this: a chance-level MAC gives a [0, 1] interval
+MIN_SEPARATION = 1e-3  # tpr - fpr (or p1 - p0) is at least this: a chance-level MAC gives a [0, 1] interval
 RAW_LIMIT = 10.0  # unconstrained estimates are kept within [-10, 11]: far enough to stay honest, finite for the maths
 
 # The assumption check: under "errs as on validation" the target's probabilities are a mixture of the validation
@@ -150,14 +150,17 @@ class ValidationSet:
             y0 = self.labels == 0
             pred = self.probs > self.thresholds.astype(np.float32)
             p = self.probs.astype(np.float64)
-            i = self.num_identities
             unc = uncertain(self.probs)
             cols = {"pos": y1, "neg": y0, "tp": y1 & pred, "fp": y0 & pred, "prob_pos": np.where(y1, p, 0.0),
                     "prob_neg": np.where(y0, p, 0.0), "unc_pos": y1 & unc, "unc_neg": y0 & unc}
+            order = np.argsort(self.identity, kind="stable")  # rows of one identity together: one reduceat each
+            ids = self.identity[order]
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
             out = {}
             for k, v in cols.items():
-                acc = np.zeros((i, len(self.attributes)))
-                np.add.at(acc, self.identity, v.astype(np.float64))
+                acc = np.zeros((self.num_identities, len(self.attributes)))
+                if len(ids):
+                    acc[ids[starts]] = np.add.reduceat(v[order].astype(np.float64), starts, axis=0)
                 out[k] = acc
             self._per_identity = out
         return self._per_identity
@@ -250,8 +253,9 @@ class Corrected:
         data allow it, instead of collapsing there (NaN replicates ignored)."""
         tail = (1.0 - level) / 2.0 * 100.0
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanpercentile(self.raw, [tail, 100.0 - tail], axis=0)
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanpercentile loops in Python: only where NaN is
+            pct = np.nanpercentile if np.isnan(self.raw).any() else np.percentile
+            lo, hi = pct(self.raw, [tail, 100.0 - tail], axis=0)
         return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
 
 
@@ -307,6 +311,67 @@ def shift_check(target: TargetSummary, stats: ConfusionStats, point: TargetSumma
     return ShiftCheck(z, failed, np.asarray(consistent), applied)
 
 
+@dataclass
+class RowMoments:
+    """Row-level sums per attribute (float64 [A] or [D, A]) over a target's rows with a defined probability, for an
+    engine that keeps per identity only the hard-label counts: ``n``; ``y`` (hard labels ``p > threshold``), ``p``,
+    ``u`` (``uncertain(p)``); ``pp`` (p^2), ``yp``, ``yu``, ``pu`` (products). ``moment_replicates`` turns them into
+    replicates of the check's moments that move with the counted rate's replicates, as streamed ones would."""
+
+    n: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+    u: np.ndarray
+    pp: np.ndarray
+    yp: np.ndarray
+    yu: np.ndarray
+    pu: np.ndarray
+
+    @classmethod
+    def of(cls, probs: np.ndarray, thresholds: np.ndarray) -> RowMoments:
+        """The sums of one table's probabilities [N, A] (the oracle for an engine's streamed sums)."""
+        p = np.asarray(probs, np.float64)
+        y = (np.asarray(probs) > np.asarray(thresholds, np.float32)).astype(np.float64)
+        u = uncertain(probs).astype(np.float64)
+        return cls(np.full(p.shape[1], float(len(p))), y.sum(0), p.sum(0), u.sum(0), (p * p).sum(0),
+                   (y * p).sum(0), (y * u).sum(0), (p * u).sum(0))
+
+
+def moment_replicates(counted_b: np.ndarray, rm: RowMoments,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(mean_prob, uncertain) replicates [B, ...] for the check, drawn jointly normal *given* the counted rate's
+    replicates ``counted_b`` [B, A] or [B, D, A]: the regression of each moment on the hard label (row level) carries
+    the replicate's rate shift over, the residual (its covariance from the row sums) is drawn, and both are scaled by
+    the identity bootstrap's inflation of the counted rate's variance over the i.i.d. one. Independent noise instead
+    would miss the moments' correlation with the rate and weaken the check (on the demo it let a synthetic-like
+    target of the default MAC pass); these draws reject what streamed per-identity moments reject
+    (benchmarks/correction_candidates.py, tests)."""
+    n = np.maximum(rm.n, 1.0)
+    my, mp, mu = rm.y / n, rm.p / n, rm.u / n
+    vy = np.clip(my - my * my, 0.0, None)
+    c_py, c_uy = rm.yp / n - mp * my, rm.yu / n - mu * my
+    v_p, v_u, c_pu = np.clip(rm.pp / n - mp * mp, 0.0, None), np.clip(mu - mu * mu, 0.0, None), rm.pu / n - mp * mu
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b_p = np.where(vy > 0, c_py / np.where(vy > 0, vy, 1.0), 0.0)
+        b_u = np.where(vy > 0, c_uy / np.where(vy > 0, vy, 1.0), 0.0)
+        r_p = np.clip(v_p - b_p * c_py, 0.0, None)
+        r_u = np.clip(v_u - b_u * c_uy, 0.0, None)
+        r_pu = c_pu - b_p * c_uy
+        den = np.sqrt(r_p * r_u)
+        rho = np.clip(np.where(den > 0, r_pu / np.where(den > 0, den, 1.0), 0.0), -1.0, 1.0)
+        q = np.asarray(counted_b, np.float64)
+        iid = np.sqrt(vy / n)
+        spread = np.nanstd(q, axis=0, ddof=1) if q.shape[0] >= 2 else np.zeros(q.shape[1:])
+        inflation = np.maximum(np.where(iid > 0, spread / np.where(iid > 0, iid, 1.0), 1.0), 1.0)
+    inflation = np.nan_to_num(inflation, nan=1.0)
+    z1, z2 = rng.standard_normal(q.shape), rng.standard_normal(q.shape)
+    scale = inflation / np.sqrt(n)
+    shift = q - my
+    mean_prob = mp + b_p * shift + np.sqrt(r_p) * z1 * scale
+    unc = mu + b_u * shift + np.sqrt(r_u) * (rho * z1 + np.sqrt(1.0 - rho * rho) * z2) * scale
+    return mean_prob, unc
+
+
 def _expand(stat: np.ndarray, like: np.ndarray) -> np.ndarray:
     """[B, A] stats against [B, A] or [B, D, A] summaries."""
     return stat[:, None, :] if like.ndim == 3 else stat
@@ -334,16 +399,30 @@ def unconstrained(target: TargetSummary, stats: ConfusionStats, method: str) -> 
 
 def posterior_mean(m: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Mean of N(m, s^2) truncated to [0, 1] (the posterior of a rate under a flat prior with a normal likelihood);
-    ``clip(m)`` where s is 0 or undefined. Stable in both tails (scipy's truncnorm)."""
-    from scipy.stats import truncnorm
+    ``clip(m)`` where s is 0 or undefined. Closed form in log space, stable in both tails (scipy's truncnorm.mean is
+    the oracle in the tests; it is ~50x slower on the engine's [B, D, A] arrays)."""
+    from scipy.special import log_ndtr
 
     m, s = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s, np.float64))
     out = np.clip(m, 0.0, 1.0)
     ok = np.isfinite(m) & np.isfinite(s) & (s > 1e-12)
     if ok.any():
         mm, ss = m[ok], s[ok]
+        lo, hi = -mm / ss, (1.0 - mm) / ss  # the bounds in standard units
+        upper = lo > 0  # both bounds in the upper tail: work with the mirrored (lower-tail) probabilities
+        a = np.where(upper, -hi, lo)
+        b = np.where(upper, -lo, hi)
+        la, lb = log_ndtr(a), log_ndtr(b)  # log Phi(a) <= log Phi(b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_z = lb + np.log1p(-np.exp(la - lb))  # log(Phi(b) - Phi(a))
+            log_phi = lambda x: -0.5 * x * x - 0.5 * np.log(2.0 * np.pi)  # noqa: E731
+            # (phi(lo) - phi(hi)) / Z, written from the larger density
+            lp_lo, lp_hi = log_phi(lo), log_phi(hi)
+            big = np.maximum(lp_lo, lp_hi)
+            ratio = np.sign(lp_lo - lp_hi) * np.exp(big - log_z) * -np.expm1(-np.abs(lp_lo - lp_hi))
+        val = mm + ss * ratio
         out = out.copy()
-        out[ok] = np.clip(truncnorm.mean((0.0 - mm) / ss, (1.0 - mm) / ss, loc=mm, scale=ss), 0.0, 1.0)
+        out[ok] = np.clip(np.where(np.isfinite(val), val, np.clip(mm, 0.0, 1.0)), 0.0, 1.0)
     out[~np.isfinite(m)] = np.nan
     return out
 
@@ -420,6 +499,7 @@ def load_validation(table_dir: str | Path, label_rule: str | None = None) -> Val
 
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "VALIDATION_WARNING", "UNCERTAIN", "Z_CRIT", "MAX_FAILED_SHARE",
-           "ValidationSet", "ConfusionStats", "TargetSummary", "Corrected", "ShiftCheck", "confusion_stats", "correct",
+           "ValidationSet", "ConfusionStats", "TargetSummary", "Corrected", "ShiftCheck", "RowMoments",
+           "moment_replicates", "confusion_stats", "correct",
            "correct_unchecked", "shift_check", "uncertain", "unconstrained", "posterior_mean", "load_validation",
            "needs_mean_prob", "check_method"]
