@@ -250,3 +250,26 @@ def test_report_marks_drivers_classified_at_chance_and_says_what_it_assumed(make
     assert "classified at chance" in row, row
     assert not any("classified at chance" in line for line in report.splitlines() if line.startswith("| a |"))
     assert set(res["tables"].rates.correction) <= {"validation", "none", "validation+none", "none+validation"}
+
+
+def test_older_tables_show_the_checkpoints_validation_metrics_from_the_manifest(make_cfg, tmp_path):
+    """No validation.parquet: the balanced accuracy comes from the manifest's mac_validation_metrics (written by
+    annotate from the checkpoint's metrics), and an attribute at chance there is flagged."""
+    from facemac.annotation.inference import _val_quality
+
+    metrics = {"metrics": {"val": {"per_attribute": {"a": {"balanced_accuracy": 0.95, "accuracy": 0.96},
+                                                     "b": {"balanced_accuracy": 0.9, "accuracy": 0.9},
+                                                     "c": {"balanced_accuracy": 0.55, "accuracy": 0.7}}}}}
+    quality = _val_quality(metrics)
+    assert quality["c"] == {"balanced_accuracy": 0.55, "accuracy": 0.7} and _val_quality({"metrics": {}}) is None
+    rng = np.random.default_rng(1)
+    root = tmp_path / "annotations"
+    for name, group, rate in (("P", "real", [0.2, 0.5, 0.6]), ("Q", "synthetic", [0.6, 0.5, 0.05])):
+        write_annotation_dir(root / name, name, group, ATTRS, [(_probs(rng.random((300, 3)) < rate), None)],
+                             extra={"mac_validation_metrics": quality})
+    out = tmp_path / "out"
+    run(make_cfg("analyze", ["logger=none", f"annotations={root}", "analyze.n_boot=0"], output_dir=out))
+    report = (out / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| c |"))
+    assert "| 0.55 |" in row and "classified at chance" in row, row
+    assert "| 0.95 |" in next(line for line in report.splitlines() if line.startswith("| a |"))

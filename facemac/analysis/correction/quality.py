@@ -71,6 +71,7 @@ def mac_quality(datasets, corrections, attributes: list[str], label_rule: str) -
     and audit balanced accuracy per audited dataset."""
     from facemac.analysis.correction.engine import AuditCorrection, ValidationCorrection
     from facemac.analysis.correction.validation import load_validation
+    from facemac.annotation_table import read_manifest
 
     q = MacQuality()
     for d, c in zip(datasets, corrections):
@@ -81,4 +82,10 @@ def mac_quality(datasets, corrections, attributes: list[str], label_rule: str) -
             if vs is not None:
                 q.validation = validation_quality(vs.select(attributes) if vs.attributes != attributes else vs)
                 q.validation_source = vs.source
+            else:  # an older table: the checkpoint's validation metrics from the manifest (reporting thresholds)
+                m = read_manifest(d.path) or {}
+                per = m.get("mac_validation_metrics") or {}
+                q.validation = {a: float(per[a]["balanced_accuracy"]) for a in attributes
+                                if a in per and "balanced_accuracy" in per[a]}
+                q.validation_source = f"{d.path / 'manifest.json'} (checkpoint metrics)" if q.validation else ""
     return q
