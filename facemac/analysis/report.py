@@ -142,7 +142,8 @@ def corrections_section(ctx: ReportContext, rates: pd.DataFrame) -> list[str]:
     lines = ["## Corrections and the MAC's quality", "",
              "Rates, per-attribute KL/JS and their summaries use the corrected rates (`rate`, `kl`); the MAC's counts "
              "stay beside them (`rate_counted`, `kl_counted`, `js_counted`). The joint KL, JS and coverage are "
-             "counted (a joint over 2^k combinations cannot be corrected honestly from a few hundred audited faces).",
+             "counted (a joint over 2^k combinations cannot be corrected honestly from a few hundred audited faces), "
+             "and so are the within-identity statistics.",
              "", "| dataset | correction | what it assumes |", "|---|---|---|"]
     for name, (method, assumption) in ctx.corrections.items():
         lines.append(f"| {name} | {method} | {assumption} |")
