@@ -273,3 +273,18 @@ def test_older_tables_show_the_checkpoints_validation_metrics_from_the_manifest(
     row = next(line for line in report.splitlines() if line.startswith("| c |"))
     assert "| 0.55 |" in row and "classified at chance" in row, row
     assert "| 0.95 |" in next(line for line in report.splitlines() if line.startswith("| a |"))
+
+
+@pytest.mark.parametrize("extra", [["analyze.n_boot=0"], ["analyze.mode=soft", "analyze.n_boot=20"],
+                                   ["analyze.audit_power_tuning=false", "analyze.pooled=false", "analyze.n_boot=20"]])
+def test_audits_work_in_every_mode(make_cfg, ann, tmp_path, extra):
+    """Normal intervals without bootstrap, soft mode (the MAC's probabilities are what the audit corrects), no pooling:
+    every corrected rate inside [0, 1] and inside its own interval."""
+    root, truth = ann
+    audit = _write_audit(tmp_path / "audit", "P", truth, np.arange(0, 400, 3))
+    res = run(make_cfg("analyze", ["logger=none", f"annotations={root}", f"analyze.audit={audit}", *extra],
+                       output_dir=tmp_path / "out"))
+    rates = res["tables"].rates
+    p = rates[rates.dataset == "P"]
+    assert (p.correction == "audit").all() and p.rate.between(0, 1).all()
+    assert ((p.ci_low <= p.rate + 1e-12) & (p.rate <= p.ci_high + 1e-12)).all(), p
