@@ -1,7 +1,9 @@
 """The correction engine: per dataset and attribute the rate estimate with the correction it got (``audit``,
 ``validation`` or ``none``), point-wise and per bootstrap replicate, so every interval resamples what the estimate
-depends on (the target's identities in analysis/bootstrap.py; the audit rows within their strata and the validation
-identities here, each correction with its own seeded stream).
+depends on (the target's identities in analysis/bootstrap.py; the audited faces with their identities, or within
+their strata, and the validation identities here, each correction with its own seeded stream). Reported rates are in
+[0, 1] (boundary rule: the posterior mean under a flat prior); intervals and the divergences' replicates come from the
+unconstrained replicates clipped to [0, 1].
 
 A correction maps counted rates to corrected ones; divergences then use corrected positives = rate·n in the
 alpha-smoothed Bernoulli (analysis/divergence.py), so the smoothing is the same as for counts.
@@ -51,7 +53,8 @@ class Correction(Protocol):
 @dataclass
 class AuditCorrection:
     """Prediction-powered: θ̂ = λ·counted rate + design-weighted mean(audited − λ·MAC) (correction/audit.py), λ the
-    PPI++ power weight (``tune``; λ = 1: plain PPI, counted + mean disagreement), re-estimated in every replicate."""
+    regression estimator's weight (``tune``; λ = 1: plain PPI, counted + mean disagreement), re-estimated in every
+    replicate."""
 
     rows: AuditRows
     tune: bool = True
