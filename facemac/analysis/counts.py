@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facemac.analysis.arrays import pack_bits, sum_by, unique_pairs
-from facemac.analysis.correction.validation import UNCERTAIN
+from facemac.analysis.correction.validation import UNCERTAIN, RowMoments
 from facemac.analysis.readers import Batch
 
 _CONSOLIDATE_AT = 2_000_000  # pending (key, count) entries before they are merged
@@ -114,9 +114,9 @@ class DatasetCounts:
     joint_counts: np.ndarray  # [K] rows with that combination
     units: Units | None
     per_identity: PerIdentity | None = None  # hard-label counts per named identity (analysis/identity.py fills it)
-    prob_sum: np.ndarray | None = None  # [A] summed probabilities (hard mode too; the validation check needs them)
-    prob_sq_sum: np.ndarray | None = None  # [A] summed squared probabilities (their spread)
-    uncertain: np.ndarray | None = None  # [A] rows in the validation correction's UNCERTAIN band
+    # row-level sums of probabilities, hard labels and the uncertain band (correction/validation.py RowMoments): the
+    # no-audit correction's assumption check draws its moments from them, conditioned on each replicate's rate
+    row_moments: RowMoments | None = None
 
 
 class CountAccumulator:
@@ -132,9 +132,7 @@ class CountAccumulator:
         self.n = np.zeros(a, dtype=np.int64)
         self.pos = np.zeros(a, dtype=np.float64)
         self.dropped = np.zeros(a, dtype=np.int64)
-        self.psum = np.zeros(a, dtype=np.float64)
-        self.psq = np.zeros(a, dtype=np.float64)
-        self.unc = np.zeros(a, dtype=np.float64)
+        self.moments = {k: np.zeros(a, dtype=np.float64) for k in ("p", "u", "pp", "yp", "yu", "pu")}
         self.joint = _KeyCounter(with_units=False)
         self.unit_joint = _KeyCounter(with_units=True)
         self.patterns = _KeyCounter(with_units=True)  # "unit" = validity bits, key = label bits
@@ -169,9 +167,14 @@ class CountAccumulator:
         self.pos += contrib.sum(0, dtype=np.float64)
         self.dropped += batch.dropped
         p = np.where(valid, batch.values, 0.0)
-        self.psum += p.sum(0, dtype=np.float64)
-        self.psq += (p * p).sum(0, dtype=np.float64)
-        self.unc += ((p > UNCERTAIN[0]) & (p < UNCERTAIN[1]) & valid).sum(0)
+        u = ((p > UNCERTAIN[0]) & (p < UNCERTAIN[1]) & valid).astype(np.float32)
+        m = self.moments
+        m["p"] += p.sum(0, dtype=np.float64)
+        m["u"] += u.sum(0, dtype=np.float64)
+        m["pp"] += (p * p).sum(0, dtype=np.float64)
+        m["yp"] += np.where(hard, p, 0.0).sum(0, dtype=np.float64)
+        m["yu"] += (hard * u).sum(0, dtype=np.float64)
+        m["pu"] += (p * u).sum(0, dtype=np.float64)
         jcols = self.joint_columns
         jrows = valid[:, jcols].all(1) if len(jcols) else np.zeros(len(batch), bool)
         jkeys = pack_bits(hard[:, jcols]) if len(jcols) else np.zeros(len(batch), np.uint64)
@@ -230,5 +233,7 @@ class CountAccumulator:
                           pattern_valid=pvalid.astype(np.uint64), pattern_count=pcount,
                           num_identities=len(self._ids), identity_units=self._ids)
         return DatasetCounts(rows=self.rows, n=self.n.copy(), positives=self.pos.copy(), dropped=self.dropped.copy(),
-                             joint_keys=keys, joint_counts=counts, units=units, prob_sum=self.psum.copy(),
-                             prob_sq_sum=self.psq.copy(), uncertain=self.unc.copy())
+                             joint_keys=keys, joint_counts=counts, units=units,
+                             row_moments=None if self.soft else RowMoments(
+                                 n=self.n.astype(np.float64), y=self.pos.copy(),
+                                 **{k: v.copy() for k, v in self.moments.items()}))

@@ -216,7 +216,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
                                     s.min_reliability, s.audit_power_tuning)
     counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
     corrections = add_validation(corrections, datasets, counts, attributes, s.correction, s.label_rule,
-                                 s.mode == "soft")
+                                 s.mode == "soft", s.seed)
     pooled = pool_members(datasets) if s.pooled else {}
     taken = {d.name for d in datasets}
     clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]

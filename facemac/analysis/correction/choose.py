@@ -48,7 +48,7 @@ def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, so
 
 
 def add_validation(corrections: list[Correction | None], datasets, counts, attributes: list[str], mode: str,
-                   label_rule: str, soft: bool) -> list[Correction | None]:
+                   label_rule: str, soft: bool, seed: int = 0) -> list[Correction | None]:
     """Annotated inputs without an audit get the checkpoint's validation correction (``auto``/``validation``) when
     their table carries validation predictions; older tables stay counted (one warning from load_validation)."""
     if mode not in ("auto", "validation") or soft:
@@ -59,7 +59,7 @@ def add_validation(corrections: list[Correction | None], datasets, counts, attri
     out = list(corrections)
     for i, (d, c) in enumerate(zip(datasets, counts)):
         if out[i] is None and d.is_prediction:
-            out[i] = validation_correction(d, attributes, c, label_rule)
+            out[i] = validation_correction(d, attributes, c, label_rule, seed)
     return out
 
 

@@ -131,20 +131,20 @@ def face_weights(units: dict[int, np.ndarray], drawn: dict[int, np.ndarray]) -> 
 class ValidationCorrection:
     """Without an audit: the checkpoint's validation errors (correction/validation.py, its default method and its
     assumption check). Each replicate draws the validation identities (``draw_counts``) next to the target's; the
-    target's mean probability and UNCERTAIN share per replicate (the check's moments) are the streamed point values
-    plus normal noise of their i.i.d. spread, scaled by the identity bootstrap's inflation of the counted rate's
-    variance (probabilities are not kept per identity). Where the check fails the counted rate stands."""
+    target's mean probability and UNCERTAIN share per replicate (the check's moments) come from the streamed row sums
+    (``moment_replicates``: conditioned on the replicate's counted rate, scaled by the identity bootstrap's inflation;
+    probabilities are not kept per identity). Where the check fails the counted rate stands."""
 
     vs: object  # ValidationSet restricted to the analysed attributes
-    mean_prob: np.ndarray  # [A]
-    prob_sd: np.ndarray  # [A]
-    uncertain: np.ndarray  # [A] share
+    moments: object  # RowMoments of the target (analysis/counts.py)
     method: str
     point_value: np.ndarray | None = None
     applied: np.ndarray | None = None  # [A] where the correction was used (the check passed)
     raw_replicates: np.ndarray | None = None  # [B, A] unconstrained replicates (the interval's percentiles)
     consistent: bool = True
     internal_draws: int = 200
+    shared_seed: int = 0  # validation draws from default_rng([shared_seed, 11]): one draw for every dataset this MAC
+    # annotated (the same confusion rates correct them all, so their KL does not vary by the validation split twice)
 
     @property
     def name(self) -> str:
@@ -153,20 +153,17 @@ class ValidationCorrection:
 
     def _run(self, counted_b, n_b, rng, counted):
         from facemac.analysis.bootstrap import draw_counts
-        from facemac.analysis.correction.validation import TargetSummary, confusion_stats, correct
+        from facemac.analysis.correction.validation import (TargetSummary, confusion_stats, correct,
+                                                            moment_replicates)
 
         b = counted_b.shape[0]
-        stats_b = confusion_stats(self.vs, draw_counts(rng, self.vs.identity_weights, b))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iid = np.sqrt(np.clip(counted * (1 - counted), 0, None) / np.maximum(n_b.mean(0), 1))
-            inflation = np.where(iid > 0, np.nanstd(counted_b, 0) / np.where(iid > 0, iid, 1), 1.0)
-        inflation = np.nan_to_num(np.maximum(inflation, 1.0), nan=1.0)
-        nn = np.maximum(n_b.mean(0), 1)
-        noise_m = rng.standard_normal(counted_b.shape) * (self.prob_sd / np.sqrt(nn) * inflation)
-        u = self.uncertain
-        noise_u = rng.standard_normal(counted_b.shape) * (np.sqrt(u * (1 - u) / nn) * inflation)
-        target = TargetSummary(rate=counted_b, mean_prob=self.mean_prob + noise_m, uncertain=u + noise_u)
-        point = TargetSummary(rate=counted[None], mean_prob=self.mean_prob[None], uncertain=u[None])
+        shared = np.random.default_rng([self.shared_seed, 11])
+        stats_b = confusion_stats(self.vs, draw_counts(shared, self.vs.identity_weights, b))
+        mean_b, unc_b = moment_replicates(counted_b, self.moments, rng)
+        n = np.maximum(self.moments.n, 1.0)
+        target = TargetSummary(rate=counted_b, mean_prob=mean_b, uncertain=unc_b)
+        point = TargetSummary(rate=counted[None], mean_prob=(self.moments.p / n)[None],
+                              uncertain=(self.moments.u / n)[None])
         out = correct(target, stats_b, self.method, point=point, point_stats=confusion_stats(self.vs))
         self.point_value = out.point
         self.raw_replicates = out.raw
@@ -201,18 +198,15 @@ class ValidationCorrection:
                 f"identities, resampled){f'; {kept} attributes failed the check and keep their counted rate' if kept else ''}")
 
 
-def validation_correction(d, attributes: list[str], counts, label_rule: str) -> ValidationCorrection | None:
+def validation_correction(d, attributes: list[str], counts, label_rule: str,
+                          seed: int = 0) -> ValidationCorrection | None:
     """The no-audit correction of one annotated input, or None (no validation predictions: an older checkpoint)."""
     from facemac.analysis.correction.validation import DEFAULT_METHOD, load_validation
 
     vs = load_validation(d.path, label_rule)
-    if vs is None or counts.prob_sum is None:
+    if vs is None or counts.row_moments is None:
         return None
-    vs = vs.select(attributes)
-    n = np.maximum(counts.n, 1)
-    mean = counts.prob_sum / n
-    sd = np.sqrt(np.clip(counts.prob_sq_sum / n - mean ** 2, 0, None))
-    return ValidationCorrection(vs, mean, sd, counts.uncertain / n, DEFAULT_METHOD)
+    return ValidationCorrection(vs.select(attributes), counts.row_moments, DEFAULT_METHOD, shared_seed=seed)
 
 
 @dataclass
