@@ -122,7 +122,8 @@ class DatasetCounts:
 class CountAccumulator:
     """Feeds batches in, returns DatasetCounts; ``track_units`` keeps what the bootstrap needs."""
 
-    def __init__(self, thresholds: np.ndarray, joint_columns: np.ndarray, soft: bool, track_units: bool):
+    def __init__(self, thresholds: np.ndarray, joint_columns: np.ndarray, soft: bool, track_units: bool,
+                 moments: bool = False):
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.joint_columns = np.asarray(joint_columns, dtype=np.int64)
         self.soft = soft
@@ -132,7 +133,10 @@ class CountAccumulator:
         self.n = np.zeros(a, dtype=np.int64)
         self.pos = np.zeros(a, dtype=np.float64)
         self.dropped = np.zeros(a, dtype=np.int64)
-        self.moments = {k: np.zeros(a, dtype=np.float64) for k in ("p", "u", "pp", "yp", "yu", "pu")}
+        # row sums for the no-audit correction's check (RowMoments); only when it can apply (hard labels, an
+        # annotation with validation predictions and no audit): six more passes over every batch otherwise wasted
+        self.moments = {k: np.zeros(a, dtype=np.float64) for k in ("p", "u", "pp", "yp", "yu", "pu")} \
+            if moments and not soft else None
         self.joint = _KeyCounter(with_units=False)
         self.unit_joint = _KeyCounter(with_units=True)
         self.patterns = _KeyCounter(with_units=True)  # "unit" = validity bits, key = label bits
@@ -166,15 +170,8 @@ class CountAccumulator:
         self.n += valid.sum(0)
         self.pos += contrib.sum(0, dtype=np.float64)
         self.dropped += batch.dropped
-        p = np.where(valid, batch.values, 0.0)
-        u = ((p > UNCERTAIN[0]) & (p < UNCERTAIN[1]) & valid).astype(np.float32)
-        m = self.moments
-        m["p"] += p.sum(0, dtype=np.float64)
-        m["u"] += u.sum(0, dtype=np.float64)
-        m["pp"] += (p * p).sum(0, dtype=np.float64)
-        m["yp"] += np.where(hard, p, 0.0).sum(0, dtype=np.float64)
-        m["yu"] += (hard * u).sum(0, dtype=np.float64)
-        m["pu"] += (p * u).sum(0, dtype=np.float64)
+        if self.moments is not None:
+            self._add_moments(batch.values, valid, hard)
         jcols = self.joint_columns
         jrows = valid[:, jcols].all(1) if len(jcols) else np.zeros(len(batch), bool)
         jkeys = pack_bits(hard[:, jcols]) if len(jcols) else np.zeros(len(batch), np.uint64)
@@ -182,6 +179,17 @@ class CountAccumulator:
         self.joint.add(keys, counts.astype(np.float64))
         if self.track_units:
             self._add_units(batch, valid, hard, contrib, jrows, jkeys)
+
+    def _add_moments(self, values: np.ndarray, valid: np.ndarray, hard: np.ndarray) -> None:
+        p = np.where(valid, values, np.float32(0.0))
+        u = (p > UNCERTAIN[0]) & (p < UNCERTAIN[1])
+        m = self.moments
+        m["p"] += p.sum(0, dtype=np.float64)
+        m["u"] += u.sum(0)
+        m["pp"] += np.einsum("ba,ba->a", p, p, dtype=np.float64)
+        m["yp"] += np.where(hard, p, np.float32(0.0)).sum(0, dtype=np.float64)
+        m["yu"] += (hard & u).sum(0)
+        m["pu"] += np.where(u, p, np.float32(0.0)).sum(0, dtype=np.float64)
 
     def _add_units(self, batch: Batch, valid, hard, contrib, jrows, jkeys) -> None:
         codes = batch.identity_codes
@@ -234,6 +242,6 @@ class CountAccumulator:
                           num_identities=len(self._ids), identity_units=self._ids)
         return DatasetCounts(rows=self.rows, n=self.n.copy(), positives=self.pos.copy(), dropped=self.dropped.copy(),
                              joint_keys=keys, joint_counts=counts, units=units,
-                             row_moments=None if self.soft else RowMoments(
+                             row_moments=None if self.moments is None else RowMoments(
                                  n=self.n.astype(np.float64), y=self.pos.copy(),
                                  **{k: v.copy() for k, v in self.moments.items()}))

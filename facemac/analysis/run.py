@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from facemac.analysis.correction.choose import add_validation, build_corrections, check_mode, describe_corrections
+from facemac.analysis.correction.choose import (add_validation, build_corrections, check_mode, describe_corrections,
+                                                wants_validation)
 from facemac.analysis.correction.quality import mac_quality
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.examples import ExampleSettings, driver_attributes, write_examples
@@ -118,11 +119,11 @@ def choose_joint(attributes: list[str], requested) -> list[str]:
 
 
 def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: Settings,
-                  per_identity: bool = False) -> DatasetCounts:
+                  per_identity: bool = False, moments: bool = False) -> DatasetCounts:
     """Stream one dataset once and keep only counts (and, with ``per_identity``, hard-label counts per identity)."""
     thresholds = np.array([d.thresholds.get(a, 0.5) for a in attributes], dtype=np.float32)
     acc = CountAccumulator(thresholds, np.array([attributes.index(a) for a in joint], dtype=np.int64),
-                           soft=s.mode == "soft", track_units=s.n_boot > 0)
+                           soft=s.mode == "soft", track_units=s.n_boot > 0, moments=moments)
     identities = IdentityCounter(acc) if per_identity else None
     total = d.details.get("num_images")
     with progress_bar(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
@@ -214,7 +215,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
     corrections = build_corrections(datasets, attributes, s.correction, cfg.analyze.audit, s.mode == "soft",
                                     s.min_reliability, s.audit_power_tuning)
-    counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
+    counts = [count_dataset(d, attributes, joint, s, ident.enabled, wants_validation(d, c, s.correction))
+              for d, c in zip(datasets, corrections)]
     corrections = add_validation(corrections, datasets, counts, attributes, s.correction, s.label_rule,
                                  s.mode == "soft", s.seed)
     pooled = pool_members(datasets) if s.pooled else {}

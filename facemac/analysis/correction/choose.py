@@ -47,6 +47,14 @@ def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, so
     return out
 
 
+def wants_validation(d, correction, mode: str) -> bool:
+    """Whether counting ``d`` should stream the row sums the no-audit correction needs (it can apply there)."""
+    from facemac.annotation_table import VALIDATION_FILE
+
+    return (correction is None and d.is_prediction and mode in ("auto", "validation")
+            and (d.path / VALIDATION_FILE).is_file())
+
+
 def add_validation(corrections: list[Correction | None], datasets, counts, attributes: list[str], mode: str,
                    label_rule: str, soft: bool, seed: int = 0) -> list[Correction | None]:
     """Annotated inputs without an audit get the checkpoint's validation correction (``auto``/``validation``) when
