@@ -50,6 +50,8 @@ STAGE_KEYS = {
     "annotate": ("ckpt", "targets", "annotate"),
     "analyze": ("annotations", "inputs", "analyze"),
 }
+# Tools that run through run_stage but are no pipeline stage (no override routing): their own top-level keys.
+TOOL_KEYS = {"audit": ("annotations", "audit")}
 # Config groups on the command line: every stage composes `experiment`, `launcher` and `local`; sweeps are training's.
 COMMON_GROUPS = ("experiment", "launcher", "local", "hydra")
 STAGE_GROUPS = {"train": ("hparams_search",)}
@@ -91,7 +93,7 @@ def owner_of(key: str) -> tuple[str, ...]:
 
 def stage_config(cfg: DictConfig, stage: str) -> DictConfig:
     """``cfg`` without the other stages' top-level keys (struct and read-only flags kept; `hydra` is not a key)."""
-    keep = set(COMMON_KEYS) | set(STAGE_KEYS[stage])
+    keep = set(COMMON_KEYS) | set({**STAGE_KEYS, **TOOL_KEYS}[stage])
     foreign = [k for k in cfg.keys() if k not in keep and k != "hydra"]
     if not foreign:
         return cfg

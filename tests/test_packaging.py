@@ -18,7 +18,8 @@ from facemac.extras import EXTRAS, MissingExtraError, check_overrides, require
 ROOT = Path(__file__).resolve().parents[1]
 # what a wheel is built from (a copy, so a stale build/ folder of the checkout can never leak into it)
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "facemac", "conf")
-TOOLS = ("facemac.cli.train", "facemac.cli.annotate", "facemac.cli.analyze", "facemac.compare", "facemac.dashboard")
+TOOLS = ("facemac.cli.train", "facemac.cli.annotate", "facemac.cli.analyze", "facemac.compare", "facemac.dashboard",
+         "facemac.audit")
 
 
 def _conf_files() -> set[str]:
@@ -46,6 +47,7 @@ def test_the_wheel_holds_the_config_tree_and_no_test_support(wheel):
     shipped = {n.removeprefix("facemac/conf/") for n in names if n.startswith("facemac/conf/")}
     assert shipped == _conf_files()  # every group file, nothing machine-local (conf/local/*.yaml)
     assert {"facemac/cli/train.py", "facemac/conf_dir.py", "facemac/extras.py"} <= names
+    assert {"facemac/audit/assets/audit.js", "facemac/audit/assets/audit.css"} <= names  # the audit page's package data
     assert not [n for n in names if n.startswith("tests/") or n.endswith("analysis/fixtures.py")]
     code = {n: zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".py")}
     for support in ("def read_offline_run", "def write_recordio", "def write_annotation_dir", "def _umeyama_svd"):

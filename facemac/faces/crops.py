@@ -6,6 +6,8 @@ landmark file), the same geometry (aligned crops scaled to the template, loose p
 ``detect:*`` columns, never detected again) and the same preprocessing (the checkpoint's crop policy and input size,
 which annotation records in the manifest as ``preprocess``). The model input (``CropReader.model_input``) is the
 annotation's own code path (``FaceDataset.face`` / ``Preprocessor``); only the enlargement for display is added.
+An annotation that ran on a GPU (nvJPEG + batched warp, facemac.data.gpu_batch) fed the model the same geometry within
+a few grey levels; the redraw always takes the CPU path.
 """
 
 from __future__ import annotations
