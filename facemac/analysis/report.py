@@ -53,20 +53,29 @@ def _direction(a: str, b: str, x: float, y: float, what: str) -> str:
             f"({ratio}).")
 
 
-def _quality_cells(attr: str, p: str, q: str, quality) -> tuple[str, str, str]:
-    """(validation balanced accuracy, audit balanced accuracy of p / q, warning) for one driver attribute."""
+def _quality_cells(attr: str, p: str, q: str, quality, members: dict | None = None) -> tuple[str, str, str]:
+    """(validation balanced accuracy, audit balanced accuracy of p / q, warning) for one driver attribute; a pooled
+    group shows the lowest of its members' audits ("min")."""
     if quality is None:
         return "n/a", "n/a", ""
     v = quality.validation.get(attr)
     val = "n/a" if v is None or not np.isfinite(v) else f"{v:.2f}"
-    aud = " / ".join(f"{quality.audit[d][attr]:.2f}" if d in quality.audit and np.isfinite(quality.audit[d].get(attr,
-                     np.nan)) else "–" for d in (p, q))
-    chance = quality.at_chance(attr, [p, q])
+    members = members or {}
+
+    def audited(d: str) -> str:
+        own = [quality.audit[m].get(attr, np.nan) for m in members.get(d, [d]) if m in quality.audit]
+        own = [x for x in own if np.isfinite(x)]
+        if not own:
+            return "–"
+        return f"{min(own):.2f}" + (" (min)" if d in members and len(own) > 1 else "")
+
+    aud = " / ".join(audited(d) for d in (p, q))
+    chance = quality.at_chance(attr, [m for d in (p, q) for m in members.get(d, [d])])
     return val, aud, (f"**classified at chance** ({', '.join(chance)}): not a finding" if chance else "")
 
 
 def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, rates: pd.DataFrame,
-                  top_k: int, joint_hint: str = "", quality=None) -> list[str]:
+                  top_k: int, joint_hint: str = "", quality=None, members: dict | None = None) -> list[str]:
     fwd = pairs[(pairs.p == p) & (pairs.q == q)].iloc[0]
     bwd = pairs[(pairs.p == q) & (pairs.q == p)].iloc[0]
     lines = [f"### {p} vs {q}", ""]
@@ -111,7 +120,7 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
               f"| attribute | rate {p} | rate {q} | KL({p}‖{q}) | KL({q}‖{p}) | bal. acc. validation | "
               f"bal. acc. audit {p} / {q} | note |", "|---|---|---|---|---|---|---|---|"]
     for attr in order:
-        val, aud, warn = _quality_cells(attr, p, q, quality)
+        val, aud, warn = _quality_cells(attr, p, q, quality, members)
         notes = [warn] if warn else []
         if _indistinct(attr, p, q, rates, low_a, low_b):
             notes.append("intervals too wide to tell the datasets apart")
@@ -263,7 +272,8 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     hint = (f"Choose `joint_attributes=[...]` with at most {k} attributes (2^k combinations, about 20 images each "
             f"in the smallest dataset) for a joint comparison.")
     for p, q in rs:
-        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint, ctx.quality)
+        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint, ctx.quality,
+                               s.get("pooled_members") or {})
     checks = [(d["name"], d["labels_of"]) for d in ctx.datasets
               if d.get("labels_of") in names and d["labels_of"] != d["name"]]  # a label file named like its folder
     if checks:
