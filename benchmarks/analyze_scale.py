@@ -4,8 +4,14 @@ Writes annotation tables per the contract into a temporary folder (part by part,
 facemac.analysis.run.run(cfg) on them with logger=none, and prints wall time, peak RSS (ru_maxrss) and, with
 --tracemalloc, the peak of Python/numpy allocations, then one JSON line. Figures depend on the machine and its load.
 
-    python benchmarks/analyze_scale.py                       # defaults: 4 x 500k x 47, n_boot=50
+    python benchmarks/analyze_scale.py                       # defaults: 4 x 500k x 47, n_boot=50, audits, validation
     python benchmarks/analyze_scale.py --rows 100000 --n-boot 0 --no-identity
+    python benchmarks/analyze_scale.py --audit 0 --validation 0  # counted only (as before issue #20)
+
+With ``--audit N`` (default 300) every dataset gets an N-face audit (a simple random sample; the "person" flips 10 % of
+the MAC's labels) and the analysis reads it (analyze.audit); with ``--validation N`` (default 20,000 rows of 2,000
+identities) every table carries validation predictions, so datasets without an audit get the validation correction
+(here all have one; ``--audit 0`` measures the validation path alone).
 """
 
 from __future__ import annotations
@@ -55,6 +61,38 @@ def generate(root: Path, datasets: int, rows: int, attributes: list[str], per_id
     return dirs
 
 
+def add_validation(directory: Path, attributes: list[str], rows: int, seed: int) -> None:
+    """validation.parquet (rows of 2,000 identities, ~90 % accurate probabilities) and its manifest entry."""
+    from facemac.annotation_table import VALIDATION_KEY, read_manifest, write_manifest, write_validation
+
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((rows, len(attributes))) < 0.3).astype(np.int8)
+    noise = rng.random((rows, len(attributes)), dtype=np.float32) * 0.6
+    probs = np.where(labels == 1, 1.0 - noise, noise)
+    manifest = read_manifest(directory)
+    manifest[VALIDATION_KEY] = write_validation(directory, np.arange(rows) // max(rows // 2000, 1), labels, probs,
+                                                attributes)
+    write_manifest(directory, manifest)
+
+
+def write_audit(directory: Path, out: Path, attributes: list[str], size: int, seed: int) -> None:
+    """<out>/<dataset>.csv: a simple random sample of ``size`` rows, judged as the MAC labelled them with 10 % of the
+    cells flipped (a person who disagrees with the MAC that often)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    table = pd.concat([pq.read_table(f, columns=["path", *attributes]).to_pandas()
+                       for f in sorted(directory.glob("part-*.parquet"))])
+    pick = table.iloc[rng.choice(len(table), size, replace=False)]
+    mac = pick[attributes].to_numpy() > 0.5
+    judged = mac ^ (rng.random(mac.shape) < 0.1)
+    frame = pd.DataFrame(judged.astype(int), columns=attributes)
+    frame.insert(0, "path", pick["path"].to_numpy())
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / f"{directory.name}.csv", index=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=int, default=4)
@@ -68,6 +106,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None,
                     help="keep the generated tables in this folder and reuse them on later runs (default: temp dir)")
     ap.add_argument("--tracemalloc", action="store_true", help="also report tracemalloc's peak (slower)")
+    ap.add_argument("--audit", type=int, default=300, help="faces audited per dataset (0: no audits)")
+    ap.add_argument("--validation", type=int, default=20_000, help="validation rows per table (0: none)")
     args = ap.parse_args()
     per_identity = 0 if args.no_identity else args.per_identity
     attributes = list(MAADFACE_ATTRIBUTES[:args.attributes])
@@ -85,9 +125,17 @@ def main() -> None:
         t0 = time.perf_counter()
         if not (data / "annotations").exists():
             generate(data, args.datasets, args.rows, attributes, per_identity, args.part_rows, seed=0)
+        dirs = sorted(p for p in (data / "annotations").iterdir() if p.is_dir())
+        for k, d in enumerate(dirs):
+            if args.validation and not (d / "validation.parquet").exists():
+                add_validation(d, attributes, args.validation, seed=100 + k)
+            if args.audit and not (data / f"audit{args.audit}" / f"{d.name}.csv").exists():
+                write_audit(d, data / f"audit{args.audit}", attributes, args.audit, seed=200 + k)
         gen_s = time.perf_counter() - t0
         rss_after_gen = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         overrides = ["logger=none", f"annotations={data / 'annotations'}", f"analyze.n_boot={args.n_boot}"]
+        if args.audit:
+            overrides.append(f"analyze.audit={data / f'audit{args.audit}'}")
         if args.joint is not None:
             overrides.append(f"analyze.joint_attributes=[{','.join(attributes[:args.joint])}]")
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -112,7 +160,9 @@ def main() -> None:
         pooled = pairs[(pairs.p == "real(pooled)") & (pairs.q == "synthetic(pooled)")]
         figures = {
             "datasets": args.datasets, "rows_per_dataset": args.rows, "attributes": args.attributes,
-            "images_per_identity": per_identity or None, "n_boot": args.n_boot,
+            "images_per_identity": per_identity or None, "n_boot": args.n_boot, "audit_faces": args.audit,
+            "validation_rows": args.validation,
+            "corrections": sorted(set(result["tables"].rates.correction)),
             "joint_attributes": args.joint or args.attributes,
             "generate_s": round(gen_s, 2), "analysis_wall_s": round(wall, 2), "analysis_cpu_s": round(cpu, 2),
             "load_average_1min": round(load, 2),

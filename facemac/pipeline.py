@@ -64,6 +64,8 @@ class Plan:
     overrides: dict[str, list[str]] = field(default_factory=dict)
     group: str | None = None  # the W&B group the stages' runs share
     commands: dict[str, list[str]] = field(default_factory=dict)
+    audit_size: int = 0  # analyze.simulate_audit: faces per target the simulated person audits before analyze
+    seed: int = 0
     configs: dict[str, Any] = field(default_factory=dict)  # each stage's config, composed as its command composes it
 
     def stage_dir(self, stage: str) -> Path:
@@ -77,7 +79,10 @@ class Plan:
     def produced_before(self, stage: str) -> dict[Path, str]:
         """The outputs earlier planned stages write, which ``stage`` must not look for before they ran."""
         earlier = list(self.commands)[:list(self.commands).index(stage)]
-        return {out.resolve(): s for s in earlier if (out := self.output(s)) is not None}
+        out = {path.resolve(): s for s in earlier if (path := self.output(s)) is not None}
+        if stage == "analyze" and self.audit_size:  # simulate_audit_step writes it just before analyze
+            out[(self.root / "audit").resolve()] = "the simulated person"
+        return out
 
 
 def _experiment_name(overrides: list[str]) -> str:
@@ -176,9 +181,41 @@ def plan(overrides: list[str], root: Path | None = None, stages: tuple[str, ...]
                 explicit.append(f"{key}={p.output(earlier)}")
         if "logger.name" not in user_keys and stage != "train":  # train names its runs from model and dataset
             explicit.append(f"++logger.name={experiment}-{stage}-{root.name}")
-        p.commands[stage] = [sys.executable, "-m", f"facemac.cli.{stage}", *routed[stage], *explicit]
         p.configs[stage] = _compose(stage, [*routed[stage], *explicit])  # what the stage will run with
+        if stage == "analyze" and _simulated_audit(p, p.configs[stage]):  # the demo's simulated person (below)
+            explicit.append(f"analyze.audit={p.root / 'audit'}")
+            p.configs[stage] = _compose(stage, [*routed[stage], *explicit])
+        p.commands[stage] = [sys.executable, "-m", f"facemac.cli.{stage}", *routed[stage], *explicit]
     return p
+
+
+def _simulated_audit(p: Plan, cfg) -> bool:
+    """``analyze.simulate_audit=N`` (experiment=demo: 300) with no ``analyze.audit``: the analysis reads the audits
+    the pipeline simulates into ``<experiment>/audit/`` (simulate_audit_step)."""
+    size = int(cfg.analyze.simulate_audit or 0)
+    if size <= 0 or cfg.analyze.audit is not None:
+        return False
+    p.audit_size, p.seed = size, int(cfg.seed)
+    return True
+
+
+def simulate_audit_step(p: Plan) -> None:
+    """Between annotate and analyze: a sample of each target drawn as the audit tool draws it, judged by the
+    simulated person from the target's ground truth (``labels.csv`` beside its images; the demo has one)."""
+    from facemac.annotation_table import read_manifest
+    from facemac.audit.simulate import simulate_audits
+
+    annotations = p.stage_dir("annotate") / "annotations"
+    truth = {}
+    for d in sorted(x for x in annotations.iterdir() if x.is_dir()):
+        m = read_manifest(d)
+        if m is not None and (Path(m["root"]) / "labels.csv").is_file():
+            truth[str(m["dataset"])] = Path(m["root"]) / "labels.csv"
+    if not truth:
+        raise FacemacError(f"analyze.simulate_audit={p.audit_size}: no target in {annotations} has a labels.csv to "
+                           "simulate a person from; set analyze.simulate_audit=0")
+    simulate_audits(annotations, p.root / "audit", p.audit_size, p.seed, truth)
+    log.info("simulated audits of %d faces per target (%s) → %s", p.audit_size, ", ".join(truth), p.root / "audit")
 
 
 def preflight(p: Plan) -> list[StageChecks]:
@@ -213,6 +250,8 @@ def run(p: Plan, dry_run: bool = False) -> Plan:
         if dry_run:  # the commands were printed with their pre-flight checks (show_preflight)
             continue
         log.info("%s → %s\n  %s", stage, out, shlex.join(cmd))
+        if stage == "analyze" and p.audit_size:
+            simulate_audit_step(p)
         proc = subprocess.run(cmd, env=dict(os.environ))
         if proc.returncode != 0 or not (out / DONE_MARKER).exists():
             failure = read_failure(out)  # the stage's own one-line error, when it recorded one

@@ -215,7 +215,11 @@ def check_analyze(cfg: DictConfig, produced: Produced | None = None) -> StageChe
         else:
             out.check(key, lambda: _existing(key, ref))
     audit = getattr(cfg.analyze, "audit", None)  # analyze.audit is being built; absent from older configs
-    if audit:
+    if audit and not isinstance(audit, str):  # a mapping {dataset: csv}: the stage checks each file
+        out.later.append("analyze.audit={…} (a mapping of audit files, checked by the stage)")
+    elif audit and _produced_by(str(audit), produced):
+        out.later.append(f"analyze.audit={audit} (written by {_produced_by(str(audit), produced)} in this pipeline)")
+    elif audit:
         path = Path(str(audit)).expanduser()
 
         def _audit() -> str:

@@ -48,8 +48,11 @@ def test_run_end_to_end_matches_oracles(make_cfg, ann, tmp_path):
     res = run(cfg)
     out = res["output_dir"]
     rates, kla, pairs = _read(out)
-    assert list(rates.columns) == ["dataset", "group", "attribute", "n", "positives", "rate", "ci_low", "ci_high"]
-    assert list(kla.columns) == ["p", "q", "attribute", "kl", "ci_low", "ci_high", "js", "js_ci_low", "js_ci_high"]
+    assert list(rates.columns) == ["dataset", "group", "attribute", "n", "positives", "rate", "ci_low", "ci_high",
+                                   "rate_counted", "correction"]
+    assert list(kla.columns) == ["p", "q", "attribute", "kl", "ci_low", "ci_high", "js", "js_ci_low", "js_ci_high",
+                                 "kl_counted", "js_counted", "correction"]
+    assert (rates.correction == "none").all() and np.allclose(rates.rate, rates.rate_counted)  # no audit: counted
     assert list(pairs.columns)[:8] == ["p", "q", "kl_mean", "kl_sum", "kl_joint", "coverage", "joint_sparse_p",
                                        "joint_sparse_q"]  # the Jensen-Shannon columns come after the KL ones
     assert {"js_mean", "js_sum", "js_joint", "js_mean_ci_low", "js_joint_ci_high"} <= set(pairs.columns)

@@ -88,8 +88,12 @@ def test_counts_are_faithful_to_the_targets_labels(demo_run):
 
 @pytest.mark.slow
 def test_measured_kl_tracks_the_true_kl_and_its_asymmetry(demo_run):
+    from facemac.analysis.divergence import attribute_kl
+
     kl = pd.read_csv(demo_run / "analyze" / "kl_attributes.csv")
     pairs = pd.read_csv(demo_run / "analyze" / "kl_pairs.csv").set_index(["p", "q"])
+    labels = {t: pd.read_csv(Path(json.loads((demo_run / "annotate" / "annotations" / t / "manifest.json")
+                                             .read_text())["root"]) / "labels.csv") for t in TARGET_NAMES}
     for real in REAL:
         for synth in SYNTH:
             for p, q in ((real, synth), (synth, real)):
@@ -98,7 +102,14 @@ def test_measured_kl_tracks_the_true_kl_and_its_asymmetry(demo_run):
                 assert len(rows) == len(true_p)
                 for r in rows.itertuples():
                     true = float(bernoulli_kl(true_p[r.attribute], true_q[r.attribute]))
-                    assert abs(r.kl - true) <= ABS_TOL + REL_TOL * true, (p, q, r.attribute, r.kl, true)
+                    # the corrected (audited) estimate targets the sample's KL; on a rare identity-level attribute
+                    # the 250-identity sample itself sits tenths of a nat from the profile's (Goatee in demo_synth_a:
+                    # 1 identity where the prior expects 3.75, true-label KL 0.77 vs population 0.42), so a cell
+                    # passes near either
+                    sample = float(attribute_kl(labels[p][r.attribute].sum(), len(labels[p]),
+                                                labels[q][r.attribute].sum(), len(labels[q]), 0.5))
+                    assert min(abs(r.kl - true) - REL_TOL * true, abs(r.kl - sample) - REL_TOL * sample) <= ABS_TOL, \
+                        (p, q, r.attribute, r.kl, true, sample)
             # the direction the profiles were built with, beyond the bootstrap's doubt
             forward, backward = pairs.loc[(real, synth)], pairs.loc[(synth, real)]
             assert forward.kl_sum > 1.5 * backward.kl_sum
@@ -106,7 +117,16 @@ def test_measured_kl_tracks_the_true_kl_and_its_asymmetry(demo_run):
             # experiment=demo's joint over six attributes is estimable (few rare combinations) and agrees
             assert max(forward.joint_sparse_p, forward.joint_sparse_q) <= 0.5
             assert forward.kl_joint_ci_low > backward.kl_joint_ci_high
+    # every pair statistic lies inside its own interval (bias-centred bootstrap; issue #20: the percentile interval
+    # of the sparse joint KL missed its estimate for 20 % of the pairs)
+    for col in ("kl_mean", "kl_sum", "kl_joint", "coverage", "js_mean", "js_sum", "js_joint"):
+        inside = (pairs[f"{col}_ci_low"] <= pairs[col]) & (pairs[col] <= pairs[f"{col}_ci_high"])
+        assert inside.all(), (col, pairs.loc[~inside, [col, f"{col}_ci_low", f"{col}_ci_high"]])
+    rates = pd.read_csv(demo_run / "analyze" / "rates.csv")
+    assert set(rates[rates.dataset.isin(TARGET_NAMES)].correction) == {"audit"}  # the simulated 300-face audits
+    assert sorted(p.name for p in (demo_run / "audit").glob("*.csv")) == sorted(f"{t}.csv" for t in TARGET_NAMES)
     report = (demo_run / "analyze" / "report.md").read_text()
+    assert "## Corrections and the MAC's quality" in report and "bal. acc. validation" in report
     assert "KL(real(pooled) ‖ synthetic(pooled))" in report and "is larger than" in report
     assert "joint KL over 6 attributes" in report and "not estimable" not in report
 

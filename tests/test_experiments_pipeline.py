@@ -23,6 +23,8 @@ def test_plan_routes_overrides_and_chains_outputs_explicitly(tmp_path):
     assert "analyze.n_boot=7" in cmd["analyze"] and not any("n_boot" in c for c in cmd["train"] + cmd["annotate"])
     assert "targets=casia" in cmd["annotate"] and not any(c.startswith("targets") for c in cmd["train"] + cmd["analyze"])
     assert not any(c.startswith(("ckpt=", "annotations=")) for c in cmd["train"])
+    # experiment=demo: the simulated person audits 300 faces per target between annotate and analyze
+    assert p.audit_size == 300 and f"analyze.audit={tmp_path / 'exp' / 'audit'}" in cmd["analyze"]
 
 
 def test_default_folder_is_per_experiment_and_per_launch(tmp_path, monkeypatch):

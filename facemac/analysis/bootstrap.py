@@ -28,6 +28,7 @@ class Replicates:
     joint_kl: np.ndarray
     coverage: np.ndarray
     joint_js: np.ndarray
+    unit_weights: dict[int, np.ndarray] | None = None  # dataset -> [B, k] draw counts of the requested clusters
 
 
 _SLICE = 131072  # pattern rows expanded to attribute bits at a time
@@ -101,11 +102,13 @@ class _DrawTable:
 
 
 def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float, n_boot: int, seed: int,
-              joint_columns: np.ndarray | None = None) -> Replicates:
+              joint_columns: np.ndarray | None = None, track_units: dict[int, np.ndarray] | None = None) -> Replicates:
     """Run ``n_boot`` replicates over ``counts`` (base datasets) and the ``pooled`` groups (lists of member indices).
 
     Each dataset's joint counts live on its own observed combinations (a replicate can only lose combinations), so
     memory follows the observed combinations, never 2^k, and each pair only touches the combinations both share.
+    ``track_units`` {dataset: cluster indices} keeps those clusters' draw counts per replicate (``unit_weights``): an
+    audited face then moves with its identity, so the audit correction and the count vary together.
     """
     base = len(counts)
     d_all = base + len(pooled)
@@ -117,7 +120,8 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
     rngs = [np.random.default_rng([seed, i]) for i in range(base)]
     out = Replicates(n=np.zeros((n_boot, d_all, a)), positives=np.zeros((n_boot, d_all, a)),
                      joint_kl=np.full((n_boot, d_all, d_all), np.nan), coverage=np.full((n_boot, d_all, d_all), np.nan),
-                     joint_js=np.full((n_boot, d_all, d_all), np.nan))
+                     joint_js=np.full((n_boot, d_all, d_all), np.nan),
+                     unit_weights={d: np.zeros((n_boot, len(u))) for d, u in (track_units or {}).items()})
     chunk = 16
     with progress_bar(total=n_boot, desc="bootstrap", unit="rep", leave=False) as bar:
         for start in range(0, n_boot, chunk):
@@ -128,6 +132,8 @@ def bootstrap(counts: list[DatasetCounts], pooled: list[list[int]], alpha: float
                 draws.append(w)
                 if w is not None:
                     out.n[start:stop, d], out.positives[start:stop, d] = table.attribute_counts(w)
+                    if d in out.unit_weights:
+                        out.unit_weights[d][start:stop] = w[:, track_units[d]]
             for p, members in enumerate(pooled):
                 out.n[start:stop, base + p] = out.n[start:stop, members].sum(1)
                 out.positives[start:stop, base + p] = out.positives[start:stop, members].sum(1)
@@ -150,6 +156,24 @@ def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, 
         return low, high
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
         return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100.0 - tail, axis=0)
+
+
+def centred_interval(samples: np.ndarray, estimate: np.ndarray, level: float,
+                     bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[np.ndarray, np.ndarray]:
+    """Bias-corrected percentile interval: the replicates shifted by the bootstrap bias (mean − estimate), then the
+    percentile interval, clipped to ``bounds``.
+
+    Why: a plug-in divergence is biased upwards under resampling (a replicate adds noise, and noise only adds KL),
+    worst for sparse joint distributions, so the plain percentile interval sits above its own estimate (the demo's
+    joint KL missed it in 20 % of pairs). Shifting by the estimated bias centres the replicates on the estimate, so
+    the interval contains it whenever the replicates' mean lies inside their central ``level`` range, and it also
+    removes the first-order bias from the interval as an estimate of the population value."""
+    samples = np.asarray(samples, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        shift = np.nanmean(samples, axis=0) - estimate
+    lo, hi = percentile_interval(samples - shift, level)
+    return np.clip(lo, *bounds), np.clip(hi, *bounds)
 
 
 class _quiet_nan_warnings:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facemac.analysis.arrays import pack_bits, sum_by, unique_pairs
+from facemac.analysis.correction.validation import UNCERTAIN, RowMoments
 from facemac.analysis.readers import Batch
 
 _CONSOLIDATE_AT = 2_000_000  # pending (key, count) entries before they are merged
@@ -81,6 +82,7 @@ class Units:
     pattern_valid: np.ndarray
     pattern_count: np.ndarray
     num_identities: int
+    identity_units: dict[str, int] | None = None  # identity name -> cluster index (joins audited faces to clusters)
 
     @property
     def num_clusters(self) -> int:
@@ -112,12 +114,16 @@ class DatasetCounts:
     joint_counts: np.ndarray  # [K] rows with that combination
     units: Units | None
     per_identity: PerIdentity | None = None  # hard-label counts per named identity (analysis/identity.py fills it)
+    # row-level sums of probabilities, hard labels and the uncertain band (correction/validation.py RowMoments): the
+    # no-audit correction's assumption check draws its moments from them, conditioned on each replicate's rate
+    row_moments: RowMoments | None = None
 
 
 class CountAccumulator:
     """Feeds batches in, returns DatasetCounts; ``track_units`` keeps what the bootstrap needs."""
 
-    def __init__(self, thresholds: np.ndarray, joint_columns: np.ndarray, soft: bool, track_units: bool):
+    def __init__(self, thresholds: np.ndarray, joint_columns: np.ndarray, soft: bool, track_units: bool,
+                 moments: bool = False):
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.joint_columns = np.asarray(joint_columns, dtype=np.int64)
         self.soft = soft
@@ -127,6 +133,10 @@ class CountAccumulator:
         self.n = np.zeros(a, dtype=np.int64)
         self.pos = np.zeros(a, dtype=np.float64)
         self.dropped = np.zeros(a, dtype=np.int64)
+        # row sums for the no-audit correction's check (RowMoments); only when it can apply (hard labels, an
+        # annotation with validation predictions and no audit): six more passes over every batch otherwise wasted
+        self.moments = {k: np.zeros(a, dtype=np.float64) for k in ("p", "u", "pp", "yp", "yu", "pu")} \
+            if moments and not soft else None
         self.joint = _KeyCounter(with_units=False)
         self.unit_joint = _KeyCounter(with_units=True)
         self.patterns = _KeyCounter(with_units=True)  # "unit" = validity bits, key = label bits
@@ -160,6 +170,8 @@ class CountAccumulator:
         self.n += valid.sum(0)
         self.pos += contrib.sum(0, dtype=np.float64)
         self.dropped += batch.dropped
+        if self.moments is not None:
+            self._add_moments(batch.values, valid, hard)
         jcols = self.joint_columns
         jrows = valid[:, jcols].all(1) if len(jcols) else np.zeros(len(batch), bool)
         jkeys = pack_bits(hard[:, jcols]) if len(jcols) else np.zeros(len(batch), np.uint64)
@@ -167,6 +179,17 @@ class CountAccumulator:
         self.joint.add(keys, counts.astype(np.float64))
         if self.track_units:
             self._add_units(batch, valid, hard, contrib, jrows, jkeys)
+
+    def _add_moments(self, values: np.ndarray, valid: np.ndarray, hard: np.ndarray) -> None:
+        p = np.where(valid, values, np.float32(0.0))
+        u = (p > UNCERTAIN[0]) & (p < UNCERTAIN[1])
+        m = self.moments
+        m["p"] += p.sum(0, dtype=np.float64)
+        m["u"] += u.sum(0)
+        m["pp"] += np.einsum("ba,ba->a", p, p, dtype=np.float64)
+        m["yp"] += np.where(hard, p, np.float32(0.0)).sum(0, dtype=np.float64)
+        m["yu"] += (hard & u).sum(0)
+        m["pu"] += np.where(u, p, np.float32(0.0)).sum(0, dtype=np.float64)
 
     def _add_units(self, batch: Batch, valid, hard, contrib, jrows, jkeys) -> None:
         codes = batch.identity_codes
@@ -216,6 +239,9 @@ class CountAccumulator:
             units = Units(n=self._un[:u].copy(), s=self._us[:u].copy(), joint_unit=junit.astype(np.int64),
                           joint_key=jkey, joint_count=jcount, pattern_labels=plabels.astype(np.uint64),
                           pattern_valid=pvalid.astype(np.uint64), pattern_count=pcount,
-                          num_identities=len(self._ids))
+                          num_identities=len(self._ids), identity_units=self._ids)
         return DatasetCounts(rows=self.rows, n=self.n.copy(), positives=self.pos.copy(), dropped=self.dropped.copy(),
-                             joint_keys=keys, joint_counts=counts, units=units)
+                             joint_keys=keys, joint_counts=counts, units=units,
+                             row_moments=None if self.moments is None else RowMoments(
+                                 n=self.n.astype(np.float64), y=self.pos.copy(),
+                                 **{k: v.copy() for k, v in self.moments.items()}))

@@ -26,6 +26,8 @@ class ReportContext:
     files: list[str] = field(default_factory=list)  # further "- `name`: meaning" lines for the Files list
     aliases: dict[str, str] = field(default_factory=dict)  # one-member pools -> their member (not shown twice)
     headline: str = ""  # the first line under the title (``headline()``), also logged by the stage
+    quality: Any = None  # MacQuality (analysis/correction/quality.py): balanced accuracy on validation / audits
+    corrections: dict[str, tuple[str, str]] = field(default_factory=dict)  # dataset -> (method, what it assumes)
 
 
 def _num(x: float) -> str:
@@ -51,8 +53,29 @@ def _direction(a: str, b: str, x: float, y: float, what: str) -> str:
             f"({ratio}).")
 
 
+def _quality_cells(attr: str, p: str, q: str, quality, members: dict | None = None) -> tuple[str, str, str]:
+    """(validation balanced accuracy, audit balanced accuracy of p / q, warning) for one driver attribute; a pooled
+    group shows the lowest of its members' audits ("min")."""
+    if quality is None:
+        return "n/a", "n/a", ""
+    v = quality.validation.get(attr)
+    val = "n/a" if v is None or not np.isfinite(v) else f"{v:.2f}"
+    members = members or {}
+
+    def audited(d: str) -> str:
+        own = [quality.audit[m].get(attr, np.nan) for m in members.get(d, [d]) if m in quality.audit]
+        own = [x for x in own if np.isfinite(x)]
+        if not own:
+            return "–"
+        return f"{min(own):.2f}" + (" (min)" if d in members and len(own) > 1 else "")
+
+    aud = " / ".join(audited(d) for d in (p, q))
+    chance = quality.at_chance(attr, [m for d in (p, q) for m in members.get(d, [d])])
+    return val, aud, (f"**classified at chance** ({', '.join(chance)}): not a finding" if chance else "")
+
+
 def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, rates: pd.DataFrame,
-                  top_k: int, joint_hint: str = "") -> list[str]:
+                  top_k: int, joint_hint: str = "", quality=None, members: dict | None = None) -> list[str]:
     fwd = pairs[(pairs.p == p) & (pairs.q == q)].iloc[0]
     bwd = pairs[(pairs.p == q) & (pairs.q == p)].iloc[0]
     lines = [f"### {p} vs {q}", ""]
@@ -86,17 +109,72 @@ def _pair_section(p: str, q: str, pairs: pd.DataFrame, kl_attr: pd.DataFrame, ra
     rp = rates[rates.dataset == p].set_index("attribute")["rate"]
     rq = rates[rates.dataset == q].set_index("attribute")["rate"]
     share = f"{float((a + b)[order].sum()) / total:.0%}" if total > 0 else "n/a"
+    low_a = kl_attr[(kl_attr.p == p) & (kl_attr.q == q)].set_index("attribute").get("ci_low")
+    low_b = kl_attr[(kl_attr.p == q) & (kl_attr.q == p)].set_index("attribute").get("ci_low")
+    corr = rates[rates.dataset.isin([p, q])].drop_duplicates("dataset").set_index("dataset").get("correction")
+    how = "" if corr is None else (f" Rates are {corr.get(p, 'none')} / {corr.get(q, 'none')}-corrected "
+                                   f"({p} / {q}; see 'Corrections and the MAC's quality').")
     lines += ["", f"Attributes driving the divergence (top {len(order)} by KL({p}‖{q}) + KL({q}‖{p}), "
-                  f"{share} of the symmetric total):", "",
-              f"| attribute | rate {p} | rate {q} | KL({p}‖{q}) | KL({q}‖{p}) |", "|---|---|---|---|---|"]
+                  f"{share} of the symmetric total).{how} The MAC's balanced accuracy on each attribute sits beside "
+                  "it (validation split; audit of each dataset where there is one):", "",
+              f"| attribute | rate {p} | rate {q} | KL({p}‖{q}) | KL({q}‖{p}) | bal. acc. validation | "
+              f"bal. acc. audit {p} / {q} | note |", "|---|---|---|---|---|---|---|---|"]
     for attr in order:
-        lines.append(f"| {attr} | {_num(rp[attr])} | {_num(rq[attr])} | {_num(a[attr])} | {_num(b[attr])} |")
+        val, aud, warn = _quality_cells(attr, p, q, quality, members)
+        notes = [warn] if warn else []
+        if _indistinct(attr, p, q, rates, low_a, low_b):
+            notes.append("intervals too wide to tell the datasets apart")
+        lines.append(f"| {attr} | {_num(rp[attr])} | {_num(rq[attr])} | {_num(a[attr])} | {_num(b[attr])} | {val} | "
+                     f"{aud} | {'; '.join(notes)} |")
+    lines.append("")
+    return lines
+
+
+def _indistinct(attr: str, p: str, q: str, rates: pd.DataFrame, low_a, low_b) -> bool:
+    """Both KL intervals reach 0, or the two rates' intervals overlap: the data cannot tell p and q apart here."""
+    if low_a is not None and low_b is not None and attr in low_a.index and \
+            float(low_a[attr]) <= 1e-6 and float(low_b[attr]) <= 1e-6:
+        return True
+    if "ci_low" not in rates:
+        return False
+    r = rates[rates.attribute == attr].set_index("dataset")
+    if p not in r.index or q not in r.index:
+        return False
+    lo_p, hi_p, lo_q, hi_q = r.ci_low[p], r.ci_high[p], r.ci_low[q], r.ci_high[q]
+    return bool(np.isfinite([lo_p, hi_p, lo_q, hi_q]).all() and lo_p <= hi_q and lo_q <= hi_p)
+
+
+def corrections_section(ctx: ReportContext, rates: pd.DataFrame) -> list[str]:
+    """Which correction each dataset got, what it assumes, and the MAC's quality on it."""
+    if not ctx.corrections:
+        return []
+    lines = ["## Corrections and the MAC's quality", "",
+             "Rates, per-attribute KL/JS and their summaries use the corrected rates (`rate`, `kl`); the MAC's counts "
+             "stay beside them (`rate_counted`, `kl_counted`, `js_counted`). The joint KL, JS and coverage are "
+             "counted (a joint over 2^k combinations cannot be corrected honestly from a few hundred audited faces), "
+             "and so are the within-identity statistics.",
+             "", "| dataset | correction | what it assumes |", "|---|---|---|"]
+    for name, (method, assumption) in ctx.corrections.items():
+        lines.append(f"| {name} | {method} | {assumption} |")
+    q = ctx.quality
+    if q is not None and q.validation:
+        chance = [a for a, v in q.validation.items() if np.isfinite(v) and v <= 0.6]
+        mean = np.nanmean(list(q.validation.values()))
+        lines += ["", f"The MAC's mean balanced accuracy on its validation split: {mean:.3f} over "
+                      f"{len(q.validation)} attributes" + (f"; classified at chance (≤ 0.6): {', '.join(chance)} — "
+                                                            "their rates and divergences say little" if chance else "")
+                  + "."]
+    for d, ba in (q.audit.items() if q is not None else []):
+        vals = [v for v in ba.values() if np.isfinite(v)]
+        if vals:
+            lines.append(f"- on the audit of {d}: mean balanced accuracy {np.mean(vals):.3f} over {len(vals)} "
+                         "attributes with both classes audited")
     lines.append("")
     return lines
 
 
 def headline(rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: pd.DataFrame, focus: list[tuple[str, str]],
-             group: dict[str, str], hidden: set[str] = frozenset()) -> str:
+             group: dict[str, str], hidden: set[str] = frozenset(), quality=None) -> str:
     """One sentence with what a reader looks for first: the mean per-attribute KL of the main real/synthetic pair in
     both directions (the pooled groups when they are shown, else the first pair) and the attribute driving it most;
     without a real/synthetic pair, the pair with the largest mean KL."""
@@ -119,7 +197,12 @@ def headline(rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: pd.DataFrame, fo
         rp = rates[(rates.dataset == p) & (rates.attribute == driver)].rate.iloc[0]
         rq = rates[(rates.dataset == q) & (rates.attribute == driver)].rate.iloc[0]
         text += (f"; top driver {driver} (rate {_num(rp)} in {p}, {_num(rq)} in {q}; KL {_num(a[driver])} / "
-                 f"{_num(b[driver])} nats)")
+                 f"{_num(b[driver])} nats")
+        chance = quality.at_chance(driver, [p, q]) if quality is not None else []
+        text += f"; but the MAC classifies it at chance: balanced accuracy {', '.join(chance)})" if chance else ")"
+        if "correction" in rates:
+            corr = rates[rates.dataset.isin([p, q])].drop_duplicates("dataset").set_index("dataset").correction
+            text += f"; rates {corr.get(p, 'none')}/{corr.get(q, 'none')}-corrected"
     return text + "."
 
 
@@ -173,7 +256,7 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     if ctx.aliases:
         lines += ["", "Not pooled here, because the group holds one dataset (its pooled rows in the CSVs equal that "
                       "dataset's): " + ", ".join(f"{k} = {v}" for k, v in ctx.aliases.items()) + "."]
-    lines += ["", "## Real vs synthetic", ""]
+    lines += ["", *corrections_section(ctx, rates), "## Real vs synthetic", ""]
     group = {d["name"]: d["group"] for d in ctx.datasets}
     group.update({name: name.split("(")[0] for name in ctx.pooled})
     names = list(dict.fromkeys(pairs.p))
@@ -189,7 +272,8 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
     hint = (f"Choose `joint_attributes=[...]` with at most {k} attributes (2^k combinations, about 20 images each "
             f"in the smallest dataset) for a joint comparison.")
     for p, q in rs:
-        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint)
+        lines += _pair_section(p, q, pairs, kl_attr, rates, ctx.top_k, hint, ctx.quality,
+                               s.get("pooled_members") or {})
     checks = [(d["name"], d["labels_of"]) for d in ctx.datasets
               if d.get("labels_of") in names and d["labels_of"] != d["name"]]  # a label file named like its folder
     if checks:
@@ -203,9 +287,10 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
                          "(MAC − labels): " + ", ".join(f"{a} {diff[a]:+.3f}" for a in worst))
         lines.append("")
     lines += ctx.sections
-    lines += ["## Files", "", "- `rates.csv`: dataset, group, attribute, n, positives, rate, ci_low, ci_high",
+    lines += ["## Files", "", "- `rates.csv`: dataset, group, attribute, n, positives (the MAC's), rate, ci_low, "
+              "ci_high (corrected), rate_counted, correction",
               "- `kl_attributes.csv`: p, q, attribute, kl, js (KL(p‖q) and the Jensen–Shannon divergence in nats, "
-              "every ordered pair)",
+              "every ordered pair, from the corrected rates), kl_counted, js_counted, correction (p's/q's)",
               "- `kl_pairs.csv`: p, q, kl_mean, kl_sum, kl_joint, coverage, joint_sparse_p, joint_sparse_q (share of "
               f"p's / q's images in combinations seen < {JOINT_MIN_COUNT} times; above {JOINT_MAX_SPARSE} the joint "
               "KL is not reported as a finding), js_mean, js_sum, js_joint",

@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from facemac.analysis.correction.choose import (add_validation, build_corrections, check_mode, describe_corrections,
+                                                wants_validation)
+from facemac.analysis.correction.quality import mac_quality
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
 from facemac.analysis.examples import ExampleSettings, driver_attributes, write_examples
 from facemac.analysis.audited_faces import log_audited_faces
@@ -47,6 +50,8 @@ class Settings:
     top_k: int
     label_rule: str
     allow_mixed_checkpoints: bool = False
+    correction: str = "auto"
+    audit_power_tuning: bool = True
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -76,7 +81,8 @@ class Settings:
         return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.seed),
                    min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
                    pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule,
-                   allow_mixed_checkpoints=bool(a.get("allow_mixed_checkpoints", False)))
+                   allow_mixed_checkpoints=bool(a.allow_mixed_checkpoints),
+                   correction=check_mode(str(a.correction)), audit_power_tuning=bool(a.audit_power_tuning))
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -113,11 +119,11 @@ def choose_joint(attributes: list[str], requested) -> list[str]:
 
 
 def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: Settings,
-                  per_identity: bool = False) -> DatasetCounts:
+                  per_identity: bool = False, moments: bool = False) -> DatasetCounts:
     """Stream one dataset once and keep only counts (and, with ``per_identity``, hard-label counts per identity)."""
     thresholds = np.array([d.thresholds.get(a, 0.5) for a in attributes], dtype=np.float32)
     acc = CountAccumulator(thresholds, np.array([attributes.index(a) for a in joint], dtype=np.int64),
-                           soft=s.mode == "soft", track_units=s.n_boot > 0)
+                           soft=s.mode == "soft", track_units=s.n_boot > 0, moments=moments)
     identities = IdentityCounter(acc) if per_identity else None
     total = d.details.get("num_images")
     with progress_bar(total=total, desc=f"count {d.name}", unit="img", leave=False) as bar:
@@ -207,7 +213,12 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     attributes = choose_attributes(datasets, cfg.analyze.attributes)
     dropped = dropped_attributes(datasets, attributes)  # named in the log and the report, never silently
     joint = choose_joint(attributes, cfg.analyze.joint_attributes)
-    counts = [count_dataset(d, attributes, joint, s, ident.enabled) for d in datasets]
+    corrections = build_corrections(datasets, attributes, s.correction, cfg.analyze.audit, s.mode == "soft",
+                                    s.min_reliability, s.audit_power_tuning)
+    counts = [count_dataset(d, attributes, joint, s, ident.enabled, wants_validation(d, c, s.correction))
+              for d, c in zip(datasets, corrections)]
+    corrections = add_validation(corrections, datasets, counts, attributes, s.correction, s.label_rule,
+                                 s.mode == "soft", s.seed)
     pooled = pool_members(datasets) if s.pooled else {}
     taken = {d.name for d in datasets}
     clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]
@@ -217,7 +228,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     groups = [d.group for d in datasets] + list(pooled)
     tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.level,
                             s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
-                            joint_columns=np.array([attributes.index(a) for a in joint], np.int64))
+                            joint_columns=np.array([attributes.index(a) for a in joint], np.int64),
+                            corrections=corrections)
     paths = write_outputs(output_dir, tables)
     alias = single_member_pools(pooled, datasets)  # one dataset per group: its pool is not shown twice
     focus = shown_pairs(focus_pairs(names, groups, len(datasets)), alias)
@@ -249,13 +261,16 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
              "label_thresholds": d.details.get("label_thresholds"),
              "labels_of": d.details.get("base_name") if not d.is_prediction else None}
             for d, c in zip(datasets, counts)]
-    head = headline(tables.rates, tables.kl_attributes, tables.kl_pairs, focus, group_of, set(alias))
+    quality = mac_quality(datasets, corrections, attributes, s.label_rule)
+    settings["corrections"] = describe_corrections(datasets, corrections, pooled, s.correction)
+    head = headline(tables.rates, tables.kl_attributes, tables.kl_pairs, focus, group_of, set(alias), quality)
     report = write_report(output_dir / "report.md", tables.rates, tables.kl_attributes, tables.kl_pairs,
                           ReportContext(datasets=info, settings=settings, headline=head,
                                         pooled=[n for n in names[len(datasets):] if n not in alias], aliases=alias,
                                         focus=focus, top_k=s.top_k,
                                         sections=(identity.sections if identity else [])
                                         + examples.report_lines(output_dir),
+                                        quality=quality, corrections=settings["corrections"],
                                         files=(identity.files if identity else []) + examples.file_lines()))
     gallery = [output_dir / "gallery"] if examples.galleries else []
     _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures", *gallery], settings, names,

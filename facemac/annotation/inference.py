@@ -74,6 +74,7 @@ class Annotator:
     counting_thresholds: list[float] | None = None  # chosen for faithful counts (facemac.annotation_table); None: older ckpt
     counting_rule: str | None = None
     validation: tuple | None = None  # (identity, labels, probs) from checkpoint_validation; None: an older ckpt
+    val_quality: dict[str, dict[str, float]] | None = None  # checkpoint metrics: {attr: {balanced_accuracy, ...}}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device, amp: str = "auto",
@@ -112,7 +113,7 @@ class Annotator:
         return cls(model=model, attributes=attributes, thresholds=thresholds, preprocessor=pre, mean=mean, std=std,
                    device=device, amp_dtype=amp_dtype, channels_last=cl, mc_samples=int(mc_samples),
                    eager_model=eager, counting_thresholds=counting, counting_rule=counting_rule,
-                   validation=checkpoint_validation(ckpt, path))
+                   validation=checkpoint_validation(ckpt, path), val_quality=_val_quality(ckpt))
 
     @property
     def label_thresholds(self) -> list[float]:
@@ -203,3 +204,12 @@ def _head_only_dropout(model: torch.nn.Module) -> bool:
     """True when the MAC's head dropout is the only stochastic layer (timm backbones built with num_classes=0)."""
     return (hasattr(model, "backbone") and hasattr(model, "head") and hasattr(model, "dropout")
             and not dropout_modules(model.backbone))
+
+
+def _val_quality(ckpt: dict) -> dict[str, dict[str, float]] | None:
+    """Per attribute the validation metrics the checkpoint was selected on (balanced accuracy, accuracy, at its
+    reporting thresholds), for the manifest: the analysis puts them beside every conclusion (issue #20)."""
+    per = ((ckpt.get("metrics") or {}).get("val") or {}).get("per_attribute") or {}
+    out = {a: {k: float(v[k]) for k in ("balanced_accuracy", "accuracy") if isinstance(v, dict) and k in v}
+           for a, v in per.items()}
+    return out or None

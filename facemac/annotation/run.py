@@ -281,6 +281,8 @@ def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: S
         num_failures=len(failures), complete=complete, mc_samples=int(acfg.mc_samples),
         extra={"num_listed": len(table), "shard_size": int(acfg.shard_size), "geometry": table.geometry,
                "max_failure_fraction": limit, "reader": spec.reader_cfg(),
+               # the checkpoint's validation metrics per attribute: the analysis shows the MAC's quality (#20)
+               **({"mac_validation_metrics": q} if (q := getattr(annotator, "val_quality", None)) else {}),
                "preprocess": preprocess_record(annotator.preprocessor),
                **threshold_fields(annotator.attributes, annotator.counting_thresholds, annotator.counting_rule),
                **({"detector": detector_record(detector_settings(acfg)), "detect_columns": list(DETECT_COLUMNS)}
