@@ -44,6 +44,9 @@ class AnalyzeSettings(Section):
     label_rule: Literal["counting", "reporting"] = "counting"
     allow_mixed_checkpoints: bool = False
     audit: Union[str, dict[str, str], None] = None  # a folder of <dataset>.csv audits, or {dataset: csv}
+    correction: Literal["auto", "audit", "validation", "none"] = "auto"  # analysis/correction/choose.py
+    audit_power_tuning: bool = True  # the variance-minimising lambda of the audited estimate; false: plain PPI
+    simulate_audit: int = Field(0, ge=0)  # pipeline only: faces per target audited from its ground truth
     rows_per_batch: int = Field(65536, ge=1)
     identity: IdentitySettings = IdentitySettings()
     examples: ExamplesSettings = ExamplesSettings()
