@@ -240,9 +240,12 @@ def write_report(path: Path, rates: pd.DataFrame, kl_attr: pd.DataFrame, pairs: 
              f"- alpha: {s['alpha']}",
              f"- attributes: {len(s['attributes'])}; joint KL over {len(s['joint_attributes'])} attributes"
              + ("" if s["joint_attributes"] else " (joint KL off)") + _dropped(s.get("dropped_attributes")),
-             f"- bootstrap: {s['n_boot']} replicates resampling identities (images when unknown), seed {s['seed']}, "
-             f"{s['level']:.0%} percentile intervals" if s["n_boot"] else "- bootstrap: off (n_boot=0)",
-             f"- rate intervals: Wilson score, {s['level']:.0%}",
+             f"- bootstrap: {s['n_boot']} replicates resampling identities (images when unknown) and each "
+             f"correction's evidence (audited faces, validation identities), seed {s['seed']}, {s['level']:.0%} "
+             "percentile intervals of divergences centred on their estimates" if s["n_boot"]
+             else "- bootstrap: off (n_boot=0)",
+             f"- rate intervals ({s['level']:.0%}): Wilson score for counted rates; corrected rates: the "
+             "percentile interval of their replicates (a normal interval without bootstrap)",
              f"- reliability filter: min_reliability={s['min_reliability']}" if s.get("min_reliability") is not None
              else "- reliability filter: off", "",
              "## Inputs", "", "| dataset | group | kind | rows | path | checkpoint sha256 |", "|---|---|---|---|---|---|"]
