@@ -126,7 +126,8 @@ def test_the_pipeline_names_the_failed_stage_and_its_recorded_error(tmp_path, ca
     root = tmp_path / "exp"
     (root / "annotate" / "annotations").mkdir(parents=True)  # there (pre-flight passes) but holds no dataset
     with pytest.raises(SystemExit) as exc:
-        main(["experiment=demo", "logger=none", "--stages", "analyze", "--dir", str(root)])
+        main(["experiment=demo", "logger=none", "analyze.simulate_audit=0",  # no targets to audit here
+                  "--stages", "analyze", "--dir", str(root)])
     assert exc.value.code == 2
     failure = run_status(root / "analyze").failure
     assert failure is not None and failure.error == "DataError" and "holds no manifest.json" in failure.message
