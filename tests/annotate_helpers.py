@@ -53,3 +53,23 @@ def make_folders(root: Path, identities: int = 3, per_identity: int = 4, nested:
         (root / f"id{b:03d}").mkdir(parents=True, exist_ok=True)
         (root / f"id{b:03d}" / f"zz_broken{b}.jpg").write_bytes(b"not an image at all")
     return keys
+
+
+def kill_9_after_parts(cmd: list[str], cwd: Path, ann: Path, parts: int = 1, timeout_s: float = 300) -> int:
+    """Start ``cmd``, SIGKILL it once ``ann`` holds ``parts`` part files (a kill -9 mid-annotation), and return how
+    many part files were there when it died; fails if the command exits first or no part appears in time."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while len(list(ann.glob("part-*.parquet"))) < parts:
+        assert proc.poll() is None, f"annotate exited early: {proc.stderr.read().decode()[-3000:]}"
+        assert time.monotonic() < deadline, f"no part appeared within {timeout_s:.0f} s"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    return len(list(ann.glob("part-*.parquet")))

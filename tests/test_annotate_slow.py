@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.annotate_helpers import ATTRS, make_checkpoint, make_folders
+from tests.annotate_helpers import ATTRS, kill_9_after_parts, make_checkpoint, make_folders
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -38,16 +36,7 @@ def test_kill_9_then_resume_has_every_row_once(tmp_path):
     run = tmp_path / "run"
     ann = run / "annotations" / "dcface"
     cmd = [sys.executable, "annotate.py", *_args(ck, root, run)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not list(ann.glob("part-*.parquet")):
-        assert proc.poll() is None, f"annotate exited early: {proc.stderr.read().decode()[-3000:]}"
-        assert time.monotonic() < deadline, "no part appeared within 300 s"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    done_at_kill = len(list(ann.glob("part-*.parquet")))
+    done_at_kill = kill_9_after_parts(cmd, REPO, ann)
     assert not (ann / "manifest.json").exists() and done_at_kill < 41, "the run finished before it could be killed"
 
     rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)

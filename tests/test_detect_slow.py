@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -16,7 +13,7 @@ import pandas as pd
 import pytest
 
 from facemac.data.demo.loose import write_loose_target
-from tests.annotate_helpers import make_checkpoint
+from tests.annotate_helpers import kill_9_after_parts, make_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -33,16 +30,7 @@ def test_detect_kill_9_then_resume_has_every_image_once(tmp_path):
     cmd = [sys.executable, "annotate.py", "logger=none", f"ckpt={ck}", "targets=dcface",
            f"targets.dcface.root={target.root}", "targets.dcface.geometry=detect", f"hydra.run.dir={run}",
            "annotate.shard_size=6", "annotate.batch_size=3", "annotate.max_failure_fraction=0.25"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while len(list(ann.glob("part-*.parquet"))) < 2:
-        assert proc.poll() is None, f"annotate exited early: {proc.stderr.read().decode()[-3000:]}"
-        assert time.monotonic() < deadline, "no part appeared within 300 s"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    done_at_kill = len(list(ann.glob("part-*.parquet")))
+    done_at_kill = kill_9_after_parts(cmd, REPO, ann, parts=2)
     assert not (ann / "manifest.json").exists() and done_at_kill < 17, "the run finished before it could be killed"
 
     rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
