@@ -36,9 +36,17 @@ def _imported(stderr: str) -> set[str]:
             if line.startswith("import time:") and "|" in line}
 
 
-def test_an_analysis_run_drawing_faces_and_logging_offline_imports_no_torch(tmp_path):
-    """``python analyze.py`` end to end (strips and galleries redrawn from the images, W&B offline): still no torch;
-    the run did draw faces (so the crop reader ran) and wrote its W&B run."""
+def _run(*args: str) -> set[str]:
+    """Run a command under ``python -X importtime``; the top-level packages it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=REPO, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _imported(proc.stderr)
+
+
+def test_analysis_and_audit_runs_drawing_faces_import_no_torch(tmp_path):
+    """``python analyze.py`` end to end (strips and galleries redrawn from the images, W&B offline) and ``python -m
+    facemac.audit`` (faces redrawn for the page): still no torch; the runs did draw faces (so the crop reader ran)."""
     rng = np.random.default_rng(0)
     attrs, thr = ["Smiling", "Goatee"], {"Smiling": 0.5, "Goatee": 0.4}
     ann = tmp_path / "annotations"
@@ -47,13 +55,15 @@ def test_an_analysis_run_drawing_faces_and_logging_offline_imports_no_torch(tmp_
         keys = write_face_folders(root, identities=3, images=4, seed=k)
         write_faces_table(ann / name, root, name, group, attrs, rng.random((len(keys), 2)), thr)
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-X", "importtime", "analyze.py", f"annotations={ann}", "logger=wandb",
-                           "logger.mode=offline", "analyze.n_boot=0", "analyze.examples.attributes=1",
-                           "analyze.examples.per_row=2", "analyze.examples.size=48", f"hydra.run.dir={out}"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    imported = _imported(proc.stderr)
+    imported = _run("analyze.py", f"annotations={ann}", "logger=wandb", "logger.mode=offline", "analyze.n_boot=0",
+                    "analyze.examples.attributes=1", "analyze.examples.per_row=2", "analyze.examples.size=48",
+                    f"hydra.run.dir={out}")
     assert {"facemac", "cv2", "wandb"} <= imported  # the check sees the run's imports: faces redrawn, W&B used
     assert "torch" not in imported and "torchvision" not in imported
     assert (out / "DONE").exists() and list((out / "figures").glob("*.png"))
     assert list((out / "wandb").glob("offline-run-*"))
+    audit = tmp_path / "audit_run"
+    imported = _run("-m", "facemac.audit", f"annotations={ann}", "audit.size=4", "audit.rare_attributes=1",
+                    f"hydra.run.dir={audit}")
+    assert "cv2" in imported and "torch" not in imported and "torchvision" not in imported
+    assert (audit / "DONE").exists() and list(audit.glob("audit/*_faces/*"))
