@@ -169,6 +169,7 @@ def main() -> None:
             "peak_rss_mib": round(peak_kib / 1024, 1), "peak_rss_after_generation_mib": round(rss_after_gen / 1024, 1),
             "tracemalloc_peak_mib": round(traced / 2**20, 1) if traced is not None else None,
             "kl_mean_real_vs_synth_pooled": round(float(pooled.kl_mean.iloc[0]), 5) if len(pooled) else None,
+            "torch_imported": "torch" in sys.modules,  # ~650 MB RSS by itself; the analysis never needs it
         }
         print(f"analysis of {args.datasets} x {args.rows:,} rows x {args.attributes} attributes "
               f"(n_boot={args.n_boot}): {wall:.1f} s wall, {cpu:.1f} s CPU (load {load:.1f}), peak RSS {peak_kib / 1024:.0f} MiB"

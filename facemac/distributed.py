@@ -1,17 +1,22 @@
-"""torchrun / DDP helpers: one process per device, gloo on CPU, nccl on GPU; single-process runs need none of it."""
+"""torchrun / DDP helpers: one process per device, gloo on CPU, nccl on GPU; single-process runs need none of it.
+
+torch is imported inside the functions that use it: every stage imports this module, and the analysis and audit
+stages (no device, no model) must not pay torch's import (~650 MB RSS with the CUDA build, issue #20's 1 GiB goal).
+"""
 
 from __future__ import annotations
 
 import datetime
 import logging
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any, Callable
 
 from facemac.errors import FacemacError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +28,9 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    # a torch.device wherever a stage has a device (init_distributed); the string "cpu" for a stage without one
+    # (analysis, audit), which never touches torch. device_type() reads either.
+    device: torch.device | str = "cpu"
 
     @property
     def is_main(self) -> bool:
@@ -34,6 +41,11 @@ class DistInfo:
         return self.world_size > 1
 
 
+def device_type(device: torch.device | str) -> str:
+    """"cpu", "cuda", ... of a torch.device or a device string ("cuda:1"), without importing torch."""
+    return str(getattr(device, "type", None) or str(device).split(":", 1)[0])
+
+
 def launched_by_torchrun() -> bool:
     """True when torchrun (or another launcher) set the env:// rendezvous variables for several processes."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
@@ -41,6 +53,8 @@ def launched_by_torchrun() -> bool:
 
 def pick_device(requested: str = "auto", local_rank: int = 0, key: str = "device") -> torch.device:
     """`auto` → this rank's GPU when CUDA exists, else the CPU; any other value is passed to torch.device."""
+    import torch
+
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -73,25 +87,27 @@ def parse_count(spec: Any, key: str, minimum: int, expected: str) -> int:
     return n
 
 
-def resolve_workers(spec: Any, device: torch.device, key: str, world_size: int = 1) -> int:
+def resolve_workers(spec: Any, device: torch.device | str, key: str, world_size: int = 1) -> int:
     """DataLoader workers per rank: ``auto`` = a quarter of the rank's cores on a CPU device (the model needs the
     rest; on 2 cores 1 worker measured best), all but one core (at most 16) when a GPU runs the model; or N >= 0."""
     if str(spec) == "auto":
         cores = cores_per_local_rank(world_size)
-        n = max(1, min(cores - 1, 16)) if device.type == "cuda" else max(1, cores // 4)
-        log.info("%s=auto: %d DataLoader workers (%d cores for this rank, model on %s)", key, n, cores, device.type)
+        kind = device_type(device)
+        n = max(1, min(cores - 1, 16)) if kind == "cuda" else max(1, cores // 4)
+        log.info("%s=auto: %d DataLoader workers (%d cores for this rank, model on %s)", key, n, cores, kind)
         return n
     return parse_count(spec, key, 0, "auto or a number of workers >= 0")
 
 
-def resolve_threads(spec: Any, num_workers: int, device: torch.device, key: str, world_size: int = 1) -> int | None:
+def resolve_threads(spec: Any, num_workers: int, device: torch.device | str, key: str,
+                    world_size: int = 1) -> int | None:
     """torch CPU threads: ``auto`` = the rank's cores that its DataLoader workers leave free (>= 1) when the model runs
     on the CPU (OpenMP threads that share cores with busy workers stall at every barrier), torch's default with a
     GPU; ``null`` = torch's default; or N >= 1."""
     if spec in (None, "", "null"):
         return None
     if str(spec) == "auto":
-        return max(1, cores_per_local_rank(world_size) - int(num_workers)) if device.type == "cpu" else None
+        return max(1, cores_per_local_rank(world_size) - int(num_workers)) if device_type(device) == "cpu" else None
     return parse_count(spec, key, 1, "auto, null or a positive integer")
 
 
@@ -100,6 +116,9 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0, key: str =
     if not launched_by_torchrun():
         return DistInfo(device=pick_device(device, key=key))
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    import torch
+    import torch.distributed as dist
+
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local_rank, key=key)
     if dev.type == "cuda":
@@ -111,22 +130,33 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0, key: str =
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
+def _dist() -> Any:
+    """torch.distributed, imported on first use."""
+    import torch.distributed as dist
+
+    return dist
+
+
 def cleanup() -> None:
     """Leave the process group (safe to call when none exists)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if is_initialized():
+        _dist().destroy_process_group()
 
 
 def is_initialized() -> bool:
+    """True inside a process group. Without torch imported there can be none, so this never imports it."""
+    if "torch" not in sys.modules:
+        return False
+    dist = _dist()
     return dist.is_available() and dist.is_initialized()
 
 
 def get_rank() -> int:
-    return dist.get_rank() if is_initialized() else 0
+    return _dist().get_rank() if is_initialized() else 0
 
 
 def get_world_size() -> int:
-    return dist.get_world_size() if is_initialized() else 1
+    return _dist().get_world_size() if is_initialized() else 1
 
 
 def is_main_process() -> bool:
@@ -136,7 +166,7 @@ def is_main_process() -> bool:
 def barrier() -> None:
     """Wait for every rank (e.g. until rank 0 has written a checkpoint)."""
     if is_initialized():
-        dist.barrier()
+        _dist().barrier()
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
@@ -144,7 +174,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     if not is_initialized():
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src)
+    _dist().broadcast_object_list(box, src=src)
     return box[0]
 
 
@@ -168,6 +198,9 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     """Element-wise sum over ranks of a few scalars (failure counts, loss sums)."""
     if not is_initialized():
         return list(values)
+    import torch
+
+    dist = _dist()
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
@@ -177,6 +210,9 @@ def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's rows (dim 0) on every rank; ranks may hold different row counts."""
     if not is_initialized():
         return t
+    import torch
+
+    dist = _dist()
     world = dist.get_world_size()
     n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
     sizes = [torch.zeros_like(n) for _ in range(world)]

@@ -13,8 +13,6 @@ import logging
 import platform
 from pathlib import Path
 
-import torch
-
 log = logging.getLogger(__name__)
 
 # /proc/cpuinfo flags (x86 "flags", Arm "Features") that mean bf16 arithmetic in hardware
@@ -45,6 +43,8 @@ def cpu_native_bf16() -> tuple[bool, str]:
     if not found:
         return False, "no native bf16 (no avx512_bf16 / amx_bf16 / bf16 CPU flag)"
     try:
+        import torch  # here, not at the top: cpu_flags alone needs no torch
+
         usable = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         usable = False

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from facemac.distributed import cores_per_local_rank, device_type, parse_count, resolve_threads, resolve_workers
 
-from facemac.distributed import cores_per_local_rank, parse_count, resolve_threads, resolve_workers
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _is_auto(spec: Any) -> bool:
     return str(spec) == "auto"
 
 
-def plan_cpu(stage: str, workers: Any, threads: Any, device: torch.device, world_size: int = 1,
+def plan_cpu(stage: str, workers: Any, threads: Any, device: torch.device | str, world_size: int = 1,
              replicas: Any = 1, serial: bool = False, keys: tuple[str, str, str] = ("num_workers", "num_threads",
                                                                                    "replicas")) -> CpuPlan:
     """The plan for ``stage`` ("annotate" or "train") from its config values (``auto`` or numbers).
@@ -68,10 +69,11 @@ def plan_cpu(stage: str, workers: Any, threads: Any, device: torch.device, world
     """
     wkey, tkey, rkey = keys
     cores = cores_per_local_rank(world_size)
-    if device.type != "cpu":
+    kind = device_type(device)
+    if kind != "cpu":
         w = resolve_workers(workers, device, wkey, world_size)
         return CpuPlan(w, resolve_threads(threads, w, device, tkey, world_size), 1,
-                       f"model on {device.type}: workers prepare batches, torch keeps its default threads")
+                       f"model on {kind}: workers prepare batches, torch keeps its default threads")
     if stage == "annotate" and not _is_auto(replicas):
         r = parse_count(replicas, rkey, 1, "auto or a positive integer")
         w = 0 if _is_auto(workers) else resolve_workers(workers, device, wkey, world_size)
@@ -130,6 +132,8 @@ def plan_from_costs(costs: Costs) -> tuple[CpuPlan, dict[str, float]]:
 def apply_threads(plan: CpuPlan) -> None:
     """Set torch's intra-op threads as the plan says (None: leave torch's default)."""
     if plan.threads:  # OpenMP threads beyond the free cores spin at every barrier and crawl
+        import torch
+
         torch.set_num_threads(plan.threads)
 
 

@@ -57,9 +57,7 @@ class FaceDataset(FaceItems):
         self.preprocess = preprocess
 
     def face(self, i: int) -> np.ndarray:
-        key = self.table.keys[i]
-        lm = self.table.landmarks[i] if self.table.landmarks is not None else None
-        return self.preprocess.load(self.table.source.read(key), key, lm)  # decode + geometry (maybe reduced)
+        return self.preprocess.table_face(self.table, i)  # decode + geometry (maybe reduced)
 
 
 def collate_faces(samples: list[dict[str, Any]]) -> dict[str, Any]:

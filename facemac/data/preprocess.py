@@ -8,12 +8,16 @@ Preprocessor from it.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facemac.data.decode import decode_image, header_shape
 from facemac.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from facemac.data.table import FaceTable
 
 # insightface's 5-point ArcFace template for 112x112 crops: left eye, right eye, nose tip, left and right mouth corner.
 ARCFACE_TEMPLATE_112 = np.array(
@@ -123,6 +127,13 @@ class Preprocessor:
             k = self.size / height
             return np.array([[k, 0.0, SPHEREFACE_SHIFT * self.size / 112.0], [0.0, k, 0.0]], dtype=np.float32)
         return np.array([[self.size / width, 0.0, 0.0], [0.0, self.size / height, 0.0]], dtype=np.float32)
+
+    def table_face(self, table: FaceTable, i: int) -> np.ndarray:
+        """Row ``i`` of ``table`` as the model's input: read, decode, geometry. The one code path that annotation and
+        training (FaceDataset.face) and the redraw for people (facemac.faces.crops, which needs no torch) share."""
+        key = table.keys[i]
+        lm = table.landmarks[i] if table.landmarks is not None else None
+        return self.load(table.source.read(key), key, lm)  # decode + geometry (maybe reduced)
 
     def load(self, data: bytes, key: str, landmarks: np.ndarray | None = None) -> np.ndarray:
         """Encoded bytes → model input, decoding at 1/2, 1/4 or 1/8 scale when ``reduced_decode`` and the geometry

@@ -5,7 +5,7 @@ landmark file), the same geometry (aligned crops scaled to the template, loose p
 ``geometry: detect`` photos warped by the 5 points the detector found during annotation, read back from the table's
 ``detect:*`` columns, never detected again) and the same preprocessing (the checkpoint's crop policy and input size,
 which annotation records in the manifest as ``preprocess``). The model input (``CropReader.model_input``) is the
-annotation's own code path (``FaceDataset.face`` / ``Preprocessor``); only the enlargement for display is added.
+annotation's own code path (``Preprocessor.table_face``, what ``FaceDataset.face`` calls; no torch); only the enlargement for display is added.
 An annotation that ran on a GPU (nvJPEG + batched warp, facemac.data.gpu_batch) fed the model the same geometry within
 a few grey levels; the redraw always takes the CPU path.
 """
@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from facemac.annotation_table import DETECT_PREFIX, PATH, has_detection, verify_table
-from facemac.data.dataset import FaceDataset
 from facemac.data.decode import decode_image
 from facemac.data.preprocess import Preprocessor
 from facemac.data.table import FaceTable
@@ -77,7 +76,6 @@ class CropReader:
             raise DataError(f"{self.table_dir}: cannot open the annotated images again ({e}); pass the images' "
                             "current folder as root") from None
         self._rows = {k: i for i, k in enumerate(self.table.keys)}
-        self._dataset = FaceDataset(self.table, self.pre)
         self.detected = self.table.geometry == "detect"
 
     @property
@@ -113,7 +111,7 @@ class CropReader:
                     lm = points.get(p)
                     out.append(None if lm is None else self.pre(decode_image(self.table.source.read(p), p), lm))
                 else:
-                    out.append(self._dataset.face(i))
+                    out.append(self.pre.table_face(self.table, i))
             except (OSError, FacemacError) as e:
                 log.debug("%s: %s unreadable (%s)", self.table_dir.name, p, e)
                 out.append(None)
