@@ -152,6 +152,7 @@ def test_the_schema_choices_are_the_modules_own():
     from facemac.data.preprocess import ALIGN_POLICIES, GEOMETRIES
     from facemac.data.registry import FORMATS
     from facemac.settings.dataset import Align, Format, Geometry
+    from facemac.analysis.correction.choose import MODES as CORRECTION_MODES
     from facemac.training.counting import COUNTING_RULES
     from facemac.training.loop.predict import PRECISIONS
     from facemac.training.loss import WEIGHTINGS
@@ -167,6 +168,7 @@ def test_the_schema_choices_are_the_modules_own():
     assert set(get_args(t["precision"].annotation)) == set(PRECISIONS)
     assert set(get_args(AnnotateSettings.model_fields["precision"].annotation)) == set(PRECISIONS)
     assert set(get_args(AnalyzeSettings.model_fields["label_rule"].annotation)) == set(LABEL_RULES)
+    assert set(get_args(AnalyzeSettings.model_fields["correction"].annotation)) == set(CORRECTION_MODES)
     assert set(get_args(Format)) == set(FORMATS) and set(get_args(Geometry)) == set(GEOMETRIES)
     assert set(get_args(Align)) == set(ALIGN_POLICIES)
 
@@ -185,6 +187,19 @@ def test_the_schema_choices_are_the_modules_own():
     ("annotate", ["+targets.x={format: folders, root: /x, group: synthetic, deph: 1}"],
      "unknown key 'targets.x.deph' (did you mean 'targets.x.depth'?)"),
     ("analyze", ["analyze.alpha=-1"], "analyze.alpha=-1: must be >= 0"),
+    # the analysis modules take these sections as validated (analysis/run.py, identity.py, examples.py)
+    ("analyze", ["analyze.ci_level=1"], "analyze.ci_level=1: must be < 1"),
+    ("analyze", ["analyze.n_boot=-1"], "analyze.n_boot=-1: must be >= 0"),
+    ("analyze", ["analyze.rows_per_batch=0"], "analyze.rows_per_batch=0: must be >= 1"),
+    ("analyze", ["analyze.min_reliability=2"], "analyze.min_reliability=2: must be <= 1"),
+    ("analyze", ["analyze.mode=mean"], "analyze.mode='mean'; choose one of hard, soft"),
+    ("analyze", ["analyze.correction=always"], "analyze.correction='always'; choose one of auto, audit, validation, "
+                                                "none"),
+    ("analyze", ["analyze.identity.min_images=1"], "analyze.identity.min_images=1: must be >= 2"),
+    ("analyze", ["analyze.identity.levels={Male: person}"], "analyze.identity.levels.Male='person'; choose one of "
+                                                             "identity, image"),
+    ("analyze", ["analyze.examples.size=300"], "analyze.examples.size=300: must be <= 256"),
+    ("analyze", ["analyze.examples.roots=x"], "analyze.examples.roots='x': expected a mapping"),
     ("annotate", ["+targets.x=5"], "targets.x=5: not a dataset entry: give it {format, root, group}"),
     ("compare", ["stage=eval"], "stage='eval'; choose one of train, annotate, analyze"),
 ])
