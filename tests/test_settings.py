@@ -200,6 +200,13 @@ def test_the_schema_choices_are_the_modules_own():
                                                              "identity, image"),
     ("analyze", ["analyze.examples.size=300"], "analyze.examples.size=300: must be <= 256"),
     ("analyze", ["analyze.examples.roots=x"], "analyze.examples.roots='x': expected a mapping"),
+    # annotation/geometry.py and faces_log.py take these as validated; the detector's own limits are the schema's
+    ("annotate", ["annotate.detect.min_face=4"], "annotate.detect.min_face=4: must be >= 8"),
+    ("train", ["data.detect.max_side=32"], "data.detect.max_side=32: must be >= 64"),
+    ("annotate", ["annotate.detect.min_score=1"], "annotate.detect.min_score=1: must be < 1"),
+    ("annotate", ["annotate.pixel_check.max_odd_shapes=2"], "annotate.pixel_check.max_odd_shapes=2: must be <= 1"),
+    ("annotate", ["annotate.pixel_check.images=0"], "annotate.pixel_check.images=0: must be >= 1"),
+    ("annotate", ["annotate.log_faces.size=8"], "annotate.log_faces.size=8: must be >= 16"),
     ("annotate", ["+targets.x=5"], "targets.x=5: not a dataset entry: give it {format, root, group}"),
     ("compare", ["stage=eval"], "stage='eval'; choose one of train, annotate, analyze"),
 ])
