@@ -207,6 +207,8 @@ def test_the_schema_choices_are_the_modules_own():
     ("annotate", ["annotate.pixel_check.max_odd_shapes=2"], "annotate.pixel_check.max_odd_shapes=2: must be <= 1"),
     ("annotate", ["annotate.pixel_check.images=0"], "annotate.pixel_check.images=0: must be >= 1"),
     ("annotate", ["annotate.log_faces.size=8"], "annotate.log_faces.size=8: must be >= 16"),
+    ("audit", ["audit.face_size=8"], "audit.face_size=8: must be >= 16"),
+    ("audit", ["audit.roots=x"], "audit.roots='x': expected a mapping"),
     ("annotate", ["+targets.x=5"], "targets.x=5: not a dataset entry: give it {format, root, group}"),
     ("compare", ["stage=eval"], "stage='eval'; choose one of train, annotate, analyze"),
 ])
