@@ -210,6 +210,7 @@ def test_the_schema_choices_are_the_modules_own():
     ("audit", ["audit.face_size=8"], "audit.face_size=8: must be >= 16"),
     ("audit", ["audit.roots=x"], "audit.roots='x': expected a mapping"),
     ("annotate", ["+targets.x=5"], "targets.x=5: not a dataset entry: give it {format, root, group}"),
+    ("annotate", ["targets.demo_real_a.group=fake"], "targets.demo_real_a.group='fake'; choose one of real, synthetic"),
     ("compare", ["stage=eval"], "stage='eval'; choose one of train, annotate, analyze"),
 ])
 def test_bad_settings_are_one_line_naming_the_key(make_cfg, command, overrides, message):

@@ -88,14 +88,14 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
 
 def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     s, d, tracker, output_dir = ctx.settings, ctx.dist, ctx.tracker, ctx.out
-    cfg, a = ctx.cfg, ctx.settings.annotate  # the typed settings; their read-only view for the target helpers
+    a = ctx.settings.annotate  # the typed settings (facemac/settings/annotate.py)
     device = d.device
-    specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
+    specs = resolve_targets(s)  # config mistakes (a missing root) first, before a checkpoint is looked up
     ckpt_path, how = on_main(d, lambda: _resolve_ckpt(s.ckpt, s.paths.log_dir, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
         log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, s.ckpt, how)
-    roots = on_main(d, lambda: (fill_demo_roots(specs, cfg), [t.root for t in specs])[1])
+    roots = on_main(d, lambda: (fill_demo_roots(specs, s), [t.root for t in specs])[1])
     for spec, r in zip(specs, roots):
         spec.root = r
     tables = {t.name: load_target_table(t, s.paths.cache_dir) for t in specs}
@@ -106,7 +106,7 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     ctx.decide({"annotate.compile": bool(compile_model and not a.mc_samples),
                 "annotate.channels_last": annotator.channels_last,
                 "annotate.gpu_decode": use_gpu_decode(a.gpu_decode, annotator)})
-    cfg, a = ctx.cfg, ctx.settings.annotate  # as decided above
+    a = ctx.settings.annotate  # as decided above
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
     detect = detector_settings(a)
     pixels = pixel_check_settings(a, seed=s.seed)
