@@ -149,10 +149,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _analyze(ctx: StageContext) -> dict[str, Any]:
-    cfg, output_dir, tracker = ctx.cfg, ctx.out, ctx.tracker
+    output_dir, tracker = ctx.out, ctx.tracker
     s, seed = ctx.settings.analyze, ctx.settings.seed  # validated by the schema (facemac/settings/analyze.py)
     ident, shown = s.identity, s.examples
-    datasets = collect_inputs(cfg, tracker)
+    datasets = collect_inputs(ctx.settings, tracker)
     declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
     for d in datasets:
         d.use_label_rule(s.label_rule)
