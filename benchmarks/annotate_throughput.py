@@ -34,13 +34,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facemac.annotation.feed import _load_batch  # noqa: E402
 from facemac.annotation.inference import Annotator  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
+from facemac.settings.annotate import AnnotateSettings  # noqa: E402
 from facemac.distributed import DistInfo, cores_per_local_rank, pick_device  # noqa: E402
 from bench_common import model_spec  # noqa: E402
 from facemac.resources import apply_threads, plan_cpu  # noqa: E402
@@ -230,9 +230,9 @@ def main() -> None:
         before = best_model_only(ann, batches, len(ds), *layout) if on_cpu else {"1xgpu": model_only_rate(
             ann, batches, len(ds))}
 
-        acfg = OmegaConf.create({"batch_size": args.batch, "num_workers": args.workers, "shard_size": 4096,
-                                 "mc_samples": args.mc, "max_failure_fraction": 0.05, "replicas": plan.replicas,
-                                 "gpu_decode": args.gpu_decode, "gpu_verify": args.gpu_verify.lower() == "true"})
+        acfg = AnnotateSettings(batch_size=args.batch, num_workers=args.workers, shard_size=4096, mc_samples=args.mc,
+                                max_failure_fraction=0.05, replicas=plan.replicas, gpu_decode=args.gpu_decode,
+                                gpu_verify=args.gpu_verify.lower() == "true")
         info = {"checkpoint": str(ck), "checkpoint_sha256": file_sha256(ck)}
         t0 = time.perf_counter()
         res = annotate_target(spec, table, ann, work / "out", acfg, info, DistInfo(device=device))

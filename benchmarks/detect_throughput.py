@@ -36,7 +36,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,6 +43,7 @@ from bench_common import model_spec  # noqa: E402
 from facemac.annotation.evaluate import evaluate_dataset  # noqa: E402
 from facemac.annotation.inference import Annotator  # noqa: E402
 from facemac.annotation.run import annotate_target  # noqa: E402
+from facemac.settings.annotate import AnnotateSettings  # noqa: E402
 from facemac.annotation.targets import TargetSpec, load_target_table  # noqa: E402
 from facemac.annotation_table import DETECT_COLUMNS  # noqa: E402
 from facemac.checkpoint import save_checkpoint  # noqa: E402
@@ -67,10 +67,10 @@ def make_ckpt(path: Path, timm_name: str, size: int, attributes: int = 24) -> Pa
                      "geometry": "loose"}, "metrics": {}, "epoch": 0, "step": 0}, path)
 
 
-def acfg(batch: int, plan, **extra) -> OmegaConf:
-    return OmegaConf.create({"batch_size": batch, "num_workers": plan.workers, "shard_size": 4096,
-                             "mc_samples": 0, "max_failure_fraction": 1.0, "replicas": plan.replicas,
-                             "gpu_decode": "auto", "gpu_verify": True, "detect": {}, **extra})
+def acfg(batch: int, plan, **extra) -> AnnotateSettings:
+    return AnnotateSettings(batch_size=batch, num_workers=plan.workers, shard_size=4096, mc_samples=0,
+                            max_failure_fraction=1.0, replicas=plan.replicas, gpu_decode="auto", gpu_verify=True,
+                            **extra)
 
 
 def annotate_one(name: str, root: Path, geometry: str | None, ann: Annotator, out: Path, batch: int, plan,

@@ -27,13 +27,14 @@ def on_annotations(folder: Path, per_row: int, gallery_per_attribute: int, size:
     from facemac.analysis.inputs import expand_path
     from facemac.faces import load_crops
     from facemac.faces.picks import pick_faces
+    from facemac.settings.analyze import ExamplesSettings
 
     datasets = expand_path(folder)
     for d in datasets:
         d.use_label_rule("counting")
     attributes = datasets[0].attributes
     drivers = attributes[:6]
-    s = ex.ExampleSettings(per_row=per_row, gallery_per_attribute=gallery_per_attribute, size=size)
+    s = ExamplesSettings(per_row=per_row, gallery_per_attribute=gallery_per_attribute, size=size)
     t = time.perf_counter()
     for d in datasets:
         pick_faces(d.files, {a: d.thresholds[a] for a in attributes}, max(2 * per_row, gallery_per_attribute))
@@ -67,6 +68,7 @@ def on_annotations(folder: Path, per_row: int, gallery_per_attribute: int, size:
 def on_synthetic(rows: int, attributes: int, parts: int) -> dict:
     from facemac.analysis.readers import iter_parquet_batches
     from facemac.faces.picks import pick_faces
+    from facemac.settings.analyze import ExamplesSettings
     from tests.annotation_fixtures import write_annotation_dir
 
     names = [f"a{j}" for j in range(attributes)]

@@ -166,11 +166,13 @@ def check_annotate(cfg: DictConfig, produced: Produced | None = None) -> StageCh
     checkpoint unless an earlier stage writes it."""
     from facemac.annotation.ckpt_ref import resolve_checkpoint
     from facemac.annotation.targets import DEMO_TARGETS, target_entries, target_spec
+    from facemac.settings import build_settings
 
     out = StageChecks("annotate")
     produced = produced or {}
-    _, entries = out.check("targets", lambda: target_entries(cfg), lambda _: None)
-    roots = to_plain(cfg.roots) if "roots" in cfg and cfg.roots is not None else {}
+    settings = build_settings(cfg, "annotate")  # the pipeline has built it once already: values are valid here
+    _, entries = out.check("targets", lambda: target_entries(settings), lambda _: None)
+    roots = settings.roots
     for name, entry in (entries or {}).items():
         key = f"targets.{name}"
         ok, spec = out.check(key, lambda: target_spec(name, entry, roots.get(name)), lambda _: None)

@@ -11,9 +11,10 @@ import pytest
 
 from tests.annotation_fixtures import write_annotation_dir
 from facemac.analysis.inputs import expand_path, sniff_label_file
-from facemac.analysis.run import choose_attributes, choose_joint, count_dataset, Settings
+from facemac.analysis.run import choose_attributes, choose_joint, count_dataset
 from facemac.annotation_table import verify_table
 from facemac.errors import ConfigError, DataError
+from facemac.settings.analyze import AnalyzeSettings
 
 ATTRS = ["Male", "Young", "Smiling"]
 
@@ -85,8 +86,7 @@ def test_folder_of_annotation_dirs_expands(tmp_path):
 
 
 def _stream(d, attrs, mode="hard", rel=None):
-    s = Settings(mode=mode, alpha=0.5, level=0.95, n_boot=0, seed=0, min_reliability=rel, rows_per_batch=2,
-                 pooled=True, top_k=5, label_rule="counting")
+    s = AnalyzeSettings(mode=mode, n_boot=0, min_reliability=rel, rows_per_batch=2)
     return count_dataset(d, attrs, attrs[:2], s)
 
 

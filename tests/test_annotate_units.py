@@ -14,12 +14,18 @@ from facemac.annotation.ckpt_ref import resolve_checkpoint
 from facemac.annotation.inference import Annotator
 from facemac.annotation.reliability import reliability_from_samples, set_mc_dropout
 from facemac.annotation.shards import keys_sha256, plan_shards, shards_for_rank
-from facemac.annotation.targets import resolve_targets
+from facemac.annotation.targets import resolve_targets as resolve_typed
+from facemac.settings import build_settings
 from facemac.annotation_table import build_part, write_part
 from facemac.errors import ConfigError
 from facemac.runs import mark_done
 from facemac.tracking import NullTracker
 from tests.annotate_helpers import ATTRS, make_checkpoint
+
+
+def resolve_targets(cfg):
+    """The stage resolves targets from its typed settings; these tests compose a config first."""
+    return resolve_typed(build_settings(cfg, "annotate"))
 
 
 def test_reliability_matches_hand_computation():

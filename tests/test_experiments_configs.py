@@ -6,8 +6,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from facemac.annotation.targets import resolve_targets
+from facemac.annotation.targets import resolve_targets as resolve_typed
+from facemac.settings import build_settings
 from facemac.cluster import export_distributed_env, master_port
+
+
+def resolve_targets(cfg):
+    """The stage resolves targets from its typed settings; these tests compose a config first."""
+    return resolve_typed(build_settings(cfg, "annotate"))
+
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

@@ -11,11 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from facemac.annotation.targets import resolve_targets
+from facemac.annotation.targets import resolve_targets as resolve_typed
+from facemac.settings import build_settings
 from facemac.data.registry import build_table
 from facemac.errors import FacemacError
 from facemac.pipeline import main, plan, preflight
 from facemac.preflight import check_analyze, check_annotate, check_train, dataset_paths
+
+
+def resolve_targets(cfg):
+    """The stage resolves targets from its typed settings; these tests compose a config first."""
+    return resolve_typed(build_settings(cfg, "annotate"))
+
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TARGETS = ("bupt_balancedface", "bupt_globalface", "syn_gan", "idiff_face")

@@ -152,6 +152,7 @@ def test_the_schema_choices_are_the_modules_own():
     from facemac.data.preprocess import ALIGN_POLICIES, GEOMETRIES
     from facemac.data.registry import FORMATS
     from facemac.settings.dataset import Align, Format, Geometry
+    from facemac.analysis.correction.choose import MODES as CORRECTION_MODES
     from facemac.training.counting import COUNTING_RULES
     from facemac.training.loop.predict import PRECISIONS
     from facemac.training.loss import WEIGHTINGS
@@ -167,6 +168,7 @@ def test_the_schema_choices_are_the_modules_own():
     assert set(get_args(t["precision"].annotation)) == set(PRECISIONS)
     assert set(get_args(AnnotateSettings.model_fields["precision"].annotation)) == set(PRECISIONS)
     assert set(get_args(AnalyzeSettings.model_fields["label_rule"].annotation)) == set(LABEL_RULES)
+    assert set(get_args(AnalyzeSettings.model_fields["correction"].annotation)) == set(CORRECTION_MODES)
     assert set(get_args(Format)) == set(FORMATS) and set(get_args(Geometry)) == set(GEOMETRIES)
     assert set(get_args(Align)) == set(ALIGN_POLICIES)
 
@@ -185,7 +187,30 @@ def test_the_schema_choices_are_the_modules_own():
     ("annotate", ["+targets.x={format: folders, root: /x, group: synthetic, deph: 1}"],
      "unknown key 'targets.x.deph' (did you mean 'targets.x.depth'?)"),
     ("analyze", ["analyze.alpha=-1"], "analyze.alpha=-1: must be >= 0"),
+    # the analysis modules take these sections as validated (analysis/run.py, identity.py, examples.py)
+    ("analyze", ["analyze.ci_level=1"], "analyze.ci_level=1: must be < 1"),
+    ("analyze", ["analyze.n_boot=-1"], "analyze.n_boot=-1: must be >= 0"),
+    ("analyze", ["analyze.rows_per_batch=0"], "analyze.rows_per_batch=0: must be >= 1"),
+    ("analyze", ["analyze.min_reliability=2"], "analyze.min_reliability=2: must be <= 1"),
+    ("analyze", ["analyze.mode=mean"], "analyze.mode='mean'; choose one of hard, soft"),
+    ("analyze", ["analyze.correction=always"], "analyze.correction='always'; choose one of auto, audit, validation, "
+                                                "none"),
+    ("analyze", ["analyze.identity.min_images=1"], "analyze.identity.min_images=1: must be >= 2"),
+    ("analyze", ["analyze.identity.levels={Male: person}"], "analyze.identity.levels.Male='person'; choose one of "
+                                                             "identity, image"),
+    ("analyze", ["analyze.examples.size=300"], "analyze.examples.size=300: must be <= 256"),
+    ("analyze", ["analyze.examples.roots=x"], "analyze.examples.roots='x': expected a mapping"),
+    # annotation/geometry.py and faces_log.py take these as validated; the detector's own limits are the schema's
+    ("annotate", ["annotate.detect.min_face=4"], "annotate.detect.min_face=4: must be >= 8"),
+    ("train", ["data.detect.max_side=32"], "data.detect.max_side=32: must be >= 64"),
+    ("annotate", ["annotate.detect.min_score=1"], "annotate.detect.min_score=1: must be < 1"),
+    ("annotate", ["annotate.pixel_check.max_odd_shapes=2"], "annotate.pixel_check.max_odd_shapes=2: must be <= 1"),
+    ("annotate", ["annotate.pixel_check.images=0"], "annotate.pixel_check.images=0: must be >= 1"),
+    ("annotate", ["annotate.log_faces.size=8"], "annotate.log_faces.size=8: must be >= 16"),
+    ("audit", ["audit.face_size=8"], "audit.face_size=8: must be >= 16"),
+    ("audit", ["audit.roots=x"], "audit.roots='x': expected a mapping"),
     ("annotate", ["+targets.x=5"], "targets.x=5: not a dataset entry: give it {format, root, group}"),
+    ("annotate", ["targets.demo_real_a.group=fake"], "targets.demo_real_a.group='fake'; choose one of real, synthetic"),
     ("compare", ["stage=eval"], "stage='eval'; choose one of train, annotate, analyze"),
 ])
 def test_bad_settings_are_one_line_naming_the_key(make_cfg, command, overrides, message):

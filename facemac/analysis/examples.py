@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from facemac.analysis.inputs import DatasetInput
 from facemac.analysis.logged import strip_file
@@ -22,41 +21,12 @@ from facemac.errors import ConfigError, FacemacError
 from facemac.faces.gallery import GalleryDataset, write_gallery
 from facemac.faces.picks import KINDS, AttributePicks, pick_faces
 from facemac.faces.strips import DatasetStrip, StripRow, draw_strips
+from facemac.settings.analyze import ExamplesSettings
 
 log = logging.getLogger(__name__)
 
 STRIP_KINDS = ("top", "low_positive", "near")  # the rows of a strip, in order
 CropLoader = Callable[..., list]  # load_crops(table_dir, paths, size, root) -> [uint8 HxWx3 | None]
-
-
-@dataclass(frozen=True)
-class ExampleSettings:
-    """Validated ``analyze.examples.*`` (docs/analyze.md "Faces behind the numbers")."""
-
-    enabled: bool = True
-    attributes: int = 6
-    per_row: int = 8
-    size: int = 112
-    gallery: bool = True
-    gallery_per_attribute: int = 8
-    roots: dict[str, str] = field(default_factory=dict)
-    audit_faces: int = 300
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> ExampleSettings:
-        e = cfg.analyze.examples
-        for key in ("attributes", "per_row", "size", "gallery_per_attribute", "audit_faces"):
-            value, least = getattr(e, key), 0 if key in ("attributes", "audit_faces") else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ConfigError(f"analyze.examples.{key}={value!r}: must be an integer >= {least}")
-        if e.size > 256:  # the picked faces of a dataset are held at this size (~1,300 faces at 40 attributes)
-            raise ConfigError(f"analyze.examples.size={e.size}: at most 256 pixels per face")
-        roots = e.roots
-        if roots is not None and not hasattr(roots, "items"):
-            raise ConfigError(f"analyze.examples.roots={roots!r}: a mapping {{dataset: folder of its images}}")
-        return cls(enabled=bool(e.enabled), attributes=int(e.attributes), per_row=int(e.per_row), size=int(e.size),
-                   gallery=bool(e.gallery), gallery_per_attribute=int(e.gallery_per_attribute),
-                   roots={str(k): str(v) for k, v in (roots or {}).items()}, audit_faces=int(e.audit_faces))
 
 
 @dataclass
@@ -131,19 +101,19 @@ def _loader() -> CropLoader:
     return load_crops
 
 
-def _root(d: DatasetInput, s: ExampleSettings) -> Path | None:
-    root = s.roots.get(d.name) or d.details.get("root")
+def _root(d: DatasetInput, s: ExamplesSettings) -> Path | None:
+    root = (s.roots or {}).get(d.name) or d.details.get("root")
     return Path(root) if root else None
 
 
 def write_examples(output_dir: Path, datasets: Sequence[DatasetInput], drivers: Sequence[str], attributes: list[str],
-                   rates: pd.DataFrame, s: ExampleSettings, loader: CropLoader | None = None) -> ExampleOutputs:
+                   rates: pd.DataFrame, s: ExamplesSettings, loader: CropLoader | None = None) -> ExampleOutputs:
     """Strips for ``drivers`` and (``s.gallery``) a gallery page per annotated dataset; see the module docstring."""
     out = ExampleOutputs()
     t0 = time.perf_counter()
     if not s.enabled:
         return out
-    unknown = sorted(set(s.roots) - {d.name for d in datasets})
+    unknown = sorted(set(s.roots or {}) - {d.name for d in datasets})
     if unknown:
         raise ConfigError(f"analyze.examples.roots: {unknown} are not datasets of this analysis; known: "
                           f"{sorted(d.name for d in datasets)}")
@@ -203,7 +173,7 @@ def write_examples(output_dir: Path, datasets: Sequence[DatasetInput], drivers: 
     return out
 
 
-def _shown(ap: AttributePicks, kind: str, is_driver: bool, s: ExampleSettings) -> list:
+def _shown(ap: AttributePicks, kind: str, is_driver: bool, s: ExamplesSettings) -> list:
     """The picks whose crops are needed: a strip's candidates (twice a row, to replace unreadable faces) and the
     gallery's."""
     n = max(2 * s.per_row if is_driver and kind in STRIP_KINDS else 0, s.gallery_per_attribute if s.gallery else 0)

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
 from facemac.analysis.bootstrap import draw_counts, percentile_interval, weighted_sums
 from facemac.analysis.counts import CountAccumulator, DatasetCounts, PerIdentity
 from facemac.analysis.divergence import jensen_shannon
 from facemac.analysis.readers import Batch
 from facemac.attributes import attribute_levels
-from facemac.errors import ConfigError
+from facemac.settings.analyze import IdentitySettings
 
 log = logging.getLogger(__name__)
 
@@ -37,39 +36,6 @@ COMPARE_COLUMNS = ["p", "q", "group_p", "group_q", "attribute", "level", "mixed_
                    "entropy_q_minus_p", "entropy_ci_low", "entropy_ci_high", "js_identity_rates", "js_ci_low",
                    "js_ci_high"]
 _CHUNK = 16  # bootstrap replicates drawn at a time
-
-
-@dataclass
-class IdentitySettings:
-    """``analyze.identity`` (conf/analyze.yaml holds the defaults; none are repeated here)."""
-
-    enabled: bool
-    min_images: int
-    levels: dict[str, str]
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> IdentitySettings:
-        node = OmegaConf.select(cfg, "analyze.identity")
-        if node is None:
-            raise ConfigError("analyze.identity: missing from the config (conf/analyze.yaml defines it)")
-        missing = [k for k in ("enabled", "min_images", "levels") if k not in node]
-        if missing:
-            raise ConfigError(f"analyze.identity: missing keys {missing} (conf/analyze.yaml defines them)")
-        try:
-            min_images = int(node.min_images)
-        except (TypeError, ValueError):
-            min_images = 0
-        if min_images < 2:
-            raise ConfigError(f"analyze.identity.min_images={node.min_images}: use an integer >= 2 (an identity needs "
-                              "two images to mix)")
-        if node.levels is not None and not OmegaConf.is_dict(node.levels):
-            raise ConfigError(f"analyze.identity.levels={node.levels}: expected {{attribute: identity|image}}")
-        levels = {str(k): str(v) for k, v in dict(node.levels or {}).items()}
-        try:
-            attribute_levels([], levels)
-        except ValueError as exc:
-            raise ConfigError(f"analyze.identity.levels: {exc}") from None
-        return cls(enabled=bool(node.enabled), min_images=min_images, levels=levels)
 
 
 class IdentityCounter:
@@ -189,7 +155,7 @@ def identity_tables(names: list[str], groups: list[str], attributes: list[str], 
                     level: float, seed: int) -> IdentityTables:
     """Statistics of every base dataset (``per_identity``, in ``names`` order) and pooled group with identities, and
     the comparison of every ``focus`` pair that both have them."""
-    levels = attribute_levels(attributes, settings.levels)
+    levels = attribute_levels(attributes, dict(settings.levels or {}))
     base = len(per_identity)
     summaries: dict[str, Summary] = {}
     skipped: dict[str, str] = {}

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
-from facemac.analysis.correction.choose import (add_validation, build_corrections, check_mode, describe_corrections,
+from facemac.analysis.correction.choose import (add_validation, build_corrections, describe_corrections,
                                                 wants_validation)
 from facemac.analysis.correction.quality import mac_quality
 from facemac.analysis.counts import CountAccumulator, DatasetCounts
-from facemac.analysis.examples import ExampleSettings, driver_attributes, write_examples
+from facemac.analysis.examples import driver_attributes, write_examples
 from facemac.analysis.audited_faces import log_audited_faces
-from facemac.analysis.identity import IdentityCounter, IdentitySettings, identity_tables
+from facemac.analysis.identity import IdentityCounter, identity_tables
 from facemac.analysis.identity_report import IdentityOutputs, write_identity_outputs
 from facemac.analysis.inputs import GROUPS, DatasetInput, collect_inputs
 from facemac.analysis.logged import (IDENTITY_COMPARE, IDENTITY_STATS, KL_ATTRIBUTES, KL_PAIRS, POOLED_SUFFIX, RATES,
@@ -25,64 +24,14 @@ from facemac.analysis.plots import make_figures
 from facemac.analysis.provenance import check_labellers, dropped_attributes
 from facemac.analysis.report import ReportContext, headline, write_report
 from facemac.analysis.tables import Tables, compute_tables
-from facemac.annotation_table import LABEL_RULES
 from facemac.errors import ConfigError
 from facemac.lineage import DIVERGENCE_ARTIFACT, DIVERGENCE_TYPE, declare_annotations
 from facemac.progress import progress_bar
+from facemac.settings.analyze import AnalyzeSettings
 from facemac.stage import Stage, StageContext, run_stage
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class Settings:
-    """Validated ``analyze.*`` options (every bad value is a ConfigError naming its key); defaults live in YAML."""
-
-    mode: str
-    alpha: float
-    level: float
-    n_boot: int
-    seed: int
-    min_reliability: float | None
-    rows_per_batch: int
-    pooled: bool
-    top_k: int
-    label_rule: str
-    allow_mixed_checkpoints: bool = False
-    correction: str = "auto"
-    audit_power_tuning: bool = True
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> Settings:
-        a = cfg.analyze
-        mode = str(a.mode)
-        if mode not in ("hard", "soft"):
-            raise ConfigError(f"analyze.mode={mode!r}: use hard (thresholded labels) or soft (mean probability)")
-        alpha = float(a.alpha)
-        if not alpha >= 0:
-            raise ConfigError(f"analyze.alpha={alpha}: the smoothing pseudo-count must be >= 0")
-        level = float(a.ci_level)
-        if not 0 < level < 1:
-            raise ConfigError(f"analyze.ci_level={level}: must lie in (0, 1)")
-        n_boot = int(a.n_boot)
-        if n_boot < 0:
-            raise ConfigError(f"analyze.n_boot={n_boot}: use 0 to switch the bootstrap off")
-        rel = a.min_reliability
-        if rel is not None and not 0 <= float(rel) <= 1:
-            raise ConfigError(f"analyze.min_reliability={rel}: must lie in [0, 1] or be null")
-        rows = int(a.rows_per_batch)
-        if rows <= 0:
-            raise ConfigError(f"analyze.rows_per_batch={rows}: must be positive")
-        rule = str(a.label_rule)
-        if rule not in LABEL_RULES:
-            raise ConfigError(f"analyze.label_rule={rule!r}: use counting (the checkpoint's thresholds for faithful "
-                              "counts) or reporting (its balanced-accuracy thresholds)")
-        return cls(mode=mode, alpha=alpha, level=level, n_boot=n_boot, seed=int(cfg.seed),
-                   min_reliability=None if rel is None else float(rel), rows_per_batch=rows,
-                   pooled=bool(a.pooled), top_k=int(a.top_k), label_rule=rule,
-                   allow_mixed_checkpoints=bool(a.allow_mixed_checkpoints),
-                   correction=check_mode(str(a.correction)), audit_power_tuning=bool(a.audit_power_tuning))
 
 
 def choose_attributes(datasets: list[DatasetInput], requested) -> list[str]:
@@ -118,7 +67,7 @@ def choose_joint(attributes: list[str], requested) -> list[str]:
     return requested
 
 
-def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: Settings,
+def count_dataset(d: DatasetInput, attributes: list[str], joint: list[str], s: AnalyzeSettings,
                   per_identity: bool = False, moments: bool = False) -> DatasetCounts:
     """Stream one dataset once and keep only counts (and, with ``per_identity``, hard-label counts per identity)."""
     thresholds = np.array([d.thresholds.get(a, 0.5) for a in attributes], dtype=np.float32)
@@ -200,25 +149,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _analyze(ctx: StageContext) -> dict[str, Any]:
-    cfg, output_dir, tracker = ctx.cfg, ctx.out, ctx.tracker
-    s = Settings.from_cfg(cfg)
-    ident = IdentitySettings.from_cfg(cfg)
-    shown = ExampleSettings.from_cfg(cfg)
-    datasets = collect_inputs(cfg, tracker)
+    output_dir, tracker = ctx.out, ctx.tracker
+    s, seed = ctx.settings.analyze, ctx.settings.seed  # validated by the schema (facemac/settings/analyze.py)
+    ident, shown = s.identity, s.examples
+    datasets = collect_inputs(ctx.settings, tracker)
     declare_annotations(tracker, [d.path for d in datasets if d.is_prediction])  # lineage, by content
     for d in datasets:
         d.use_label_rule(s.label_rule)
         log.info("input: %s", d.describe())
     labelled_by = check_labellers(datasets, s.allow_mixed_checkpoints)  # one MAC for every annotated input
-    attributes = choose_attributes(datasets, cfg.analyze.attributes)
+    attributes = choose_attributes(datasets, s.attributes)
     dropped = dropped_attributes(datasets, attributes)  # named in the log and the report, never silently
-    joint = choose_joint(attributes, cfg.analyze.joint_attributes)
-    corrections = build_corrections(datasets, attributes, s.correction, cfg.analyze.audit, s.mode == "soft",
+    joint = choose_joint(attributes, s.joint_attributes)
+    corrections = build_corrections(datasets, attributes, s.correction, s.audit, s.mode == "soft",
                                     s.min_reliability, s.audit_power_tuning)
     counts = [count_dataset(d, attributes, joint, s, ident.enabled, wants_validation(d, c, s.correction))
               for d, c in zip(datasets, corrections)]
     corrections = add_validation(corrections, datasets, counts, attributes, s.correction, s.label_rule,
-                                 s.mode == "soft", s.seed)
+                                 s.mode == "soft", seed)
     pooled = pool_members(datasets) if s.pooled else {}
     taken = {d.name for d in datasets}
     clash = [f"{g}{POOLED_SUFFIX}" for g in pooled if f"{g}{POOLED_SUFFIX}" in taken]
@@ -226,8 +174,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
         raise ConfigError(f"inputs: dataset names {clash} are reserved for pooled groups; rename them")
     names = [d.name for d in datasets] + [f"{g}{POOLED_SUFFIX}" for g in pooled]
     groups = [d.group for d in datasets] + list(pooled)
-    tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.level,
-                            s.n_boot, s.seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
+    tables = compute_tables(names, groups, attributes, counts, list(pooled.values()), s.alpha, s.ci_level,
+                            s.n_boot, seed, soft=s.mode == "soft", with_dropped=s.min_reliability is not None,
                             joint_columns=np.array([attributes.index(a) for a in joint], np.int64),
                             corrections=corrections)
     paths = write_outputs(output_dir, tables)
@@ -239,8 +187,8 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     if ident.enabled:  # within-identity statistics (analysis/identity.py)
         identity = write_identity_outputs(
             output_dir, identity_tables(names, groups, attributes, [c.per_identity for c in counts],
-                                        list(pooled.values()), focus, ident, s.n_boot, s.level, s.seed),
-            focus, dict(zip(names, groups)), s.top_k, s.level, s.n_boot, ident.min_images, hidden=set(alias))
+                                        list(pooled.values()), focus, ident, s.n_boot, s.ci_level, seed),
+            focus, dict(zip(names, groups)), s.top_k, s.ci_level, s.n_boot, ident.min_images, hidden=set(alias))
         paths.update(identity.paths)
         figures += identity.figures
     group_of = dict(zip(names, groups))
@@ -249,11 +197,12 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
                                                                       shown.attributes, attributes),
                               attributes, tables.rates, shown)  # the faces behind the drivers (analysis/examples.py)
     figures += list(examples.strips.values())
-    settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": s.seed,
-                "level": s.level,
+    settings = {"mode": s.mode, "label_rule": s.label_rule, "alpha": s.alpha, "n_boot": s.n_boot, "seed": seed,
+                "level": s.ci_level,
                 "attributes": attributes, "joint_attributes": joint, "min_reliability": s.min_reliability,
                 "pooled_members": {f"{g}{POOLED_SUFFIX}": [datasets[i].name for i in m] for g, m in pooled.items()},
-                "identity": {"enabled": ident.enabled, "min_images": ident.min_images, "levels": ident.levels},
+                "identity": {"enabled": ident.enabled, "min_images": ident.min_images,
+                             "levels": dict(ident.levels or {})},
                 "dropped_attributes": dropped,
                 "mixed_checkpoints": labelled_by.by_checkpoint if labelled_by.mixed else None}
     info = [{"name": d.name, "group": d.group, "kind": d.kind, "rows": c.rows, "path": str(d.path),
@@ -275,7 +224,7 @@ def _analyze(ctx: StageContext) -> dict[str, Any]:
     gallery = [output_dir / "gallery"] if examples.galleries else []
     _track(tracker, tables, figures, [*paths.values(), report, output_dir / "figures", *gallery], settings, names,
            identity)
-    log_audited_faces(tracker, cfg.analyze.audit, datasets, shown.audit_faces, shown.size)  # W&B: both labels
+    log_audited_faces(tracker, s.audit, datasets, shown.audit_faces, shown.size)  # W&B: both labels
     log.info("%s", head)  # the console shows the finding, not only where the files are
     log.info("analysis written to %s (report: %s)", output_dir, report)
     return {"output_dir": output_dir, "tables": tables, "datasets": names, "attributes": attributes,

@@ -7,35 +7,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-from omegaconf import DictConfig
 
 from facemac.annotation.logged import FACES_TABLE
-from facemac.errors import ConfigError
+from facemac.settings.annotate import LogFacesSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FaceLogSettings:
-    """Validated ``annotate.log_faces.*``."""
-
-    enabled: bool = True
-    count: int = 200
-    size: int = 112
-
-    @classmethod
-    def from_cfg(cls, acfg: DictConfig) -> FaceLogSettings:
-        f = acfg.log_faces
-        for key, least in (("count", 0), ("size", 16)):
-            value = getattr(f, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ConfigError(f"annotate.log_faces.{key}={value!r}: must be an integer >= {least}")
-        return cls(enabled=bool(f.enabled), count=int(f.count), size=int(f.size))
-
-
-def log_faces(tracker, tables: Sequence, s: FaceLogSettings, seed: int) -> int:
+def log_faces(tracker, tables: Sequence, s: LogFacesSettings, seed: int) -> int:
     """Log ``s.count`` faces spread over ``tables`` (facemac.faces.tables.SampledTable) as ``annotated_faces``;
     returns the rows logged (0 when off, untracked or failed: a failure is one warning, the run goes on)."""
     if not (s.enabled and s.count and getattr(tracker, "enabled", False) and tables):

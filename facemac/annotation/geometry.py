@@ -8,49 +8,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any, Mapping
+from typing import Any
 
 from facemac.annotation.targets import TargetSpec
-from facemac.data.detect import DETECTOR_NAME, DetectorSettings, detector_settings_from, shared_detector
-from facemac.data.pixel_check import MAX_ERROR, PixelCheckSettings, check_pixels
+from facemac.data.detect import DETECTOR_NAME, DetectorSettings, shared_detector
+from facemac.data.pixel_check import PixelCheckSettings, check_pixels
 from facemac.data.table import FaceTable
-from facemac.errors import ConfigError, DataError
+from facemac.errors import DataError
+from facemac.settings.annotate import AnnotateSettings
 
 log = logging.getLogger(__name__)
 
 
-def _section(acfg: Mapping[str, Any] | Any, name: str) -> dict[str, Any]:
-    value = acfg.get(name) if acfg is not None else None
-    if value is None:
-        return {}
-    from facemac.config import to_plain
-
-    return dict(to_plain(value))
+def detector_settings(a: AnnotateSettings) -> DetectorSettings:
+    """``annotate.detect`` (validated by its schema): min_face, max_side, min_score (facemac.data.detect)."""
+    d = a.detect
+    return DetectorSettings(min_face=d.min_face, max_side=d.max_side, min_score=d.min_score)
 
 
-def _known(section: dict[str, Any], valid: tuple[str, ...], key: str) -> None:
-    unknown = sorted(set(section) - set(valid))
-    if unknown:
-        raise ConfigError(f"{key}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-
-
-def detector_settings(acfg: Mapping[str, Any] | Any) -> DetectorSettings:
-    """``annotate.detect``: min_face, max_side, min_score (facemac.data.detect.DetectorSettings)."""
-    return detector_settings_from(_section(acfg, "detect"), "annotate.detect")
-
-
-def pixel_check_settings(acfg: Mapping[str, Any] | Any, seed: int = 0) -> PixelCheckSettings:
-    """``annotate.pixel_check``: enabled, images, faces, max_error, max_odd_shapes."""
-    c = _section(acfg, "pixel_check")
-    _known(c, ("enabled", "images", "faces", "max_error", "max_odd_shapes"), "annotate.pixel_check")
-    base = PixelCheckSettings()
-    out = PixelCheckSettings(enabled=bool(c.get("enabled", True)), images=int(c.get("images", base.images)),
-                             faces=int(c.get("faces", base.faces)), max_error=float(c.get("max_error", MAX_ERROR)),
-                             max_odd_shapes=float(c.get("max_odd_shapes", base.max_odd_shapes)), seed=int(seed))
-    if out.images < 1 or out.faces < 0 or out.max_error <= 0 or not 0 <= out.max_odd_shapes <= 1:
-        raise ConfigError(f"annotate.pixel_check={c}: images >= 1, faces >= 0, max_error > 0 and max_odd_shapes in "
-                          "[0, 1] please")
-    return out
+def pixel_check_settings(a: AnnotateSettings, seed: int = 0) -> PixelCheckSettings:
+    """``annotate.pixel_check`` (validated by its schema): enabled, images, faces, max_error, max_odd_shapes."""
+    c = a.pixel_check
+    return PixelCheckSettings(enabled=c.enabled, images=c.images, faces=c.faces, max_error=c.max_error,
+                              max_odd_shapes=c.max_odd_shapes, seed=int(seed))
 
 
 def detector_record(settings: DetectorSettings) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from facemac.annotation.ckpt_ref import resolve_checkpoint
-from facemac.annotation.faces_log import FaceLogSettings, log_faces
+from facemac.annotation.faces_log import log_faces
 from facemac.annotation.feed import (BatchResult, detect_loader_results, gpu_detect_results, gpu_results,
                                      loader_results, thread_results)
 from facemac.annotation.geometry import (check_target_geometries, detector_record, detector_settings,
@@ -39,6 +39,7 @@ from facemac.hashing import file_sha256
 from facemac.annotation.logged import SUMMARY_TABLE, dataset_keys
 from facemac.lineage import annotation_artifact_files, annotation_artifact_name, declare_checkpoint
 from facemac.progress import progress_bar
+from facemac.settings.annotate import AnnotateSettings
 from facemac.stage import Stage, StageContext, run_stage
 
 log = logging.getLogger(__name__)
@@ -87,16 +88,14 @@ def annotate(cfg: DictConfig) -> dict[str, TargetResult]:
 
 def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     s, d, tracker, output_dir = ctx.settings, ctx.dist, ctx.tracker, ctx.out
-    cfg, a = ctx.cfg, ctx.settings.annotate  # the typed settings; their read-only view for the target helpers
+    a = ctx.settings.annotate  # the typed settings (facemac/settings/annotate.py)
     device = d.device
-    acfg = cfg.annotate
-    specs = resolve_targets(cfg)  # config mistakes (a missing root) first, before a checkpoint is looked up
-    faces = FaceLogSettings.from_cfg(acfg)
+    specs = resolve_targets(s)  # config mistakes (a missing root) first, before a checkpoint is looked up
     ckpt_path, how = on_main(d, lambda: _resolve_ckpt(s.ckpt, s.paths.log_dir, tracker))
     ckpt_path = Path(ckpt_path)
     if d.is_main:
         log.info("checkpoint: %s (ckpt=%s → %s)", ckpt_path, s.ckpt, how)
-    roots = on_main(d, lambda: (fill_demo_roots(specs, cfg), [t.root for t in specs])[1])
+    roots = on_main(d, lambda: (fill_demo_roots(specs, s), [t.root for t in specs])[1])
     for spec, r in zip(specs, roots):
         spec.root = r
     tables = {t.name: load_target_table(t, s.paths.cache_dir) for t in specs}
@@ -107,19 +106,19 @@ def _annotate(ctx: StageContext) -> dict[str, TargetResult]:
     ctx.decide({"annotate.compile": bool(compile_model and not a.mc_samples),
                 "annotate.channels_last": annotator.channels_last,
                 "annotate.gpu_decode": use_gpu_decode(a.gpu_decode, annotator)})
-    cfg, acfg = ctx.cfg, ctx.cfg.annotate
+    a = ctx.settings.annotate  # as decided above
     ckpt_info = {"checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": file_sha256(ckpt_path)}
-    detect = detector_settings(acfg)
-    pixels = pixel_check_settings(acfg, seed=s.seed)
+    detect = detector_settings(a)
+    pixels = pixel_check_settings(a, seed=s.seed)
     on_main(d, lambda: check_target_geometries(specs, tables, annotator.preprocessor, device, detect, pixels))
 
     results: dict[str, TargetResult] = {}
     for spec in specs:
         results[spec.name] = annotate_target(spec, tables[spec.name], annotator, output_dir / "annotations",
-                                             acfg, ckpt_info, d, seed=s.seed)
+                                             a, ckpt_info, d, seed=s.seed)
     if d.is_main:
         _report(results, annotator, tracker, output_dir, a.log_artifacts)
-        log_faces(tracker, [SampledTable(r.name, r.group, r.out_dir) for r in results.values()], faces, s.seed)
+        log_faces(tracker, [SampledTable(r.name, r.group, r.out_dir) for r in results.values()], a.log_faces, s.seed)
     return results
 
 
@@ -130,7 +129,7 @@ def _resolve_ckpt(ckpt: str, log_dir: str, tracker) -> tuple[str, str]:
 
 
 def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, annotations_dir: Path,
-                    acfg: DictConfig, ckpt_info: dict[str, str], d: DistInfo, seed: int = 0) -> TargetResult:
+                    acfg: AnnotateSettings, ckpt_info: dict[str, str], d: DistInfo, seed: int = 0) -> TargetResult:
     """One dataset: this rank's unfinished shards → parts; rank 0 then writes failures.csv and the manifest."""
     out_dir = annotations_dir / spec.name
     store = ShardStore(out_dir)
@@ -168,7 +167,7 @@ def annotate_target(spec: TargetSpec, table: FaceTable, annotator: Annotator, an
 
 
 def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shards: list[tuple[int, int]],
-                pending: list[int], acfg: DictConfig, seed: int, d: DistInfo, desc: str) -> int:
+                pending: list[int], acfg: AnnotateSettings, seed: int, d: DistInfo, desc: str) -> int:
     """Batches never cross a shard boundary; a shard's part is committed as soon as its last batch is back."""
     bs = int(acfg.batch_size)
     batches, meta = [], []
@@ -204,22 +203,22 @@ def _run_shards(table: FaceTable, annotator: Annotator, store: ShardStore, shard
 
 
 def _results(table: FaceTable, annotator: Annotator, batches: list[list[int]], meta: list[tuple[int, bool, bool]],
-             acfg: DictConfig, seed: int) -> Iterator[BatchResult]:
+             acfg: AnnotateSettings, seed: int) -> Iterator[BatchResult]:
     """The engine the resource plan chose (facemac/annotation/feed.py): inference threads that decode their own
     batches on the CPU, else DataLoader decoding with inference here (MC-dropout: re-seeded per shard, so its draws
     depend on the shard only, whatever the resume point or world size)."""
     seeds = [seed + shard if first else None for shard, first, _ in meta]
-    replicas = int(acfg.get("replicas", 1) or 1)
+    replicas = int(acfg.replicas or 1)
     if table.geometry == "detect":  # a face detector before the warp: the same three engines
         settings = detector_settings(acfg)
-        if use_gpu_decode(acfg.get("gpu_decode", "auto"), annotator):
+        if use_gpu_decode(acfg.gpu_decode, annotator):
             return gpu_detect_results(table, batches, annotator, settings, int(acfg.num_workers), seeds)
         if replicas > 1 and annotator.device.type == "cpu" and not annotator.mc_samples:
             detector = shared_detector(settings, "cpu")
             return thread_results(FaceDataset(table, annotator.preprocessor), batches, annotator, replicas, detector)
         return detect_loader_results(table, batches, annotator, settings, int(acfg.num_workers), seeds)
-    if use_gpu_decode(acfg.get("gpu_decode", "auto"), annotator):
-        return gpu_results(table, batches, annotator, int(acfg.num_workers), bool(acfg.get("gpu_verify", True)),
+    if use_gpu_decode(acfg.gpu_decode, annotator):
+        return gpu_results(table, batches, annotator, int(acfg.num_workers), bool(acfg.gpu_verify),
                            seeds)
     dataset = FaceDataset(table, annotator.preprocessor)
     if replicas > 1 and annotator.device.type == "cpu" and not annotator.mc_samples:
@@ -252,7 +251,7 @@ def _commit(store: ShardStore, table: FaceTable, annotator: Annotator, shard: in
 
 
 def _finalize(spec: TargetSpec, table: FaceTable, annotator: Annotator, store: ShardStore,
-              shards: list[tuple[int, int]], acfg: DictConfig, ckpt_info: dict[str, str],
+              shards: list[tuple[int, int]], acfg: AnnotateSettings, ckpt_info: dict[str, str],
               result: TargetResult) -> None:
     """All parts exist → failures.csv, then the manifest (last). Positive rates are streamed from the parts."""
     missing = [i for i in range(len(shards)) if not store.is_done(i)]

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
+from facemac.settings.dataset import TargetSettings
+from facemac.settings.runs import AnnotateRun
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("real", "synthetic")
 DEMO_TARGETS = ("demo_real_a", "demo_real_b", "demo_synth_a", "demo_synth_b")
 
 
@@ -35,28 +34,19 @@ class TargetSpec:
         return cfg if self.geometry is None else {**cfg, "geometry": self.geometry}
 
 
-def resolve_targets(cfg: DictConfig) -> list[TargetSpec]:
-    """Targets in config order, filtered by ``annotate.only``; missing roots and bad groups name their key."""
-    roots = cfg.get("roots") or {}
-    return [target_spec(name, entry, roots.get(name)) for name, entry in target_entries(cfg).items()]
+def resolve_targets(s: AnnotateRun) -> list[TargetSpec]:
+    """Targets in config order, filtered by ``annotate.only``; missing roots name their key."""
+    return [target_spec(name, entry, s.roots.get(name)) for name, entry in target_entries(s).items()]
 
 
-def target_entries(cfg: DictConfig) -> dict[str, Any]:
+def target_entries(s: AnnotateRun) -> dict[str, TargetSettings]:
     """The ``targets`` entries to annotate, by name in config order, after ``annotate.only`` (facemac.preflight
-    checks each one the way ``resolve_targets`` builds it)."""
-    targets = cfg.get("targets")
-    if not targets:
+    checks each one the way ``resolve_targets`` builds it). The schema has made each a dataset entry."""
+    entries = dict(s.targets or {})
+    if not entries:
         raise ConfigError("no targets configured: choose a set with targets=demo|paper|casia|dcface "
                           "or add one with +targets/dataset@targets.<name>=<file>")
-    if OmegaConf.is_list(targets):  # also accept a list of {name: ..., ...} entries
-        entries = {}
-        for i, t in enumerate(targets):
-            if "name" not in t:
-                raise ConfigError(f"targets[{i}] has no name")
-            entries[str(t.name)] = t
-    else:
-        entries = {str(k): v for k, v in targets.items()}
-    only = cfg.get("annotate", {}).get("only")
+    only = s.annotate.only
     if only:
         only = [only] if isinstance(only, str) else list(only)
         unknown = [n for n in only if n not in entries]
@@ -83,14 +73,11 @@ def root_not_set(name: str) -> ConfigError:
                        f"this machine as roots.{name}: /path/to/{name} in conf/local/default.yaml (conf/local/README.md)")
 
 
-def target_spec(name: str, entry: DictConfig, local_root: str | None) -> TargetSpec:
+def target_spec(name: str, entry: TargetSettings, local_root: str | None) -> TargetSpec:
     """One target; its root is ``targets.<name>.root``, else ``roots.<name>`` (the machine's map in
-    conf/local/default.yaml), else, for the demo targets only, generated."""
-    if not OmegaConf.is_dict(entry):
-        raise ConfigError(f"targets.{name} is {entry!r}, not a dataset entry: give it {{format, root, group}} "
-                          f"('+targets.{name}={{format: folders, root: /path, group: synthetic}}') or a file with "
-                          f"+targets/dataset@targets.{name}=<file>")
-    plain = OmegaConf.to_container(entry, resolve=True, throw_on_missing=False)
+    conf/local/default.yaml), else, for the demo targets only, generated. The schema has checked the group's value;
+    that root, group and format are set depends on the entry and the machine's roots, so it is checked here."""
+    plain = entry.plain()  # the keys the config set (an Entry dumps only those)
     if plain.get("root") in (None, "???"):
         plain["root"] = local_root
     if plain["root"] in (None, "???") and name not in DEMO_TARGETS:
@@ -98,8 +85,6 @@ def target_spec(name: str, entry: DictConfig, local_root: str | None) -> TargetS
     for key in ("group", "format"):
         if plain.get(key) is None:
             raise ConfigError(f"targets.{name}.{key} is required")
-    if plain["group"] not in GROUPS:
-        raise ConfigError(f"targets.{name}.group={plain['group']!r}; expected one of {GROUPS}")
     root = plain.pop("root", None)
     return TargetSpec(name=name, group=plain.pop("group"), format=plain.pop("format"),
                       root=None if root is None else str(Path(str(root)).expanduser()),
@@ -107,20 +92,19 @@ def target_spec(name: str, entry: DictConfig, local_root: str | None) -> TargetS
                       options={k: v for k, v in plain.items() if k != "name"})
 
 
-def fill_demo_roots(specs: list[TargetSpec], cfg: DictConfig) -> None:
+def fill_demo_roots(specs: list[TargetSpec], s: AnnotateRun) -> None:
     """Targets with ``root: null`` that are demo profiles get their folder from ``ensure_demo`` (generated once)."""
-    pending = [s for s in specs if s.root is None]
+    pending = [t for t in specs if t.root is None]
     if not pending:
         return
-    not_demo = [s.name for s in pending if s.name not in DEMO_TARGETS]
+    not_demo = [t.name for t in pending if t.name not in DEMO_TARGETS]
     if not_demo:  # resolve_targets refuses these first; kept for specs built by hand
         raise root_not_set(not_demo[0])
     from facemac.data.demo import ensure_demo
 
-    demo_cfg = OmegaConf.to_container(cfg.demo, resolve=True) if cfg.get("demo") is not None else {}
-    demo = ensure_demo(Path(str(cfg.paths.cache_dir)).expanduser(), **demo_cfg)
-    for s in pending:
-        s.root = str(demo.targets[s.name])
+    demo = ensure_demo(Path(str(s.paths.cache_dir)).expanduser(), **s.demo.plain())
+    for t in pending:
+        t.root = str(demo.targets[t.name])
 
 
 def load_target_table(spec: TargetSpec, cache_dir: str | Path) -> FaceTable:

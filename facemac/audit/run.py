@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from facemac.annotation_table import is_annotation_dir
 from facemac.audit.page import write_page
@@ -57,24 +57,20 @@ def annotation_dirs(folder: Path, datasets: list[str] | None) -> dict[str, Path]
 def _audit(ctx: StageContext) -> dict[str, AuditFiles]:
     from facemac.analysis.inputs import resolve_reference
 
-    cfg = ctx.cfg
-    acfg = cfg.audit
-    folder = resolve_reference(str(cfg.annotations), str(cfg.paths.log_dir), ctx.tracker)
+    s = ctx.settings
+    acfg = s.audit  # validated by its schema (facemac/settings/audit.py): sizes, quality, roots a mapping
+    folder = resolve_reference(str(s.annotations), str(s.paths.log_dir), ctx.tracker)
     datasets = None if acfg.datasets is None else [str(d) for d in (
         [acfg.datasets] if isinstance(acfg.datasets, str) else acfg.datasets)]
-    roots = OmegaConf.to_container(acfg.roots) if acfg.roots is not None else {}
-    if not isinstance(roots, dict):
-        raise ConfigError(f"audit.roots={acfg.roots!r}; expected {{dataset: folder}}")
-    face_size = int(acfg.face_size)
-    if face_size < 16:
-        raise ConfigError(f"audit.face_size={face_size}; expected >= 16 pixels")
+    roots = dict(acfg.roots or {})
+    face_size = acfg.face_size
     out = ctx.out / OUT
     out.mkdir(parents=True, exist_ok=True)
     log.info("annotations: %s", folder)
     written = {}
     for name, table_dir in annotation_dirs(Path(folder), datasets).items():
         rows = read_rows(table_dir)
-        sample = draw_sample(rows, int(acfg.size), seed=int(cfg.seed), rare=int(acfg.rare_attributes))
+        sample = draw_sample(rows, int(acfg.size), seed=s.seed, rare=int(acfg.rare_attributes))
         template = write_sample(sample, out)
         images, bad = _write_faces(sample, table_dir, out, face_size, int(acfg.jpeg_quality), roots.get(name))
         page = write_page(out, sample, template, images)

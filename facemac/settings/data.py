@@ -12,9 +12,10 @@ from facemac.settings.types import AutoCount
 class DetectSettings(Section):
     """The face detector of ``geometry: detect`` datasets (MTCNN, facenet-pytorch)."""
 
-    min_face: int = Field(20, ge=1)
-    max_side: int = Field(640, ge=32)
-    min_score: float = Field(0.9, ge=0, le=1)
+    # the detector's own limits (facemac.data.detect.DetectorSettings), refused here with the key's full name
+    min_face: int = Field(20, ge=8)
+    max_side: int = Field(640, ge=64)
+    min_score: float = Field(0.9, ge=0, lt=1)
 
 
 class DataSettings(Section):

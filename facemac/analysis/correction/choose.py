@@ -12,14 +12,7 @@ from facemac.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "audit", "validation", "none")
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ConfigError(f"analyze.correction={mode!r}: use auto (an audit where there is one, else the checkpoint's "
-                          "validation errors), audit, validation or none (the MAC's counts)")
-    return mode
+MODES = ("auto", "audit", "validation", "none")  # analyze.correction; its schema (settings/analyze.py) refuses others
 
 
 def build_corrections(datasets, attributes: list[str], mode: str, audit_spec, soft: bool,
