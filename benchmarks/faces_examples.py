@@ -68,7 +68,6 @@ def on_annotations(folder: Path, per_row: int, gallery_per_attribute: int, size:
 def on_synthetic(rows: int, attributes: int, parts: int) -> dict:
     from facemac.analysis.readers import iter_parquet_batches
     from facemac.faces.picks import pick_faces
-    from facemac.settings.analyze import ExamplesSettings
     from tests.annotation_fixtures import write_annotation_dir
 
     names = [f"a{j}" for j in range(attributes)]

@@ -93,7 +93,7 @@ def hydra_errors(command: str) -> Iterator[None]:
         except Exception as ex:  # noqa: BLE001 - only Hydra's composition errors are rewritten
             message = composition_message(ex, command)
             if message is None:
-                return original(lambda: _raise(ex))
+                return original(lambda err=ex: _raise(err))
             from facemac.stage import _log_to_files
 
             _log_to_files(f"error: {message}")
