@@ -149,7 +149,8 @@ def test_the_schema_choices_are_the_modules_own():
     from typing import get_args
 
     from facemac.annotation_table import LABEL_RULES
-    from facemac.data.preprocess import ALIGN_POLICIES, GEOMETRIES
+    from facemac.data.preprocess import ALIGN_POLICIES
+    from facemac.data.table import GEOMETRIES
     from facemac.data.registry import FORMATS
     from facemac.settings.dataset import Align, Format, Geometry
     from facemac.analysis.correction.choose import MODES as CORRECTION_MODES

@@ -8,16 +8,13 @@ Preprocessor from it.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facemac.data.decode import decode_image, header_shape
+from facemac.data.table import FaceTable
 from facemac.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from facemac.data.table import FaceTable
 
 # insightface's 5-point ArcFace template for 112x112 crops: left eye, right eye, nose tip, left and right mouth corner.
 ARCFACE_TEMPLATE_112 = np.array(
@@ -25,10 +22,6 @@ ARCFACE_TEMPLATE_112 = np.array(
     dtype=np.float32,
 )
 ALIGN_POLICIES = ("arcface", "resize")
-# Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo: any
-# square size, or SphereFace's 112x96); "loose" = photos whose 5 landmarks the table holds; "detect" = photos whose
-# face a detector finds (facemac.data.detect); "unknown" = not said (annotation then needs landmarks).
-GEOMETRIES = ("arcface_112", "loose", "detect", "unknown")
 # insightface's 112x112 ArcFace template is SphereFace's 112x96 (height x width) template moved 8 px to the right.
 SPHEREFACE_SHIFT = 8.0
 SPHEREFACE_ASPECT = 96.0 / 112.0  # width / height of a SphereFace-style crop
@@ -52,13 +45,6 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     rs = np.array([[a, -b], [b, a]])
     shift = mu_d - rs @ mu_s
     return np.hstack([rs, shift[:, None]]).astype(np.float32)
-
-
-def check_geometry_name(geometry: str, dataset: str) -> None:
-    """The one check of a declared geometry's spelling (FaceTable runs it for every reader)."""
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"dataset {dataset!r}: geometry={geometry!r} is unknown; choose one of "
-                          f"{', '.join(GEOMETRIES)} (the dataset's geometry key)")
 
 
 def aligned_shape_kind(height: int, width: int, tol: float = 0.01) -> str | None:

@@ -7,6 +7,21 @@ from typing import Protocol
 
 import numpy as np
 
+from facemac.errors import ConfigError
+
+# Stored-image geometries a table can declare. "arcface_112" = already aligned to the template (FR datasets, demo: any
+# square size, or SphereFace's 112x96); "loose" = photos whose 5 landmarks the table holds; "detect" = photos whose
+# face a detector finds (facemac.data.detect); "unknown" = not said (annotation then needs landmarks).
+GEOMETRIES = ("arcface_112", "loose", "detect", "unknown")
+
+
+def check_geometry_name(geometry: str, dataset: str) -> None:
+    """The one check of a declared geometry's spelling (FaceTable runs it for every reader)."""
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"dataset {dataset!r}: geometry={geometry!r} is unknown; choose one of "
+                          f"{', '.join(GEOMETRIES)} (the dataset's geometry key)")
+
+
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
@@ -42,8 +57,6 @@ class FaceTable:
         return len(self.keys)
 
     def __post_init__(self) -> None:
-        from facemac.data.preprocess import check_geometry_name
-
         check_geometry_name(self.geometry, self.name)
         n = len(self.keys)
         for name in ("labels", "mask", "splits", "landmarks"):
