@@ -3,8 +3,10 @@
 
 Valid under any shift between the MAC's training domain and the target: the disagreements are measured on the target
 itself. Strata (``stratum``/``stratum_size``) are combined by their sizes, Σ_h W_h·mean_h, per attribute over the rows
-judged for it; sampler ``weight`` alone gives a Hajek (ratio) mean; no sampler columns: a simple random sample. The
-bootstrap resamples the audited rows within their strata (rows, not identities: the sampler draws faces).
+judged for it; sampler ``weight`` alone gives a Hajek (ratio) mean; no sampler columns: a simple random sample. In
+the analysis' bootstrap the audited faces move with their identities (``replicate_weights`` with the identity draws
+of the same replicate), so the correction and the counted rate vary together; without identity draws the audited rows
+are resampled within their strata.
 """
 
 from __future__ import annotations
