@@ -166,6 +166,12 @@ class ValidationSet:
         return self._per_identity
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 (an attribute with no validation positives or negatives), without warnings."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
 @dataclass
 class ConfusionStats:
     """Validation confusion sums per replicate and attribute (float64 [B, A] each); rates as properties."""
@@ -181,37 +187,31 @@ class ConfusionStats:
 
     @property
     def tpr(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.tp / self.pos
+        return _ratio(self.tp, self.pos)
 
     @property
     def fpr(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.fp / self.neg
+        return _ratio(self.fp, self.neg)
 
     @property
     def p1(self) -> np.ndarray:
         """Mean probability of the validation positives."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.prob_pos / self.pos
+        return _ratio(self.prob_pos, self.pos)
 
     @property
     def p0(self) -> np.ndarray:
         """Mean probability of the validation negatives."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.prob_neg / self.neg
+        return _ratio(self.prob_neg, self.neg)
 
     @property
     def u1(self) -> np.ndarray:
         """Share of the validation positives in the UNCERTAIN band."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.unc_pos / self.pos
+        return _ratio(self.unc_pos, self.pos)
 
     @property
     def u0(self) -> np.ndarray:
         """Share of the validation negatives in the UNCERTAIN band."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.unc_neg / self.neg
+        return _ratio(self.unc_neg, self.neg)
 
 
 def confusion_stats(vs: ValidationSet, identity_draws: np.ndarray | None = None) -> ConfusionStats:
