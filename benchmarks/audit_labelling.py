@@ -110,7 +110,9 @@ def main() -> None:
         shot = d.get_screenshot_as_png() if args.screenshot else None
         # face by face: every attribute of the first --full faces
         d.find_element(By.ID, "mode-face").click()
-        d.find_element(By.CSS_SELECTOR, 'tr[data-attr="0"]').click()
+        row = d.find_element(By.CSS_SELECTOR, 'tr[data-attr="0"]')
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)  # not under the sticky header
+        row.click()
         t0 = time.perf_counter()
         typed = 0
         for i in range(min(args.full, n)):
